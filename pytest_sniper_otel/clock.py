@@ -1,0 +1,114 @@
+"""A simulated clock that OpenTelemetry timestamps follow.
+
+The SDK stamps spans and log records with ``time.time_ns``; freezegun patches it (and
+``time.monotonic``/``perf_counter``), so under a frozen clock a span lasts exactly the
+simulated time ticked inside it, in no wall time. Pass ``otel_follows=False`` to leave
+OpenTelemetry on the real clock (real span durations) while the code under test sees
+simulated time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import TracebackType
+from typing import Any
+
+DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class SimClock:
+    """Simulated wall and monotonic time, backed by freezegun.
+
+    Use it as a context manager, or through the ``clock`` fixture which starts it for one
+    test. Time only moves when told to: :meth:`tick`, :meth:`jump` or :meth:`move_to`.
+    """
+
+    def __init__(
+        self, start: dt.datetime | str | None = None, *, otel_follows: bool = True
+    ) -> None:
+        if isinstance(start, str):
+            start = dt.datetime.fromisoformat(start)
+        self._start = start or DEFAULT_START
+        if self._start.tzinfo is None:
+            self._start = self._start.replace(tzinfo=dt.UTC)
+        self.otel_follows = otel_follows
+        self._freezer: Any = None
+        self._factory: Any = None
+
+    # lifecycle -------------------------------------------------------------------
+    def start(self) -> SimClock:
+        if self._factory is not None:
+            raise RuntimeError("SimClock is already running")
+        from freezegun import freeze_time
+
+        ignore = [] if self.otel_follows else ["opentelemetry"]
+        # tick=False: freezegun's ticking time_ns is float-based and rounds; we want exact.
+        self._freezer = freeze_time(self._start, tick=False, ignore=ignore)
+        self._factory = self._freezer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._freezer is not None:
+            self._freezer.stop()
+        self._freezer = None
+        self._factory = None
+
+    @property
+    def running(self) -> bool:
+        return self._factory is not None
+
+    def __enter__(self) -> SimClock:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # reading ---------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        """The simulated time as an aware UTC datetime."""
+        self._require_running()
+        return dt.datetime.now(dt.UTC)
+
+    def time(self) -> float:
+        """The simulated time as seconds since the epoch."""
+        return self.now().timestamp()
+
+    def time_ns(self) -> int:
+        import time
+
+        self._require_running()
+        return time.time_ns()
+
+    def elapsed(self) -> float:
+        """Simulated seconds since the clock started (negative after a backward jump)."""
+        return (self.now() - self._start).total_seconds()
+
+    # moving ----------------------------------------------------------------------
+    def tick(self, seconds: float) -> None:
+        """Advance time by ``seconds`` (>= 0). Spans open now get that much longer."""
+        if seconds < 0:
+            raise ValueError(f"tick() takes a non-negative duration, got {seconds!r}; use jump()")
+        self._require_running()
+        self._factory.tick(dt.timedelta(seconds=seconds))
+
+    def jump(self, seconds: float) -> None:
+        """Move wall time forward or backward, as an NTP step or a VM resume would."""
+        self._require_running()
+        self._factory.move_to(self.now() + dt.timedelta(seconds=seconds))
+
+    def move_to(self, when: dt.datetime | str) -> None:
+        self._require_running()
+        self._factory.move_to(when)
+
+    def _require_running(self) -> None:
+        if self._factory is None:
+            raise RuntimeError("SimClock is not running: use it as a context manager or start()")
+
+    def __repr__(self) -> str:
+        state = self.now().isoformat() if self.running else "stopped"
+        return f"<SimClock {state}>"

@@ -1,0 +1,23 @@
+"""Exceptions raised by pytest-sniper-otel. Each message names the problem and what was seen."""
+
+from __future__ import annotations
+
+
+class SniperOtelError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class SpecError(SniperOtelError, TypeError):
+    """An expectation (span spec, fault, rule, scenario...) is malformed."""
+
+
+class MetricNotFound(SniperOtelError, LookupError):
+    """A metric name that was never recorded in this test."""
+
+
+class MetricKindError(SniperOtelError, TypeError):
+    """A view asked for something its instrument kind does not have (``.value`` of a histogram)."""
+
+
+class CaptureUnavailable(SniperOtelError, RuntimeError):
+    """The plugin cannot capture a signal, for example a foreign MeterProvider owns the global."""

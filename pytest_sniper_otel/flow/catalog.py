@@ -1,0 +1,85 @@
+"""The reference bot's telemetry contract: every metric it emits and every span it names.
+
+Names, descriptions and bucket boundaries of the seed's metrics are taken from the seed
+proposal as written; the few metrics the seed does not name (marked ``extension``) exist
+so that alerts have something real to watch (circuit breaker, drawdown, dropped telemetry).
+Instruments are created from this table, and alert rules are validated against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..metrics import MetricKind
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: MetricKind
+    description: str
+    unit: str = ""
+    boundaries: tuple[float, ...] | None = None
+    attributes: tuple[str, ...] = ()
+    observable: bool = False
+    extension: bool = False
+
+
+_SPECS = (
+    # TradingMetricsCollector
+    MetricSpec("pattern_detections_total", "counter", "Total number of pattern detections",
+               attributes=("symbol", "pattern_type", "confidence_tier")),
+    MetricSpec("pattern_confidence_score", "histogram", "Distribution of pattern confidence scores",
+               boundaries=(0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
+               attributes=("symbol", "pattern_type")),
+    MetricSpec("execution_latency_ms", "histogram", "Time from pattern detection to order execution",
+               unit="ms", boundaries=(10, 50, 100, 500, 1000, 2000, 5000),
+               attributes=("symbol", "execution_result")),
+    MetricSpec("agent_health_score", "gauge", "Current health score of trading agents",
+               attributes=("agent_id", "agent_type"), observable=True),
+    MetricSpec("agent_memory_usage_mb", "gauge", "Memory usage per agent in MB", unit="MB",
+               attributes=("agent_id",), observable=True),
+    MetricSpec("api_request_latency_ms", "histogram", "MEXC API request latency distribution",
+               unit="ms", attributes=("endpoint", "method", "outcome", "status_code")),
+    MetricSpec("websocket_connections_active", "gauge", "Number of active WebSocket connections",
+               attributes=("feed",), observable=True),
+    MetricSpec("portfolio_pnl_usd", "gauge", "Current portfolio profit/loss in USD", unit="USD",
+               attributes=("currency", "account_type"), observable=True),
+    MetricSpec("trading_success_rate", "gauge", "Trading success rate percentage", unit="%",
+               observable=True),
+    # RedisCacheObservability
+    MetricSpec("cache_hits_total", "counter", "Total cache hits", attributes=("key_pattern",)),
+    MetricSpec("cache_misses_total", "counter", "Total cache misses", attributes=("key_pattern",)),
+    MetricSpec("cache_hit_rate", "gauge", "Cache hit rate percentage", unit="%", observable=True),
+    MetricSpec("cache_operation_latency_ms", "histogram", "Cache operation latency distribution",
+               unit="ms", boundaries=(1, 5, 10, 25, 50, 100, 200), attributes=("operation", "result")),
+    MetricSpec("cache_memory_usage_mb", "gauge", "Redis memory usage in MB", unit="MB", observable=True),
+    MetricSpec("cache_invalidations_total", "counter", "Total cache invalidations by reason",
+               attributes=("reason", "key_pattern")),
+    # MLModelObservability
+    MetricSpec("model_inference_latency_ms", "histogram", "Time taken for model inference",
+               unit="ms", boundaries=(10, 50, 100, 250, 500, 1000, 2000),
+               attributes=("model_name", "analysis_type")),
+    MetricSpec("model_confidence_distribution", "histogram", "Distribution of model confidence scores",
+               boundaries=(0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+               attributes=("pattern_type", "risk_level")),
+    MetricSpec("model_accuracy_score", "gauge", "Rolling accuracy score of pattern detection model",
+               attributes=("model_name", "time_window"), observable=True),
+    MetricSpec("detected_patterns_by_type", "counter", "Count of detected patterns by type",
+               attributes=("pattern_type", "confidence_tier")),
+    MetricSpec("pattern_false_positive_rate", "gauge", "False positive rate for pattern detection",
+               attributes=("model_name", "threshold"), observable=True),
+    MetricSpec("model_version_info", "gauge", "Current model version information",
+               attributes=("model_name", "model_version"), observable=True),
+    # extensions: what the alert rules need and the seed leaves implicit
+    MetricSpec("orders_total", "counter", "Order intents by final ledger outcome",
+               attributes=("outcome",), extension=True),
+    MetricSpec("circuit_breaker_open", "gauge", "1 while the safety circuit breaker halts trading",
+               observable=True, extension=True),
+    MetricSpec("portfolio_drawdown_ratio", "gauge", "Drawdown from peak equity, 0..1",
+               observable=True, extension=True),
+    MetricSpec("telemetry_dropped_total", "counter", "Telemetry items dropped by a failing export path",
+               attributes=("signal", "reason"), extension=True),
+)
+
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

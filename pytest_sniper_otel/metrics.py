@@ -1,0 +1,347 @@
+"""Metric series captured in one test, and views over them for assertions.
+
+The capture reads DELTA points from the SDK and folds them into per-test cumulative
+series here (:class:`MetricAccumulator`), so every read in a test sees the running total
+and nothing leaks from the previous test. :class:`MetricsSnapshot` is a frozen copy of
+those series at one instant; the alert evaluator works on a timeline of snapshots.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from .errors import MetricKindError, MetricNotFound
+
+MetricKind = Literal["counter", "updowncounter", "gauge", "histogram"]
+Attributes = Mapping[str, Any]
+SeriesKey = tuple[str, tuple[tuple[str, Any], ...]]
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def series_key(name: str, attributes: Attributes) -> SeriesKey:
+    return name, tuple(sorted((k, _hashable(v)) for k, v in attributes.items()))
+
+
+def format_attributes(attributes: Attributes) -> str:
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in sorted(attributes.items())) + "}"
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One metric series (name + attribute set) with its cumulative value in this test.
+
+    ``value`` is set for counters, up-down counters and gauges; ``count``, ``sum``,
+    ``min``, ``max``, ``bucket_counts`` and ``boundaries`` for histograms.
+    ``bucket_counts`` has ``len(boundaries) + 1`` entries, the last one for +Inf.
+    """
+
+    name: str
+    kind: MetricKind
+    attributes: Mapping[str, Any]
+    unit: str = ""
+    description: str = ""
+    value: float | None = None
+    count: int = 0
+    sum: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    bucket_counts: tuple[int, ...] = ()
+    boundaries: tuple[float, ...] = ()
+    time_unix_nano: int = 0
+
+    @property
+    def key(self) -> SeriesKey:
+        return series_key(self.name, self.attributes)
+
+    def describe(self) -> str:
+        if self.kind == "histogram":
+            return (
+                f"{self.name}{format_attributes(self.attributes)} "
+                f"count={self.count} sum={self.sum:g}"
+            )
+        return f"{self.name}{format_attributes(self.attributes)} = {self.value:g}"
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """All series of one test at one instant (``time_unix_nano``, on the test's clock)."""
+
+    time_unix_nano: int
+    series: Mapping[str, tuple[SeriesPoint, ...]] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.series)
+
+    def points(self, name: str) -> tuple[SeriesPoint, ...]:
+        return self.series.get(name, ())
+
+    def __iter__(self) -> Iterator[SeriesPoint]:
+        for points in self.series.values():
+            yield from points
+
+    def view(self, name: str, attributes: Attributes | None = None) -> MetricView:
+        """A :class:`MetricView` of ``name`` filtered by ``attributes`` (a subset match).
+
+        Raises :class:`MetricNotFound`, listing what was captured, if ``name`` was never
+        recorded.
+        """
+        if name not in self.series:
+            raise MetricNotFound(_not_found_message(name, self.names()))
+        wanted = dict(attributes or {})
+        all_points = self.series[name]
+        matched = tuple(p for p in all_points if _attributes_include(p.attributes, wanted))
+        return MetricView(name, wanted, matched, all_points)
+
+
+def _attributes_include(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    from .matchers import matches
+
+    return all(k in actual and matches(v, actual[k]) for k, v in wanted.items())
+
+
+def _not_found_message(name: str, captured: Sequence[str]) -> str:
+    if not captured:
+        return f"metric {name!r} was not recorded in this test: no metrics were recorded at all"
+    close = difflib.get_close_matches(name, captured, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return (
+        f"metric {name!r} was not recorded in this test{hint}\n"
+        f"captured metrics: {', '.join(captured)}"
+    )
+
+
+class MetricView:
+    """The points of one metric whose attributes include the requested ones."""
+
+    def __init__(
+        self,
+        name: str,
+        attributes: Mapping[str, Any],
+        points: Sequence[SeriesPoint],
+        all_points: Sequence[SeriesPoint] = (),
+    ) -> None:
+        self.name = name
+        self.attributes = dict(attributes)
+        self.points = tuple(points)
+        self._all = tuple(all_points) or self.points
+
+    @property
+    def kind(self) -> MetricKind:
+        return self._all[0].kind
+
+    @property
+    def series(self) -> list[dict[str, Any]]:
+        """The attribute sets of the matched series."""
+        return [dict(p.attributes) for p in self.points]
+
+    # counters, up-down counters, gauges --------------------------------------------
+    @property
+    def value(self) -> float:
+        """Sum over matched series for counters; the single matched series for a gauge."""
+        if self.kind == "histogram":
+            raise MetricKindError(
+                f"{self.name} is a histogram and has no .value; "
+                "use .count, .sum, .min, .max, .bucket_counts or .quantile(q)"
+            )
+        if self.kind == "gauge":
+            if len(self.points) > 1:
+                raise MetricKindError(
+                    f"gauge {self.name} has {len(self.points)} series matching "
+                    f"{format_attributes(self.attributes)} and gauges do not add up; "
+                    f"narrow the attributes. Series: "
+                    + "; ".join(format_attributes(p.attributes) for p in self.points)
+                )
+            return (self.points[0].value or 0.0) if self.points else 0.0
+        return sum(p.value or 0.0 for p in self.points)
+
+    # histograms --------------------------------------------------------------------
+    def _histogram(self, what: str) -> tuple[SeriesPoint, ...]:
+        if self.kind != "histogram":
+            raise MetricKindError(f"{self.name} is a {self.kind} and has no {what}; use .value")
+        return self.points
+
+    @property
+    def count(self) -> int:
+        return sum(p.count for p in self._histogram(".count"))
+
+    @property
+    def sum(self) -> float:
+        return sum(p.sum for p in self._histogram(".sum"))
+
+    @property
+    def min(self) -> float:
+        points = self._histogram(".min")
+        return min((p.min for p in points), default=math.nan)
+
+    @property
+    def max(self) -> float:
+        points = self._histogram(".max")
+        return max((p.max for p in points), default=math.nan)
+
+    @property
+    def boundaries(self) -> tuple[float, ...]:
+        self._histogram(".boundaries")
+        return self._all[0].boundaries
+
+    @property
+    def bucket_counts(self) -> tuple[int, ...]:
+        points = self._histogram(".bucket_counts")
+        bounds = self.boundaries
+        totals = [0] * (len(bounds) + 1)
+        for p in points:
+            if p.boundaries != bounds:
+                raise MetricKindError(
+                    f"{self.name}: series have different bucket boundaries "
+                    f"({p.boundaries} vs {bounds}) and cannot be merged"
+                )
+            for i, c in enumerate(p.bucket_counts):
+                totals[i] += c
+        return tuple(totals)
+
+    def quantile(self, q: float) -> float:
+        """Estimate the q-quantile from buckets, as Prometheus' ``histogram_quantile`` does."""
+        return histogram_quantile(q, self.boundaries, self.bucket_counts)
+
+    def __repr__(self) -> str:
+        total = len(self._all)
+        shown = "; ".join(p.describe() for p in self._all[:8])
+        more = f"; ... {total - 8} more" if total > 8 else ""
+        return (
+            f"<MetricView {self.name} {self.kind} {format_attributes(self.attributes)}: "
+            f"matched {len(self.points)} of {total} series [{shown}{more}]>"
+        )
+
+
+def histogram_quantile(q: float, boundaries: Sequence[float], bucket_counts: Sequence[int]) -> float:
+    """Prometheus' ``histogram_quantile`` on explicit buckets (last bucket is +Inf).
+
+    Linear interpolation inside the bucket that holds rank ``q * count``; the first bucket
+    starts at 0 when its upper bound is positive; a rank in the +Inf bucket returns the
+    largest finite boundary. NaN when there are no observations.
+    """
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+    total = sum(bucket_counts)
+    if total == 0 or not boundaries:
+        return math.nan
+    rank = q * total
+    cumulative = 0
+    for i, count in enumerate(bucket_counts):
+        if cumulative + count >= rank and count > 0:
+            if i == len(boundaries):
+                return float(boundaries[-1])
+            upper = float(boundaries[i])
+            lower = float(boundaries[i - 1]) if i > 0 else min(0.0, upper)
+            if i == 0 and upper <= 0:
+                return upper
+            return lower + (upper - lower) * (rank - cumulative) / count
+        cumulative += count
+    return float(boundaries[-1])
+
+
+class MetricAccumulator:
+    """Folds DELTA (and gauge) points from successive collections into cumulative series."""
+
+    def __init__(self) -> None:
+        self._series: dict[SeriesKey, SeriesPoint] = {}
+        self._order: dict[str, list[SeriesKey]] = {}
+
+    def clear(self) -> None:
+        self._series.clear()
+        self._order.clear()
+
+    def add(self, point: SeriesPoint) -> None:
+        key = point.key
+        old = self._series.get(key)
+        if old is None:
+            self._series[key] = point
+            self._order.setdefault(point.name, []).append(key)
+            return
+        if point.kind == "gauge":
+            merged = point
+        elif point.kind == "histogram":
+            merged = replace(
+                old,
+                count=old.count + point.count,
+                sum=old.sum + point.sum,
+                min=min(old.min, point.min),
+                max=max(old.max, point.max),
+                bucket_counts=tuple(a + b for a, b in zip(old.bucket_counts, point.bucket_counts, strict=True))
+                if old.boundaries == point.boundaries
+                else point.bucket_counts,
+                boundaries=point.boundaries,
+                time_unix_nano=point.time_unix_nano,
+            )
+        else:
+            merged = replace(
+                old, value=(old.value or 0.0) + (point.value or 0.0), time_unix_nano=point.time_unix_nano
+            )
+        self._series[key] = merged
+
+    def add_all(self, points: Iterable[SeriesPoint]) -> None:
+        for p in points:
+            self.add(p)
+
+    def snapshot(self, time_unix_nano: int) -> MetricsSnapshot:
+        return MetricsSnapshot(
+            time_unix_nano,
+            {name: tuple(self._series[k] for k in keys) for name, keys in self._order.items()},
+        )
+
+
+def points_from_metrics_data(data: Any) -> list[SeriesPoint]:
+    """Convert the SDK's ``MetricsData`` (as read with DELTA temporality) to series points."""
+    from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
+
+    out: list[SeriesPoint] = []
+    if data is None:
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                d = metric.data
+                common = {"name": metric.name, "unit": metric.unit or "", "description": metric.description or ""}
+                if isinstance(d, Histogram):
+                    for hp in d.data_points:
+                        out.append(
+                            SeriesPoint(
+                                kind="histogram",
+                                attributes=dict(hp.attributes or {}),
+                                count=hp.count,
+                                sum=hp.sum,
+                                min=hp.min,
+                                max=hp.max,
+                                bucket_counts=tuple(hp.bucket_counts),
+                                boundaries=tuple(hp.explicit_bounds),
+                                time_unix_nano=hp.time_unix_nano,
+                                **common,
+                            )
+                        )
+                elif isinstance(d, Sum | Gauge):
+                    kind: MetricKind = (
+                        "gauge"
+                        if isinstance(d, Gauge)
+                        else ("counter" if d.is_monotonic else "updowncounter")
+                    )
+                    for np_ in d.data_points:
+                        out.append(
+                            SeriesPoint(
+                                kind=kind,
+                                attributes=dict(np_.attributes or {}),
+                                value=float(np_.value),
+                                time_unix_nano=np_.time_unix_nano,
+                                **common,
+                            )
+                        )
+    return out
