@@ -223,7 +223,9 @@ class MetricView:
         )
 
 
-def histogram_quantile(q: float, boundaries: Sequence[float], bucket_counts: Sequence[int]) -> float:
+def histogram_quantile(
+    q: float, boundaries: Sequence[float], bucket_counts: Sequence[int]
+) -> float:
     """Prometheus' ``histogram_quantile`` on explicit buckets (last bucket is +Inf).
 
     Linear interpolation inside the bucket that holds rank ``q * count``; the first bucket
@@ -277,7 +279,9 @@ class MetricAccumulator:
                 sum=old.sum + point.sum,
                 min=min(old.min, point.min),
                 max=max(old.max, point.max),
-                bucket_counts=tuple(a + b for a, b in zip(old.bucket_counts, point.bucket_counts, strict=True))
+                bucket_counts=tuple(
+                    a + b for a, b in zip(old.bucket_counts, point.bucket_counts, strict=True)
+                )
                 if old.boundaries == point.boundaries
                 else point.bucket_counts,
                 boundaries=point.boundaries,
@@ -285,7 +289,9 @@ class MetricAccumulator:
             )
         else:
             merged = replace(
-                old, value=(old.value or 0.0) + (point.value or 0.0), time_unix_nano=point.time_unix_nano
+                old,
+                value=(old.value or 0.0) + (point.value or 0.0),
+                time_unix_nano=point.time_unix_nano,
             )
         self._series[key] = merged
 
@@ -311,7 +317,11 @@ def points_from_metrics_data(data: Any) -> list[SeriesPoint]:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 d = metric.data
-                common = {"name": metric.name, "unit": metric.unit or "", "description": metric.description or ""}
+                common = {
+                    "name": metric.name,
+                    "unit": metric.unit or "",
+                    "description": metric.description or "",
+                }
                 if isinstance(d, Histogram):
                     for hp in d.data_points:
                         out.append(

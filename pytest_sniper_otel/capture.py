@@ -1,0 +1,245 @@
+"""Session-wide OpenTelemetry providers and per-test capture windows.
+
+The SDK's global providers can be set once per process, and tracers or instruments that
+code obtained at import time stay bound to them. So providers are installed once (or our
+processors attached to an SDK provider someone else installed) and every finished span,
+metric delta and log record is routed to the *current* window: the test being run. A
+session-level "current" (not a contextvar) also catches spans ended in other threads.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .errors import CaptureUnavailable
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, Span
+
+    from .telemetry import Telemetry
+
+_LOCK = threading.Lock()
+_INSTALL_LOCK = threading.Lock()
+_SESSION: SessionTelemetry | None = None
+_READER: InMemoryMetricReader | None = None
+
+
+def metric_reader() -> InMemoryMetricReader:
+    """The reader the plugin reads metrics from.
+
+    Readers can't be added to a MeterProvider after it is built. If your code builds its
+    own SDK MeterProvider, pass this reader in ``metric_readers=[...]`` and the plugin will
+    read from it.
+    """
+    global _READER
+    with _LOCK:
+        if _READER is None:
+            from opentelemetry.sdk.metrics import (
+                Counter,
+                Histogram,
+                ObservableCounter,
+                ObservableUpDownCounter,
+                UpDownCounter,
+            )
+            from opentelemetry.sdk.metrics.export import (
+                AggregationTemporality,
+                InMemoryMetricReader,
+            )
+
+            # DELTA: each collection returns only what changed since the last one, so a
+            # test starts from zero instead of inheriting the previous tests' counts.
+            delta = AggregationTemporality.DELTA
+            _READER = InMemoryMetricReader(
+                preferred_temporality={
+                    Counter: delta,
+                    UpDownCounter: delta,
+                    Histogram: delta,
+                    ObservableCounter: delta,
+                    ObservableUpDownCounter: delta,
+                }
+            )
+        return _READER
+
+
+class SessionTelemetry:
+    """Providers for this process and the window that currently receives telemetry."""
+
+    def __init__(self) -> None:
+        self.current: Telemetry | None = None
+        self.setup: dict[str, str] = {}
+        self.metrics_problem: str | None = None
+        self.traces_problem: str | None = None
+        self.logs_problem: str | None = None
+        self.reader: InMemoryMetricReader | None = None
+        self.logger_provider: Any = None
+        self.tracer_provider: Any = None
+        self._seq = itertools.count()
+        self._install_traces()
+        self._install_metrics()
+        self._install_logs()
+
+    # installation --------------------------------------------------------------------
+    def _install_traces(self) -> None:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+
+        session = self
+
+        class _SpanRouter(SpanProcessor):
+            def on_start(self, span: Span, parent_context: Any = None) -> None:
+                window = session.current
+                if window is not None:
+                    window._span_started(span, next(session._seq))
+
+            def on_end(self, span: ReadableSpan) -> None:
+                window = session.current
+                if window is not None:
+                    window._span_ended(span)
+
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, trace.ProxyTracerProvider):
+            provider = TracerProvider()
+            provider.add_span_processor(_SpanRouter())
+            trace.set_tracer_provider(provider)
+            self.setup["traces"] = "installed SDK TracerProvider"
+        elif isinstance(provider, TracerProvider):
+            provider.add_span_processor(_SpanRouter())
+            self.setup["traces"] = f"attached to {_describe(provider)}"
+        else:
+            self.traces_problem = (
+                f"the global TracerProvider is {_describe(provider)}, not an SDK TracerProvider; "
+                "the plugin cannot attach a span processor to it"
+            )
+            self.setup["traces"] = f"UNAVAILABLE ({_describe(provider)})"
+        self.tracer_provider = provider
+
+    def _install_metrics(self) -> None:
+        from opentelemetry import metrics
+        from opentelemetry.sdk.metrics import MeterProvider
+
+        provider = metrics.get_meter_provider()
+        if isinstance(provider, MeterProvider):
+            reader = _READER
+            if reader is not None and getattr(reader, "_collect", None) is not None:
+                self.reader = reader
+                self.setup["metrics"] = f"reading {_describe(provider)} via metric_reader()"
+            else:
+                self.metrics_problem = (
+                    f"a {_describe(provider)} was installed before the plugin, and readers "
+                    "can't be added to a MeterProvider after it is built. Let the plugin "
+                    "install it, or pass pytest_sniper_otel.capture.metric_reader() in its "
+                    "metric_readers=[...]"
+                )
+                self.setup["metrics"] = f"UNAVAILABLE (foreign {_describe(provider)})"
+        elif type(provider).__name__.startswith("_Proxy") or "Proxy" in type(provider).__name__:
+            self.reader = metric_reader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[self.reader]))
+            self.setup["metrics"] = "installed SDK MeterProvider (DELTA reader)"
+        else:
+            self.metrics_problem = (
+                f"the global MeterProvider is {_describe(provider)}, which the plugin cannot read"
+            )
+            self.setup["metrics"] = f"UNAVAILABLE ({_describe(provider)})"
+
+    def _install_logs(self) -> None:
+        from opentelemetry import _logs
+
+        from .logs import is_sdk_logger_provider, new_logger_provider, routing_processor
+
+        def sink(record: Any) -> None:
+            window = self.current
+            if window is not None:
+                window._log_emitted(record)
+
+        provider: Any = _logs.get_logger_provider()
+        if is_sdk_logger_provider(provider):
+            provider.add_log_record_processor(routing_processor(sink))
+            self.setup["logs"] = f"attached to {_describe(provider)}"
+        elif "Proxy" in type(provider).__name__:
+            provider = new_logger_provider()
+            provider.add_log_record_processor(routing_processor(sink))
+            _logs.set_logger_provider(provider)
+            self.setup["logs"] = "installed SDK LoggerProvider + logging bridge"
+        else:
+            self.logs_problem = f"the global LoggerProvider is {_describe(provider)}"
+            self.setup["logs"] = f"UNAVAILABLE ({_describe(provider)})"
+            provider = None
+        self.logger_provider = provider
+
+    # windows -------------------------------------------------------------------------
+    def collect_metrics(self) -> Any:
+        """One collection from the reader (DELTA since the previous one), or None."""
+        if self.reader is None:
+            return None
+        return self.reader.get_metrics_data()
+
+    @contextmanager
+    def capture(
+        self,
+        *,
+        log_level: int = logging.INFO,
+        color: bool = False,
+        clock: Callable[[], int] | None = None,
+    ) -> Iterator[Telemetry]:
+        """Route everything recorded inside the block to a fresh :class:`Telemetry`."""
+        from .telemetry import Telemetry
+
+        if self.current is not None:
+            raise RuntimeError("a telemetry capture window is already open in this process")
+        window = Telemetry(self, color=color, clock=clock)
+        window._discard_pending_metrics()
+        root = logging.getLogger()
+        old_level = root.level
+        handler = None
+        if self.logger_provider is not None:
+            from .logs import bridge_handler
+
+            handler = bridge_handler(self.logger_provider)
+            root.addHandler(handler)
+            if old_level == logging.NOTSET or old_level > log_level:
+                root.setLevel(log_level)
+        self.current = window
+        try:
+            yield window
+        finally:
+            self.current = None
+            if handler is not None:
+                root.removeHandler(handler)
+                root.setLevel(old_level)
+            window._closed = True
+
+    def require(self, signal: str) -> None:
+        problem = {
+            "traces": self.traces_problem,
+            "metrics": self.metrics_problem,
+            "logs": self.logs_problem,
+        }[signal]
+        if problem:
+            raise CaptureUnavailable(f"sniper-otel cannot capture {signal}: {problem}")
+
+    def describe(self) -> str:
+        return "; ".join(f"{k}: {v}" for k, v in self.setup.items())
+
+
+def _describe(provider: object) -> str:
+    cls = type(provider)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def install_session() -> SessionTelemetry:
+    """Install (once per process) the providers, or attach to SDK ones already installed."""
+    global _SESSION
+    with _INSTALL_LOCK:
+        if _SESSION is None:
+            _SESSION = SessionTelemetry()
+    return _SESSION
+
+
+def installed_session() -> SessionTelemetry | None:
+    return _SESSION

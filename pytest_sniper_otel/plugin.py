@@ -1,0 +1,143 @@
+"""The pytest plugin: options, markers, fixtures and report hooks. Heavy pieces load lazily."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .clock import SimClock
+    from .telemetry import Telemetry
+
+SHOW_CHOICES = ("failed", "always", "never")
+
+
+@dataclass(frozen=True)
+class _Settings:
+    show: str
+    log_level: int
+    color: bool
+
+
+_SETTINGS = pytest.StashKey[_Settings]()
+_TELEMETRY = pytest.StashKey["Telemetry"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sniper-otel", "OpenTelemetry capture (pytest-sniper-otel)")
+    group.addoption(
+        "--sniper-otel-show",
+        choices=SHOW_CHOICES,
+        default=None,
+        help="when to add captured telemetry to a test's report: failed (default), always, never",
+    )
+    parser.addini("sniper_otel_show", "default for --sniper-otel-show", default="failed")
+    group.addoption(
+        "--sniper-otel-log-level",
+        default=None,
+        help="lowest stdlib logging level bridged into captured OTel logs (default INFO)",
+    )
+    parser.addini("sniper_otel_log_level", "default for --sniper-otel-log-level", default="INFO")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sniper_otel_clock(start=None, *, otel_follows=True): start the `clock` fixture at "
+        "`start` (ISO string or datetime); otel_follows=False keeps OTel timestamps real",
+    )
+    show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
+    if show not in SHOW_CHOICES:
+        raise pytest.UsageError(
+            f"sniper_otel_show must be one of {', '.join(SHOW_CHOICES)}, got {show!r}"
+        )
+    level_name = str(
+        config.getoption("--sniper-otel-log-level") or config.getini("sniper_otel_log_level")
+    )
+    level = logging.getLevelName(level_name.upper())
+    if not isinstance(level, int):
+        raise pytest.UsageError(f"sniper-otel log level {level_name!r} is not a logging level name")
+    from .spans import use_color
+
+    markup = (
+        config.get_terminal_writer().hasmarkup
+        if config.pluginmanager.has_plugin("terminalreporter")
+        else False
+    )
+    config.stash[_SETTINGS] = _Settings(show=show, log_level=level, color=use_color(markup))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    # A provider a conftest already installed is attached to now, so the header tells the
+    # truth; otherwise installing waits for the first test that asks for `telemetry`.
+    if "opentelemetry.trace" in sys.modules:
+        from .capture import install_session
+
+        return f"sniper-otel: {install_session().describe()}"
+    return "sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
+
+
+@pytest.fixture
+def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+    """Spans, metrics and logs recorded during this test, with assertion helpers."""
+    from .capture import install_session
+
+    settings = request.config.stash[_SETTINGS]
+    with install_session().capture(log_level=settings.log_level, color=settings.color) as captured:
+        request.node.stash[_TELEMETRY] = captured
+        yield captured
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest) -> Iterator[SimClock]:
+    """A simulated clock (freezegun) that OTel timestamps follow; see SimClock."""
+    from .clock import SimClock
+
+    marker = request.node.get_closest_marker("sniper_otel_clock")
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
+    with SimClock(*args, **kwargs) as sim:
+        yield sim
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
+    report = yield
+    captured = item.stash.get(_TELEMETRY, None)
+    if captured is None or (report.when == "teardown" and not report.failed):
+        return report
+    show = item.config.stash[_SETTINGS].show
+    if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
+        report.sections.append((f"Captured telemetry {report.when}", captured.render()))
+    return report
+
+
+def pytest_assertrepr_compare(
+    config: pytest.Config, op: str, left: object, right: object
+) -> list[str] | None:
+    spans = sys.modules.get("pytest_sniper_otel.spans")
+    if op != "==" or spans is None:
+        return None
+    spec, other = (left, right) if isinstance(left, spans.SpanSpec) else (right, left)
+    if not isinstance(spec, spans.SpanSpec):
+        return None
+    if isinstance(other, spans.SpanNode):
+        roots = [other]
+    elif isinstance(other, list) and all(isinstance(n, spans.SpanNode) for n in other):
+        roots = other
+    else:
+        return None
+    mismatch = spans.match_forest([spec], roots, any_order=True)
+    if mismatch is None:
+        return None
+    color = config.stash[_SETTINGS].color
+    return [
+        "span tree does not match the expected span(...)",
+        *spans.render_mismatch(mismatch, [spec], roots, color=color).splitlines(),
+    ]

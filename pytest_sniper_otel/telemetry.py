@@ -1,0 +1,316 @@
+"""What one test captured: spans, metrics and logs, with assertion helpers.
+
+This is the object the ``telemetry`` fixture yields (and ``SessionTelemetry.capture()``
+outside pytest). Every ``assert_*`` helper raises ``AssertionError`` with a message that
+shows what was captured.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import SpecError
+from .logs import LogRecordView, view_of
+from .metrics import (
+    MetricAccumulator,
+    MetricsSnapshot,
+    MetricView,
+    format_attributes,
+    points_from_metrics_data,
+)
+from .spans import (
+    SpanNode,
+    SpanSpec,
+    build_forest,
+    match_forest,
+    render_mismatch,
+    render_tree,
+    span,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, Span
+
+    from .capture import SessionTelemetry
+
+
+class Telemetry:
+    """Spans, metrics and logs recorded during one capture window (one test)."""
+
+    def __init__(
+        self,
+        session: SessionTelemetry,
+        *,
+        color: bool = False,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self._session = session
+        self._color = color
+        # Looked up per call, so a clock frozen after this window opened is followed.
+        self._clock = clock or (lambda: time.time_ns())
+        self._spans: list[ReadableSpan] = []
+        self._start_seq: dict[int, int] = {}
+        self._logs: list[Any] = []
+        self._metrics = MetricAccumulator()
+        self._forest: tuple[int, list[SpanNode]] | None = None
+        self._closed = False
+
+    # routing (called by the session's processors, from any thread) --------------------
+    def _span_started(self, s: Span, seq: int) -> None:
+        if s.context is not None:
+            self._start_seq[s.context.span_id] = seq
+
+    def _span_ended(self, s: ReadableSpan) -> None:
+        self._spans.append(s)
+
+    def _log_emitted(self, record: Any) -> None:
+        self._logs.append(record)
+
+    def _discard_pending_metrics(self) -> None:
+        self._session.collect_metrics()
+
+    # spans -----------------------------------------------------------------------------
+    @property
+    def spans(self) -> list[ReadableSpan]:
+        """This test's finished spans, in the order they ended."""
+        self._session.require("traces")
+        return list(self._spans)
+
+    @property
+    def roots(self) -> list[SpanNode]:
+        """Span trees: spans whose parent was not captured, ordered by start."""
+        self._session.require("traces")
+        n = len(self._spans)
+        if self._forest is None or self._forest[0] != n:
+            self._forest = (n, build_forest(self._spans[:n], self._start_seq))
+        return self._forest[1]
+
+    def find_spans(self, name: Any, **options: Any) -> list[SpanNode]:
+        """Every captured span (at any depth) matching ``span(name, **options)``."""
+        spec = span(name, **options)
+        from .spans import match
+
+        return [n for root in self.roots for n in root.walk() if match(spec, n) is None]
+
+    def assert_span_tree(
+        self,
+        expected: SpanSpec | Sequence[SpanSpec],
+        *,
+        any_order: bool = False,
+        exact: bool = False,
+    ) -> None:
+        """Assert the captured trees contain ``expected``.
+
+        One spec must match one of the root spans; a list must match roots in start order
+        (``any_order=True`` relaxes that). ``exact=True``: no other root spans.
+        """
+        specs = _as_specs(expected)
+        if isinstance(expected, SpanSpec) and not exact:
+            any_order = True
+        roots = self.roots
+        mismatch = match_forest(specs, roots, any_order=any_order, exact=exact)
+        if mismatch is not None:
+            raise AssertionError(render_mismatch(mismatch, specs, roots, color=self._color))
+
+    def assert_no_span(self, name: Any, **options: Any) -> None:
+        """Assert that no captured span, at any depth, matches ``span(name, **options)``."""
+        found = self.find_spans(name, **options)
+        if found:
+            lines = [
+                f"expected no span matching {span(name, **options).label()}, "
+                f"found {len(found)}: {', '.join(n.path() for n in found[:5])}",
+                "",
+                "captured:",
+                *render_tree(self.roots, found[0], color=self._color),
+            ]
+            raise AssertionError("\n".join(lines))
+
+    # metrics ---------------------------------------------------------------------------
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """Every metric series recorded in this test so far (cumulative since its start)."""
+        self._session.require("metrics")
+        self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
+        return self._metrics.snapshot(self._clock())
+
+    def metric(self, name: str, attributes: Mapping[str, Any] | None = None) -> MetricView:
+        """A view of ``name``'s series whose attributes include ``attributes``."""
+        return self.metrics_snapshot().view(name, attributes)
+
+    def metric_names(self) -> list[str]:
+        return self.metrics_snapshot().names()
+
+    def assert_cardinality(self, metric: str, *, max_series: int) -> None:
+        """Assert ``metric`` has at most ``max_series`` distinct attribute sets."""
+        view = self.metric(metric)
+        n = len(view.points)
+        if n > max_series:
+            distinct: dict[str, set[Any]] = {}
+            for p in view.points:
+                for k, v in p.attributes.items():
+                    distinct.setdefault(k, set()).add(repr(v))
+            worst = sorted(distinct.items(), key=lambda kv: -len(kv[1]))
+            detail = ", ".join(f"{k}: {len(vs)} values" for k, vs in worst)
+            raise AssertionError(
+                f"metric {metric!r} has {n} series, more than max_series={max_series}\n"
+                f"distinct values per attribute: {detail}\n"
+                f"first series: "
+                + "; ".join(format_attributes(p.attributes) for p in view.points[:5])
+            )
+
+    # logs ------------------------------------------------------------------------------
+    @property
+    def logs(self) -> list[LogRecordView]:
+        """This test's OTel log records (stdlib logging is bridged), in emission order."""
+        self._session.require("logs")
+        return [view_of(r) for r in list(self._logs)]
+
+    def assert_logs_correlated(
+        self, *, min_severity: str = "TRACE", allow_empty: bool = False
+    ) -> None:
+        """Assert every log record (at ``min_severity`` or above) carries the trace and
+        span id of a span captured in this test."""
+        threshold = _severity_number(min_severity)
+        records = [r for r in self.logs if r.severity_number >= threshold]
+        if not records:
+            if allow_empty:
+                return
+            raise AssertionError(
+                f"no log records at {min_severity} or above were captured, so correlation "
+                "cannot be checked (pass allow_empty=True if that is expected)"
+            )
+        known = {
+            (s.context.trace_id, s.context.span_id) for s in self._spans if s.context is not None
+        }
+        bad = [r for r in records if (r.trace_id, r.span_id) not in known]
+        if bad:
+            lines = [
+                f"{len(bad)} of {len(records)} log records are not correlated with a captured span:"
+            ]
+            for r in bad[:20]:
+                why = "no active span" if not r.correlated else "span not captured in this test"
+                lines.append(f"  {r.describe()}  <- {why}")
+            if len(bad) > 20:
+                lines.append(f"  ... {len(bad) - 20} more")
+            raise AssertionError("\n".join(lines))
+
+    # security ------------------------------------------------------------------------
+    def assert_no_secrets(self, *secrets: str | re.Pattern[str]) -> None:
+        """Assert none of ``secrets`` (strings or regexes) appears in span names, attributes,
+        events, status, log bodies and attributes, or metric attributes."""
+        if not secrets:
+            raise SpecError("assert_no_secrets() needs at least one value or pattern to look for")
+        patterns: list[tuple[str, re.Pattern[str]]] = []
+        for i, s in enumerate(secrets):
+            if isinstance(s, re.Pattern):
+                patterns.append((f"pattern #{i + 1} {s.pattern!r}", s))
+            elif isinstance(s, str) and s:
+                patterns.append((f"secret #{i + 1} {_mask(s)}", re.compile(re.escape(s))))
+            else:
+                raise SpecError(
+                    f"assert_no_secrets(): secret #{i + 1} must be a non-empty str or a regex"
+                )
+        leaks: list[str] = []
+        for where, text in self._texts():
+            for label, pattern in patterns:
+                if pattern.search(text):
+                    leaks.append(f"  {label} in {where}")
+        if leaks:
+            raise AssertionError(
+                f"{len(leaks)} secret leak(s) in telemetry:\n" + "\n".join(leaks[:30])
+            )
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        for s in self._spans:
+            yield f"span {s.name!r} name", s.name
+            for k, v in (s.attributes or {}).items():
+                yield f"span {s.name!r} attribute {k!r}", f"{k}={v!s}"
+            for e in s.events:
+                yield f"span {s.name!r} event {e.name!r}", e.name
+                for k, v in (e.attributes or {}).items():
+                    yield f"span {s.name!r} event {e.name!r} attribute {k!r}", f"{k}={v!s}"
+            if s.status.description:
+                yield f"span {s.name!r} status", s.status.description
+        for r in self.logs:
+            yield f"log {r.logger_name!r} body", str(r.body)
+            for k, v in r.attributes.items():
+                yield f"log {r.logger_name!r} attribute {k!r}", f"{k}={v}"
+        if self._session.reader is not None:
+            for p in self.metrics_snapshot():
+                for k, v in p.attributes.items():
+                    yield f"metric {p.name!r} attribute {k!r}", f"{k}={v}"
+
+    # housekeeping --------------------------------------------------------------------
+    def clear(self) -> None:
+        """Forget everything captured so far in this test."""
+        self._spans.clear()
+        self._start_seq.clear()
+        self._logs.clear()
+        self._metrics.clear()
+        self._forest = None
+        self._discard_pending_metrics()
+
+    def render(self) -> str:
+        """A text summary: span trees, log records and metric series."""
+        parts: list[str] = []
+        if self._session.traces_problem is None:
+            parts += [f"spans ({len(self._spans)}):", *render_tree(self.roots, color=self._color)]
+        if self._session.logs_problem is None:
+            logs = self.logs
+            parts += ["", f"logs ({len(logs)}):", *(f"   {r.describe()}" for r in logs[:50])]
+            if len(logs) > 50:
+                parts.append(f"   ... {len(logs) - 50} more")
+        if self._session.metrics_problem is None and not self._closed:
+            series = list(self.metrics_snapshot())
+            parts += [
+                "",
+                f"metrics ({len(series)} series):",
+                *(f"   {p.describe()}" for p in series[:50]),
+            ]
+            if len(series) > 50:
+                parts.append(f"   ... {len(series) - 50} more")
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return f"<Telemetry spans={len(self._spans)} logs={len(self._logs)}>"
+
+
+def _as_specs(expected: SpanSpec | Sequence[SpanSpec]) -> list[SpanSpec]:
+    if isinstance(expected, SpanSpec):
+        return [expected]
+    if isinstance(expected, str) or not isinstance(expected, Sequence):
+        raise SpecError(
+            f"assert_span_tree() takes span(...) or a list of them, got {type(expected).__name__}"
+        )
+    specs = list(expected)
+    for i, s in enumerate(specs):
+        if not isinstance(s, SpanSpec):
+            raise SpecError(
+                f"assert_span_tree(): item {i} must be span(...), got {type(s).__name__}"
+            )
+    return specs
+
+
+_SEVERITIES = {
+    "TRACE": 1,
+    "DEBUG": 5,
+    "INFO": 9,
+    "WARN": 13,
+    "WARNING": 13,
+    "ERROR": 17,
+    "FATAL": 21,
+    "CRITICAL": 21,
+}
+
+
+def _severity_number(name: str) -> int:
+    try:
+        return _SEVERITIES[name.upper()]
+    except KeyError:
+        raise SpecError(f"unknown severity {name!r}; use one of {', '.join(_SEVERITIES)}") from None
+
+
+def _mask(secret: str) -> str:
+    return repr(secret[:3] + "***") if len(secret) > 6 else "'***'"
