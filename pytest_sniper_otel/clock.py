@@ -10,10 +10,41 @@ simulated time.
 from __future__ import annotations
 
 import datetime as dt
+import time as _time
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What code driven by the harness needs from a clock: :class:`SimClock` in tests and
+    chaos runs, :class:`RealClock` in load tests, where latency must cost real time."""
+
+    def now(self) -> dt.datetime: ...
+
+    def time(self) -> float: ...
+
+    def tick(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """The real clock: ``tick`` sleeps (cooperatively under gevent, which patches sleep)."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def time(self) -> float:
+        return _time.time()
+
+    def tick(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"tick() takes a non-negative duration, got {seconds!r}")
+        _time.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "<RealClock>"
 
 
 class SimClock:
