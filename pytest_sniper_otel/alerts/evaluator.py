@@ -1,0 +1,568 @@
+"""Evaluate alert rules over a timeline of metric snapshots, with Prometheus' semantics.
+
+Each observation is one scrape and one rule evaluation at the snapshot's (simulated) time.
+Semantics follow Prometheus 2.42 so that ``promtool test rules`` agrees with us:
+
+* an instant selector sees each series' latest sample within the 5 minute lookback;
+* ``rate``/``increase`` take the samples in ``[t - window, t]`` (both ends included),
+  need two of them, handle counter resets and extrapolate to the window edges exactly as
+  ``extrapolatedRate`` does; counters are cumulative per test from their first sample, so a
+  series' first appearance is its first sample, not a jump from zero;
+* ``quantile`` is ``histogram_quantile(q, sum by (le) (rate(x_bucket[w])))``;
+* an alert is pending from the first evaluation its condition holds, firing once it has held
+  for ``for``, resolved at the first evaluation it no longer holds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ..errors import SpecError
+from ..metrics import MetricsSnapshot, SeriesPoint
+from .expr import (
+    Absent,
+    Aggregate,
+    Condition,
+    Expression,
+    Quantile,
+    RateSum,
+    RateTerm,
+    Ratio,
+    Selector,
+    windows,
+)
+from .naming import label_value
+from .rules import AlertRule, RuleSet, load_rules
+
+LOOKBACK_MS = 300_000  # Prometheus' default query.lookback-delta
+TimeLike = float | int | dt.datetime
+
+
+class AlertState(str, Enum):
+    INACTIVE = "inactive"
+    PENDING = "pending"
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Transition:
+    """``rule`` went from ``before`` to ``after`` at ``time`` (seconds since the epoch)."""
+
+    time: float
+    rule: str
+    before: AlertState
+    after: AlertState
+    value: float | None
+
+    def describe(self, start: float) -> str:
+        shown = "" if self.value is None else f" (value {self.value:g})"
+        return f"+{self.time - start:g}s {self.rule}: {self.before} -> {self.after}{shown}"
+
+
+@dataclass
+class Episode:
+    """One pending period of a rule and what came of it."""
+
+    rule: str
+    pending_at: float
+    fired_at: float | None = None
+    resolved_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one evaluation: each rule's state and value at ``time``."""
+
+    time: float
+    states: Mapping[str, AlertState]
+    values: Mapping[str, float | None]
+
+    @property
+    def firing(self) -> list[str]:
+        return [n for n, s in self.states.items() if s is AlertState.FIRING]
+
+
+@dataclass
+class _RuleState:
+    state: AlertState = AlertState.INACTIVE
+    active_since_ms: int | None = None
+    episode: Episode | None = None
+
+
+def _seconds(when: TimeLike) -> float:
+    return when.timestamp() if isinstance(when, dt.datetime) else float(when)
+
+
+# series access -------------------------------------------------------------------------
+def _labels(point: SeriesPoint) -> dict[str, str]:
+    return {k: label_value(v) for k, v in point.attributes.items()}
+
+
+def _selected(selector: Selector, snapshot: MetricsSnapshot) -> list[SeriesPoint]:
+    out = []
+    for p in snapshot.points(selector.metric):
+        labels = _labels(p)
+        if all(m.matches(labels.get(m.label)) for m in selector.matchers):
+            out.append(p)
+    return out
+
+
+def _float_div(a: float, b: float) -> float:
+    """IEEE division as Go does it: x/0 is +-Inf, 0/0 is NaN."""
+    if b == 0.0:
+        if a == 0.0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
+    return a / b
+
+
+def extrapolated_rate(
+    samples: Sequence[tuple[int, float]], range_start_ms: int, range_end_ms: int, *, is_rate: bool
+) -> float | None:
+    """Prometheus' ``extrapolatedRate`` for a counter: ``samples`` are (ms, value) in order."""
+    if len(samples) < 2:
+        return None
+    first_t, first_v = samples[0]
+    last_t, last_v = samples[-1]
+    result = last_v - first_v
+    previous = 0.0
+    for _, v in samples:  # a drop is a counter reset: add what was there before it
+        if v < previous:
+            result += previous
+        previous = v
+    duration_to_start = (first_t - range_start_ms) / 1000
+    duration_to_end = (range_end_ms - last_t) / 1000
+    sampled = (last_t - first_t) / 1000
+    average_step = sampled / (len(samples) - 1)
+    if result > 0 and first_v >= 0:
+        # a counter can't go below zero: don't extrapolate past where it would be zero
+        duration_to_zero = sampled * (first_v / result)
+        duration_to_start = min(duration_to_start, duration_to_zero)
+    threshold = average_step * 1.1
+    interval = sampled
+    interval += duration_to_start if duration_to_start < threshold else average_step / 2
+    interval += duration_to_end if duration_to_end < threshold else average_step / 2
+    factor = interval / sampled
+    if is_rate:
+        factor /= (range_end_ms - range_start_ms) / 1000
+    return result * factor
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus' ``bucketQuantile`` on (upper bound, cumulative count) pairs incl. +Inf.
+
+    Not :func:`pytest_sniper_otel.metrics.histogram_quantile`: that one takes raw per-bucket
+    counts of one histogram; this one takes extrapolated cumulative rates, which need
+    Prometheus' monotonicity repair to agree with promtool.
+    """
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(buckets)
+    if len(ordered) < 2 or not math.isinf(ordered[-1][0]):
+        return math.nan
+    merged: list[list[float]] = []
+    for upper, count in ordered:  # coalesce equal bounds
+        if merged and merged[-1][0] == upper:
+            merged[-1][1] += count
+        else:
+            merged.append([upper, count])
+    running = -math.inf
+    for b in merged:  # ensureMonotonic
+        if b[1] > running:
+            running = b[1]
+        elif b[1] < running:
+            b[1] = running
+    observations = merged[-1][1]
+    if observations == 0 or math.isnan(observations):
+        return math.nan
+    rank = q * observations
+    index = next((i for i, b in enumerate(merged[:-1]) if b[1] >= rank), len(merged) - 1)
+    if index == len(merged) - 1:
+        return merged[-2][0]
+    if index == 0 and merged[0][0] <= 0:
+        return merged[0][0]
+    start, end, count = 0.0, merged[index][0], merged[index][1]
+    if index > 0:
+        start = merged[index - 1][0]
+        count -= merged[index - 1][1]
+        rank -= merged[index - 1][1]
+    return start + (end - start) * (rank / count)
+
+
+class _History:
+    """The observed snapshots, newest last, with times in integer milliseconds."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, MetricsSnapshot]] = []
+        self._times: list[int] = []
+
+    def add(self, t_ms: int, snapshot: MetricsSnapshot) -> None:
+        self.samples.append((t_ms, snapshot))
+        self._times.append(t_ms)
+
+    def window(self, start_ms: int, end_ms: int) -> list[tuple[int, MetricsSnapshot]]:
+        lo = bisect.bisect_left(self._times, start_ms)
+        hi = bisect.bisect_right(self._times, end_ms)
+        return self.samples[lo:hi]
+
+    def instant(self, selector: Selector, t_ms: int) -> list[SeriesPoint]:
+        """Each matching series' latest point within the lookback before ``t_ms``."""
+        latest: dict[Any, SeriesPoint] = {}
+        for _, snap in reversed(self.window(t_ms - LOOKBACK_MS + 1, t_ms)):
+            for p in _selected(selector, snap):
+                latest.setdefault(p.key, p)
+        return list(latest.values())
+
+    def ranges(
+        self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]
+    ) -> list[list[tuple[int, float]]]:
+        by_series: dict[Any, list[tuple[int, float]]] = {}
+        for ts, snap in self.window(t_ms - window_ms, t_ms):
+            for p in _selected(selector, snap):
+                by_series.setdefault(p.key, []).append((ts, value(p)))
+        return list(by_series.values())
+
+
+def _counter_value(p: SeriesPoint) -> float:
+    return float(p.count) if p.kind == "histogram" else float(p.value or 0.0)
+
+
+def _evaluate_value(expr: Expression, history: _History, t_ms: int) -> float | None:
+    """The expression's single value at ``t_ms`` (``None``: no result, as an empty vector)."""
+    if isinstance(expr, Absent):
+        return None if history.instant(expr.selector, t_ms) else 1.0
+    v = expr.value
+    if isinstance(v, Aggregate):
+        values = [p.value or 0.0 for p in history.instant(v.selector, t_ms)]
+        if not values:
+            return None
+        if v.func == "max":
+            return max(values)
+        if v.func == "min":
+            return min(values)
+        return sum(values) if v.func == "sum" else sum(values) / len(values)
+    if isinstance(v, Quantile):
+        return _quantile(v, history, t_ms)
+    numerator = _rate_sum(v.numerator, history, t_ms)
+    if v.denominator is None or numerator is None:
+        return numerator
+    denominator = _rate_sum(v.denominator, history, t_ms)
+    return None if denominator is None else _float_div(numerator, denominator)
+
+
+def _rate_term(term: RateTerm, history: _History, t_ms: int) -> float | None:
+    window_ms = round(term.window * 1000)
+    rates = [
+        extrapolated_rate(s, t_ms - window_ms, t_ms, is_rate=term.func == "rate")
+        for s in history.ranges(term.selector, t_ms, window_ms, _counter_value)
+    ]
+    present = [r for r in rates if r is not None]
+    return math.fsum(present) if present else None
+
+
+def _rate_sum(group: RateSum, history: _History, t_ms: int) -> float | None:
+    total = 0.0
+    for term in group.terms:  # PromQL '+' of empty vectors is empty
+        r = _rate_term(term, history, t_ms)
+        if r is None:
+            return None
+        total += r
+    return total
+
+
+def _quantile(v: Quantile, history: _History, t_ms: int) -> float | None:
+    window_ms = round(v.window * 1000)
+    per_bound: dict[float, float] = {}
+    start = t_ms - window_ms
+    points: dict[Any, list[tuple[int, SeriesPoint]]] = {}
+    for ts, snap in history.window(start, t_ms):
+        for p in _selected(v.selector, snap):
+            points.setdefault(p.key, []).append((ts, p))
+    for samples in points.values():
+        bounds = (*samples[-1][1].boundaries, math.inf)
+        for i, upper in enumerate(bounds):
+            cumulative = [
+                (ts, float(sum(p.bucket_counts[: i + 1])))
+                for ts, p in samples
+                if len(p.bucket_counts) == len(bounds)
+            ]
+            r = extrapolated_rate(cumulative, start, t_ms, is_rate=True)
+            if r is not None:
+                per_bound[upper] = per_bound.get(upper, 0.0) + r
+    if not per_bound:
+        return None
+    return bucket_quantile(v.q, list(per_bound.items()))
+
+
+def _holds(expr: Expression, value: float | None) -> bool:
+    if value is None:
+        return False
+    if isinstance(expr, Absent):
+        return True
+    assert isinstance(expr, Condition)
+    t, op = expr.threshold, expr.op
+    if op == ">":
+        return value > t
+    if op == ">=":
+        return value >= t
+    if op == "<":
+        return value < t
+    if op == "<=":
+        return value <= t
+    return value == t if op == "==" else value != t
+
+
+def alert_labels(rule: AlertRule) -> dict[str, str]:
+    """The labels of the alert ``rule`` raises, as Prometheus builds them."""
+    labels: dict[str, str] = {}
+    if isinstance(rule.expression, Absent):  # absent() keeps the selector's equality labels
+        for m in rule.expression.selector.matchers:
+            if m.op == "=":
+                labels[m.label] = m.value
+    return {**labels, **rule.all_labels}
+
+
+class AlertEvaluator:
+    """Samples metrics on the simulated clock and runs alert rules; see the package docs."""
+
+    def __init__(
+        self,
+        rules: RuleSet | Iterable[AlertRule] | None = None,
+        *,
+        interval: float = 15.0,
+        source: Callable[[], MetricsSnapshot] | None = None,
+    ) -> None:
+        if rules is None:
+            from .defaults import default_rules
+
+            rules = default_rules()
+        self.rules: RuleSet = rules if isinstance(rules, RuleSet) else load_rules(rules)
+        if not interval > 0:
+            raise SpecError(f"evaluation interval must be positive, got {interval!r}")
+        self.interval = float(interval)
+        self.source = source
+        for r in self.rules:
+            for w in windows(r.expression):
+                if w < 2 * self.interval:
+                    raise SpecError(
+                        f"rule {r.name!r}: window {w:g}s holds fewer than two samples at an "
+                        f"evaluation interval of {self.interval:g}s, so it never has a value"
+                    )
+        self._history = _History()
+        self._state = {r.name: _RuleState() for r in self.rules}
+        self.history: list[Transition] = []
+        self.episodes: list[Episode] = []
+        self.evaluations: list[Evaluation] = []
+
+    # feeding -----------------------------------------------------------------------
+    def observe(self, snapshot: MetricsSnapshot) -> list[Transition]:
+        """Record ``snapshot`` as a scrape and evaluate every rule at its time."""
+        t_ms = snapshot.time_unix_nano // 1_000_000
+        if self._history.samples and t_ms <= self._history.samples[-1][0]:
+            last = self._history.samples[-1][0] / 1000
+            raise SpecError(
+                f"snapshots must move forward in time: got {t_ms / 1000:.3f} after {last:.3f}"
+            )
+        self._history.add(t_ms, snapshot)
+        return self._evaluate(t_ms)
+
+    def poll(self) -> list[Transition]:
+        """Take a snapshot from ``source`` and observe it."""
+        if self.source is None:
+            raise SpecError("AlertEvaluator.poll() needs source=, e.g. telemetry.metrics_snapshot")
+        return self.observe(self.source())
+
+    def run(self, duration: float, advance: Callable[[float], object]) -> list[Transition]:
+        """Poll now, then ``advance(interval)`` and poll again until ``duration`` has passed.
+
+        ``advance`` moves simulated time and lets the system work, e.g. ``clock.tick`` or
+        ``bot.run_for``.
+        """
+        steps = round(duration / self.interval)
+        out = self.poll()
+        for _ in range(steps):
+            advance(self.interval)
+            out += self.poll()
+        return out
+
+    def observe_all(self, snapshots: Iterable[MetricsSnapshot]) -> list[Transition]:
+        out: list[Transition] = []
+        for s in snapshots:
+            out += self.observe(s)
+        return out
+
+    def _evaluate(self, t_ms: int) -> list[Transition]:
+        now = t_ms / 1000
+        changes: list[Transition] = []
+        states: dict[str, AlertState] = {}
+        values: dict[str, float | None] = {}
+        for r in self.rules:
+            value = _evaluate_value(r.expression, self._history, t_ms)
+            st = self._state[r.name]
+            before = st.state
+            if _holds(r.expression, value):
+                if st.active_since_ms is None:
+                    st.active_since_ms = t_ms
+                    st.state = AlertState.PENDING
+                    st.episode = Episode(r.name, now)
+                    self.episodes.append(st.episode)
+                if t_ms - st.active_since_ms >= round(r.for_ * 1000):
+                    st.state = AlertState.FIRING
+                    if st.episode is not None and st.episode.fired_at is None:
+                        st.episode.fired_at = now
+            else:
+                if before is AlertState.FIRING:
+                    st.state = AlertState.RESOLVED
+                    if st.episode is not None:
+                        st.episode.resolved_at = now
+                elif before is AlertState.PENDING:
+                    st.state = AlertState.INACTIVE
+                st.active_since_ms = None
+                st.episode = None
+            if st.state is not before:
+                changes.append(Transition(now, r.name, before, st.state, value))
+            states[r.name] = st.state
+            values[r.name] = value
+        self.history += changes
+        self.evaluations.append(Evaluation(now, states, values))
+        return changes
+
+    # reading -----------------------------------------------------------------------
+    @property
+    def states(self) -> dict[str, AlertState]:
+        return {name: st.state for name, st in self._state.items()}
+
+    @property
+    def start(self) -> float:
+        """Time of the first observation (seconds since the epoch)."""
+        if not self._history.samples:
+            raise SpecError("the evaluator has not observed anything yet")
+        return self._history.samples[0][0] / 1000
+
+    @property
+    def snapshots(self) -> list[MetricsSnapshot]:
+        return [s for _, s in self._history.samples]
+
+    def timeline(self) -> list[Evaluation]:
+        return list(self.evaluations)
+
+    def firing(self) -> list[str]:
+        return [n for n, s in self.states.items() if s is AlertState.FIRING]
+
+    def fired(self) -> list[str]:
+        """Names of the rules that fired at least once, in rule order."""
+        seen = {e.rule for e in self.episodes if e.fired_at is not None}
+        return [n for n in self.rules.names() if n in seen]
+
+    def _rule(self, name: str) -> AlertRule:
+        try:
+            return self.rules.get(name)
+        except KeyError as exc:
+            raise SpecError(str(exc.args[0])) from None
+
+    def detection_delay(self, name: str, fault_start: TimeLike) -> float | None:
+        """Seconds from ``fault_start`` until ``name`` first fired after it; None if it didn't."""
+        self._rule(name)
+        t0 = _seconds(fault_start)
+        fired = [
+            e.fired_at
+            for e in self.episodes
+            if e.rule == name and e.fired_at is not None and e.fired_at >= t0
+        ]
+        return min(fired) - t0 if fired else None
+
+    def report(self) -> str:
+        """Every transition, relative to the first observation."""
+        if not self.history:
+            return "no alert left the inactive state"
+        return "\n".join(t.describe(self.start) for t in self.history)
+
+    def _failure(self, message: str) -> AssertionError:
+        return AssertionError(f"{message}\nalert transitions:\n{self.report()}")
+
+    def assert_fired(self, name: str, *, within: float, after: TimeLike) -> float:
+        """``name`` fired within ``within`` seconds after ``after``; returns the delay."""
+        self._rule(name)
+        t0 = _seconds(after)
+        delay = self.detection_delay(name, t0)
+        if delay is None or delay > within:
+            seen = "never fired after it" if delay is None else f"fired only after {delay:g}s"
+            raise self._failure(
+                f"alert {name!r} did not fire within {within:g}s of "
+                f"+{t0 - self.start:g}s: it {seen}"
+            )
+        return delay
+
+    def assert_resolved(self, name: str, *, within: float, after: TimeLike) -> float:
+        """``name`` resolved within ``within`` seconds after ``after`` (a rollback); returns the delay.
+
+        Passes only if the alert was firing at ``after`` or fired later, and its resolution
+        falls in the window.
+        """
+        self._rule(name)
+        t0 = _seconds(after)
+        resolved = [
+            e.resolved_at
+            for e in self.episodes
+            if e.rule == name and e.resolved_at is not None and e.resolved_at >= t0
+        ]
+        delay = min(resolved) - t0 if resolved else None
+        if delay is None or delay > within:
+            if not any(e.rule == name and e.fired_at is not None for e in self.episodes):
+                seen = "never fired at all"
+            elif delay is None:
+                seen = f"is still {self.states[name]}"
+            else:
+                seen = f"resolved only after {delay:g}s"
+            raise self._failure(
+                f"alert {name!r} did not resolve within {within:g}s of "
+                f"+{t0 - self.start:g}s: it {seen}"
+            )
+        return delay
+
+    def assert_never_fired(
+        self,
+        name: str | None = None,
+        *,
+        between: tuple[TimeLike, TimeLike] | None = None,
+    ) -> None:
+        """``name`` (or any alert when None) never fired (optionally only within ``between``)."""
+        if name is not None:
+            self._rule(name)
+        lo, hi = (-math.inf, math.inf) if between is None else map(_seconds, between)
+        bad = [
+            e
+            for e in self.episodes
+            if (name is None or e.rule == name)
+            and e.fired_at is not None
+            and lo <= e.fired_at <= hi
+        ]
+        if bad:
+            what = ", ".join(f"{e.rule} at +{(e.fired_at or 0) - self.start:g}s" for e in bad)
+            raise self._failure(f"expected no alert{'' if name is None else ' ' + repr(name)} to fire; fired: {what}")
+
+
+__all__ = [
+    "AlertEvaluator",
+    "AlertState",
+    "Episode",
+    "Evaluation",
+    "Transition",
+    "alert_labels",
+    "bucket_quantile",
+    "extrapolated_rate",
+]
