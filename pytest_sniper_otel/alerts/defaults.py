@@ -38,7 +38,8 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "CacheHitRateLow",
-        "rate(cache_hits_total[10m]) / (rate(cache_hits_total[10m]) + rate(cache_misses_total[10m]))"
+        "rate(cache_hits_total[10m])"
+        " / (rate(cache_hits_total[10m]) + rate(cache_misses_total[10m]))"
         " < 0.5",
         for_="5m",
         severity="warning",

@@ -21,8 +21,23 @@ from .evaluator import AlertEvaluator
 from .rules import RuleSet
 
 # the SDK's default explicit buckets, for histograms the catalogue gives none
-SDK_DEFAULT_BOUNDARIES = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0,
-                          2500.0, 5000.0, 7500.0, 10000.0)  # fmt: skip
+SDK_DEFAULT_BOUNDARIES = (
+    0.0,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    75.0,
+    100.0,
+    250.0,
+    500.0,
+    750.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    7500.0,
+    10000.0,
+)
 # how a step's observations spread around its typical value
 _SPREAD = (0.6, 0.8, 0.9, 1.0, 1.0, 1.1, 1.2, 1.5)
 START_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z, the SimClock's default start
@@ -94,11 +109,18 @@ class SyntheticBot:
             counts[bisect.bisect_left(bounds, v)] += 1
         self._acc.add(
             SeriesPoint(
-                name, "histogram", attributes, spec.unit, count=n, sum=sum(values),
-                min=min(values), max=max(values), bucket_counts=tuple(counts),
+                name,
+                "histogram",
+                attributes,
+                spec.unit,
+                count=n,
+                sum=sum(values),
+                min=min(values),
+                max=max(values),
+                bucket_counts=tuple(counts),
                 boundaries=tuple(float(b) for b in bounds),
             )
-        )  # fmt: skip
+        )
 
     def step(self, c: Conditions) -> MetricsSnapshot:
         """Let one interval pass under ``c`` and return the snapshot at its end."""
@@ -108,13 +130,26 @@ class SyntheticBot:
         timeouts = round(c.api_requests * c.api_timeout_fraction)
         api = "api_request_latency_ms"
         common = {"endpoint": "/api/v3/order", "method": "POST"}
-        self._observe(api, c.api_latency_ms, c.api_requests - errors - timeouts,
-                      outcome="ok", status_code=200, **common)  # fmt: skip
+        self._observe(
+            api,
+            c.api_latency_ms,
+            c.api_requests - errors - timeouts,
+            outcome="ok",
+            status_code=200,
+            **common,
+        )
         self._observe(api, c.api_latency_ms, errors, outcome="error", status_code=500, **common)
         self._observe(api, 10_000.0, timeouts, outcome="timeout", status_code=0, **common)
-        self._observe(api, 5.0, c.api_rate_limited, outcome="rate_limited", status_code=429, **common)
-        self._observe("execution_latency_ms", c.execution_latency_ms, c.executions,
-                      symbol="NEWUSDT", execution_result="filled")  # fmt: skip
+        self._observe(
+            api, 5.0, c.api_rate_limited, outcome="rate_limited", status_code=429, **common
+        )
+        self._observe(
+            "execution_latency_ms",
+            c.execution_latency_ms,
+            c.executions,
+            symbol="NEWUSDT",
+            execution_result="filled",
+        )
         failed = round(c.cache_lookups * c.cache_error_fraction)
         served = c.cache_lookups - failed
         hits = round(served * c.cache_hit_fraction)
@@ -126,14 +161,25 @@ class SyntheticBot:
         self._gauge("cache_hit_rate", 100.0 * hits / served if served else 0.0)
         for i, health in enumerate(c.agent_health):
             self._gauge("agent_health_score", health, agent_id=f"agent-{i}", agent_type="pattern")
-        self._observe("model_confidence_distribution", c.model_confidence, c.inferences,
-                      pattern_type="ready_state", risk_level="medium")  # fmt: skip
-        self._gauge("pattern_false_positive_rate", c.false_positive_rate,
-                    model_name="pattern-v1", threshold="0.7")  # fmt: skip
+        self._observe(
+            "model_confidence_distribution",
+            c.model_confidence,
+            c.inferences,
+            pattern_type="ready_state",
+            risk_level="medium",
+        )
+        self._gauge(
+            "pattern_false_positive_rate",
+            c.false_positive_rate,
+            model_name="pattern-v1",
+            threshold="0.7",
+        )
         self._gauge("websocket_connections_active", c.websocket_connections, feed="market")
         self._gauge("portfolio_drawdown_ratio", c.drawdown)
         self._gauge("circuit_breaker_open", 1.0 if c.breaker_open else 0.0)
-        self._count("telemetry_dropped_total", c.dropped_per_step, signal="spans", reason="export_failed")
+        self._count(
+            "telemetry_dropped_total", c.dropped_per_step, signal="spans", reason="export_failed"
+        )
         return self._acc.snapshot(self.now_ns)
 
 
@@ -178,18 +224,30 @@ class DrillResult:
 
 
 DRILLS: tuple[Drill, ...] = (
-    Drill("execution latency spike", {"execution_latency_ms": 3000.0}, ("ExecutionLatencyP99High",)),
+    Drill(
+        "execution latency spike", {"execution_latency_ms": 3000.0}, ("ExecutionLatencyP99High",)
+    ),
     Drill("exchange API errors", {"api_error_fraction": 0.3}, ("ExchangeApiErrorRatioHigh",)),
     Drill("exchange API timeouts", {"api_timeout_fraction": 0.2}, ("ExchangeApiErrorRatioHigh",)),
     Drill("exchange rate limiting", {"api_rate_limited": 5}, ("ExchangeRateLimited",)),
-    Drill("cache hit rate drop", {"cache_hit_fraction": 0.2}, ("CacheHitRateLow",),
-          fire_within=900.0),  # fmt: skip
+    Drill(
+        "cache hit rate drop", {"cache_hit_fraction": 0.2}, ("CacheHitRateLow",), fire_within=900.0
+    ),
     Drill("redis outage", {"cache_error_fraction": 1.0}, ("RedisUnavailable",)),
     Drill("agent degraded", {"agent_health": (0.95, 0.3, 0.92)}, ("AgentHealthLow",)),
-    Drill("model confidence drift", {"model_confidence": 0.3}, ("ModelConfidenceDrift",),
-          duration=1800.0, fire_within=1500.0),  # fmt: skip
-    Drill("false positives", {"false_positive_rate": 0.45}, ("PatternFalsePositiveRateHigh",),
-          fire_within=900.0),  # fmt: skip
+    Drill(
+        "model confidence drift",
+        {"model_confidence": 0.3},
+        ("ModelConfidenceDrift",),
+        duration=1800.0,
+        fire_within=1500.0,
+    ),
+    Drill(
+        "false positives",
+        {"false_positive_rate": 0.45},
+        ("PatternFalsePositiveRateHigh",),
+        fire_within=900.0,
+    ),
     Drill("websocket down", {"websocket_connections": 0}, ("WebsocketConnectionsDown",)),
     Drill("drawdown", {"drawdown": 0.18}, ("PortfolioDrawdownHigh",)),
     Drill("circuit breaker", {"breaker_open": True}, ("CircuitBreakerOpen",)),
@@ -233,9 +291,10 @@ def run_drill(
     for name in drill.expected:
         result.delays[name] = evaluator.detection_delay(name, fault_start)
         resolved = [
-            e.resolved_at for e in evaluator.episodes
+            e.resolved_at
+            for e in evaluator.episodes
             if e.rule == name and e.resolved_at is not None and e.resolved_at >= rollback
-        ]  # fmt: skip
+        ]
         result.resolve_delays[name] = min(resolved) - rollback if resolved else None
         if resolved:
             result.resolved.append(name)
@@ -246,14 +305,22 @@ def format_results(results: Sequence[DrillResult]) -> str:
     """A table: drill, alerts expected, fired, resolved, detection and resolution delays."""
     rows = [("drill", "expected", "fired", "resolved", "detect", "resolve", "ok")]
     for r in results:
+
         def delays(d: Mapping[str, float | None]) -> str:
             return ",".join("-" if v is None else f"{v:g}s" for v in d.values())
 
-        rows.append((
-            r.drill.name, ",".join(r.drill.expected), ",".join(r.fired) or "-",
-            ",".join(r.resolved) or "-", delays(r.delays), delays(r.resolve_delays),
-            "yes" if r.ok else "NO",
-        ))  # fmt: skip
+        rows.append(
+            (
+                r.drill.name,
+                ",".join(r.drill.expected),
+                ",".join(r.fired) or "-",
+                ",".join(r.resolved) or "-",
+                delays(r.delays),
+                delays(r.resolve_delays),
+                "yes" if r.ok else "NO",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)  # fmt: skip
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

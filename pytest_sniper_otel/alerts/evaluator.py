@@ -20,7 +20,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..errors import SpecError
@@ -33,7 +33,6 @@ from .expr import (
     Quantile,
     RateSum,
     RateTerm,
-    Ratio,
     Selector,
     windows,
 )
@@ -44,7 +43,7 @@ LOOKBACK_MS = 300_000  # Prometheus' default query.lookback-delta
 TimeLike = float | int | dt.datetime
 
 
-class AlertState(str, Enum):
+class AlertState(StrEnum):
     INACTIVE = "inactive"
     PENDING = "pending"
     FIRING = "firing"
@@ -508,7 +507,7 @@ class AlertEvaluator:
         return delay
 
     def assert_resolved(self, name: str, *, within: float, after: TimeLike) -> float:
-        """``name`` resolved within ``within`` seconds after ``after`` (a rollback); returns the delay.
+        """``name`` resolved within ``within`` seconds after ``after`` (a rollback); returns delay.
 
         Passes only if the alert was firing at ``after`` or fired later, and its resolution
         falls in the window.
@@ -553,7 +552,10 @@ class AlertEvaluator:
         ]
         if bad:
             what = ", ".join(f"{e.rule} at +{(e.fired_at or 0) - self.start:g}s" for e in bad)
-            raise self._failure(f"expected no alert{'' if name is None else ' ' + repr(name)} to fire; fired: {what}")
+            raise self._failure(
+                f"expected no alert{'' if name is None else ' ' + repr(name)} to fire; "
+                f"fired: {what}"
+            )
 
 
 __all__ = [

@@ -33,7 +33,7 @@ MatchOp = Literal["=", "!=", "=~", "!~"]
 Aggregation = Literal["max", "min", "sum", "avg"]
 RateFunction = Literal["rate", "increase"]
 
-COMPARISONS: dict[str, Comparison] = {o: o for o in (">=", "<=", "==", "!=", ">", "<")}  # type: ignore[misc]
+COMPARISONS: dict[str, Comparison] = {o: o for o in (">=", "<=", "==", "!=", ">", "<")}
 AGGREGATIONS: tuple[Aggregation, ...] = ("max", "min", "sum", "avg")
 
 
@@ -275,7 +275,7 @@ class _Parser:
             self.i += 2
             sel = self.selector()
             self.take(")")
-            return Aggregate(t.text, sel)  # type: ignore[arg-type]
+            return Aggregate(t.text, sel)
         if t.kind == "ident" and t.text == "quantile":
             self.i += 1
             self.take("(")
@@ -391,7 +391,9 @@ def check_against(expr: Expression, catalog: Mapping[str, MetricSpec]) -> None:
     for sel in selectors(expr):
         spec = catalog.get(sel.metric)
         if spec is None:
-            raise ExpressionError(f"metric {sel.metric!r} is not emitted by the bot (not in the catalogue)")
+            raise ExpressionError(
+                f"metric {sel.metric!r} is not emitted by the bot (not in the catalogue)"
+            )
         for m in sel.matchers:
             if m.label not in spec.attributes:
                 have = ", ".join(spec.attributes) or "none"
@@ -414,5 +416,6 @@ def check_against(expr: Expression, catalog: Mapping[str, MetricSpec]) -> None:
             kind = catalog[term.selector.metric].kind
             if kind not in ("counter", "histogram"):
                 raise ExpressionError(
-                    f"{term.func}() needs a counter or histogram, {term.selector.metric!r} is a {kind}"
+                    f"{term.func}() needs a counter or histogram, "
+                    f"{term.selector.metric!r} is a {kind}"
                 )

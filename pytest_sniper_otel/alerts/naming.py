@@ -19,14 +19,42 @@ _NAME_BAD = re.compile(r"[^a-zA-Z0-9:]+")
 _LABEL_BAD = re.compile(r"[^a-zA-Z0-9]+")
 _UNIT_ANNOTATION = re.compile(r"{.*}")
 _UNITS = {
-    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
-    "us": "microseconds", "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes",
-    "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tibibytes", "KBy": "kilobytes",
-    "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes", "m": "meters", "V": "volts",
-    "A": "amperes", "J": "joules", "W": "watts", "g": "grams", "Cel": "celsius", "Hz": "hertz",
-    "1": "", "%": "percent",
-}  # fmt: skip
-_PER_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "TiBy": "tibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "TBy": "terabytes",
+    "m": "meters",
+    "V": "volts",
+    "A": "amperes",
+    "J": "joules",
+    "W": "watts",
+    "g": "grams",
+    "Cel": "celsius",
+    "Hz": "hertz",
+    "1": "",
+    "%": "percent",
+}
+_PER_UNITS = {
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "mo": "month",
+    "y": "year",
+}
 
 
 def _sanitize_name(name: str) -> str:
@@ -71,7 +99,7 @@ def family_name(name: str, kind: MetricKind, unit: str = "") -> str:
 
 
 def sample_name(name: str, kind: MetricKind, unit: str = "", part: str = "") -> str:
-    """The series name to query: counters get ``_total``; histograms ``_bucket``/``_count``/``_sum``."""
+    """The series to query: counters get ``_total``, histograms ``_bucket``/``_count``/``_sum``."""
     family = family_name(name, kind, unit)
     if kind == "counter":
         return family + "_total"

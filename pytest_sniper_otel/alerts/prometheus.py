@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,16 @@ from typing import Any
 from ..flow.catalog import MetricSpec
 from ..metrics import MetricsSnapshot, SeriesPoint
 from .evaluator import alert_labels
-from .expr import Absent, Aggregate, Expression, Quantile, RateSum, Selector, format_duration
+from .expr import (
+    Absent,
+    Aggregate,
+    Condition,
+    Expression,
+    Quantile,
+    RateSum,
+    Selector,
+    format_duration,
+)
 from .naming import label_name, label_value, sample_name
 from .recording import Recording
 from .rules import AlertRule, RuleSet
@@ -65,6 +75,11 @@ def promql(expr: Expression, catalog: Mapping[str, MetricSpec]) -> str:
     """``expr`` in PromQL over the exported metric names."""
     if isinstance(expr, Absent):
         return f"absent({_selector(expr.selector, catalog, 'count')})"
+    return f"{promql_value(expr, catalog)} {expr.op} {_number(expr.threshold)}"
+
+
+def promql_value(expr: Condition, catalog: Mapping[str, MetricSpec]) -> str:
+    """The PromQL of the value a condition compares with its threshold."""
     v = expr.value
     if isinstance(v, Aggregate):
         value = f"{v.func}({_selector(v.selector, catalog)})"
@@ -75,7 +90,7 @@ def promql(expr: Expression, catalog: Mapping[str, MetricSpec]) -> str:
         value = _rate_sum(v.numerator, catalog)
         if v.denominator is not None:
             value += " / " + _rate_sum(v.denominator, catalog)
-    return f"{value} {expr.op} {_number(expr.threshold)}"
+    return value
 
 
 def rule_file(rules: RuleSet) -> dict[str, Any]:
@@ -100,7 +115,7 @@ def to_yaml(data: Any, indent: int = 0) -> str:
             return pad + "{}\n"
         lines = []
         for key, value in data.items():
-            head = f"{pad}{_scalar(key)}:"
+            head = f"{pad}{_key(key)}:"
             if isinstance(value, Mapping | list) and value:
                 lines.append(head + "\n" + to_yaml(value, indent + 2))
             else:
@@ -113,11 +128,20 @@ def to_yaml(data: Any, indent: int = 0) -> str:
         for item in data:
             if isinstance(item, Mapping | list) and item:
                 body = to_yaml(item, indent + 2)
-                lines.append(f"{pad}- {body[indent + 2:]}")
+                lines.append(f"{pad}- {body[indent + 2 :]}")
             else:
                 lines.append(f"{pad}- {_scalar(item)}\n")
         return "".join(lines)
     return pad + _scalar(data) + "\n"
+
+
+_PLAIN_KEY = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _key(key: Any) -> str:
+    text = str(key)
+    return text if _PLAIN_KEY.match(text) and text not in _YAML_WORDS else _quote(text)
 
 
 def _scalar(value: Any) -> str:
@@ -182,8 +206,10 @@ def promtool_test(recording: Recording, rules: RuleSet) -> dict[str, Any]:
     firing alert (or none: "not firing" is asserted too)."""
     times = recording.times_ms()
     if len(recording.firing) != len(times):
-        raise ValueError(f"recording {recording.name!r}: {len(times)} snapshots but "
-                         f"{len(recording.firing)} evaluations")  # fmt: skip
+        raise ValueError(
+            f"recording {recording.name!r}: {len(times)} snapshots but "
+            f"{len(recording.firing)} evaluations"
+        )
     checks = [
         {
             "eval_time": format_duration(t / 1000),
@@ -193,12 +219,42 @@ def promtool_test(recording: Recording, rules: RuleSet) -> dict[str, Any]:
         for t, firing in zip(times, recording.firing, strict=True)
         for r in rules
     ]
-    return {
+    test: dict[str, Any] = {
         "name": recording.name,
         "interval": format_duration(recording.interval),
         "input_series": input_series(recording.snapshots),
         "alert_rule_test": checks,
     }
+    if recording.values:
+        test["promql_expr_test"] = _value_checks(recording, rules, times)
+    return test
+
+
+def _value_checks(
+    recording: Recording, rules: RuleSet, times: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The value of each condition, as our evaluator computed it, at every evaluation.
+
+    Alert states alone could agree by luck near a threshold; equal values can't. NaN is left
+    out (promtool can't compare it); an empty result is checked as no samples.
+    """
+    checks = []
+    for t, values in zip(times, recording.values, strict=True):
+        for r in rules:
+            expr = r.expression
+            if isinstance(expr, Absent) or r.name not in values:
+                continue
+            value = values[r.name]
+            if value is not None and math.isnan(value):
+                continue
+            checks.append(
+                {
+                    "expr": promql_value(expr, rules.catalog),
+                    "eval_time": format_duration(t / 1000),
+                    "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
+                }
+            )
+    return checks
 
 
 def promtool_tests(
@@ -207,7 +263,9 @@ def promtool_tests(
     recordings = list(recordings)
     intervals = {r.interval for r in recordings}
     if len(intervals) > 1:
-        raise ValueError(f"recordings have different intervals {sorted(intervals)}; export separately")
+        raise ValueError(
+            f"recordings have different intervals {sorted(intervals)}; export separately"
+        )
     return {
         "rule_files": [rule_file_name],
         "evaluation_interval": format_duration(intervals.pop() if intervals else 15.0),

@@ -25,6 +25,7 @@ class Recording:
     interval: float
     snapshots: tuple[MetricsSnapshot, ...]
     firing: tuple[tuple[str, ...], ...]  # per snapshot: the alerts firing after evaluating it
+    values: tuple[Mapping[str, float | None], ...] = ()  # per snapshot: each rule's value
 
     @classmethod
     def of(cls, evaluator: AlertEvaluator, name: str) -> Recording:
@@ -33,6 +34,7 @@ class Recording:
             evaluator.interval,
             tuple(evaluator.snapshots),
             tuple(tuple(e.firing) for e in evaluator.evaluations),
+            tuple(dict(e.values) for e in evaluator.evaluations),
         )
 
     def times_ms(self) -> list[int]:
@@ -63,6 +65,7 @@ class Recording:
                     for s in self.snapshots
                 ],
                 "firing": [list(f) for f in self.firing],
+                "values": [dict(v) for v in self.values],
             }
         )
 
@@ -83,6 +86,7 @@ class Recording:
             float(data["interval"]),
             tuple(snapshots),
             tuple(tuple(f) for f in data["firing"]),
+            tuple(data.get("values", ())),
         )
 
     def save(self, path: str | Path) -> None:
@@ -112,4 +116,3 @@ def _point_from(data: Mapping[str, Any]) -> SeriesPoint:
     fields["bucket_counts"] = tuple(fields.get("bucket_counts", ()))
     fields["boundaries"] = tuple(fields.get("boundaries", ()))
     return SeriesPoint(**fields)
-

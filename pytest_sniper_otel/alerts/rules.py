@@ -49,13 +49,16 @@ class AlertRule:
         try:
             expression = parse_expression(self.expr)
         except ExpressionError as exc:
-            raise RuleError(f"rule {self.name!r}: malformed expression {self.expr!r}: {exc}") from None
+            raise RuleError(
+                f"rule {self.name!r}: malformed expression {self.expr!r}: {exc}"
+            ) from None
         object.__setattr__(self, "expression", expression)
         if not isinstance(self.for_, int | float) or self.for_ < 0:
             raise RuleError(f"rule {self.name!r}: 'for' must be a duration >= 0, got {self.for_!r}")
         if self.severity not in SEVERITIES:
             raise RuleError(
-                f"rule {self.name!r}: severity {self.severity!r} is not one of {', '.join(SEVERITIES)}"
+                f"rule {self.name!r}: severity {self.severity!r} is not one of "
+                + ", ".join(SEVERITIES)
             )
         for key, value in {**self.labels, **self.annotations}.items():
             if not isinstance(key, str) or not _NAME.match(key) or not isinstance(value, str):
@@ -136,7 +139,7 @@ class RuleSet(Sequence[AlertRule]):
                 return r
         raise KeyError(f"no alert rule {name!r}; rules: {', '.join(self.names())}")
 
-    def __add__(self, other: Iterable[AlertRule]) -> RuleSet:  # type: ignore[override]
+    def __add__(self, other: Iterable[AlertRule]) -> RuleSet:
         return RuleSet([*self._rules, *other], catalog=self.catalog)
 
     def __repr__(self) -> str:
@@ -180,7 +183,7 @@ def load_rules(
             raise RuleError(f"{path}: not valid JSON: {exc}") from None
         items = data.get("rules") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise RuleError(f"{path}: expected a list of rules or {{\"rules\": [...]}}")
+            raise RuleError(f'{path}: expected a list of rules or {{"rules": [...]}}')
         source = items
     rules = [r if isinstance(r, AlertRule) else rule_from_dict(r) for r in source]
     return RuleSet(rules, catalog=catalog)
