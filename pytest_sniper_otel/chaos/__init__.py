@@ -1,0 +1,35 @@
+"""The chaos harness: faults on the simulated clock, scenarios, a runner and a journal.
+
+Public API::
+
+    from pytest_sniper_otel.chaos import fault, Scenario, expect_alert, run_scenario
+
+See :mod:`.faults` for the fault catalogue and targets, :mod:`.scenario` for the
+scenario model and :mod:`.runner` for what a run does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "fault": "faults",
+    "Fault": "faults",
+    "FaultSpec": "faults",
+    "FaultError": "faults",
+    "Schedule": "faults",
+    "register": "faults",
+    "registry": "faults",
+    "ExportPipeline": "export",
+    "export_pipeline": "export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_sniper_otel.chaos' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

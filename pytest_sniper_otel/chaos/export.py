@@ -1,0 +1,304 @@
+"""A non-blocking telemetry export path whose exporter chaos can break.
+
+:class:`ExportPipeline` is a span processor (and a log record processor) with a bounded
+queue and a swappable exporter, attached once to the session's SDK providers. Ending a span
+never waits: it is queued, or dropped when the queue is full. Queued items are exported by
+:meth:`ExportPipeline.pump`, which the chaos runner calls on every simulated step; the
+exporter runs in a worker thread and ``pump`` waits at most ``export_timeout`` *real*
+seconds for it (freezegun leaves ``threading`` alone, so that timeout is wall time). So an
+exporter that raises, hangs or crawls costs the bot nothing but telemetry, and every lost
+item is counted in ``telemetry_dropped_total{signal, reason}``:
+
+* ``queue_full``: the bounded queue overflowed (a slow or stuck exporter behind it);
+* ``export_failed``: the exporter raised or returned failure;
+* ``export_timeout``: the exporter did not answer within ``export_timeout``.
+
+Conservation holds between pumps: ``accepted == exported + dropped + queued`` (a batch
+that timed out counts as dropped even if the stuck exporter finishes it later).
+A slow exporter is modelled on the simulated clock: an exporter with an
+``export_latency`` attribute (seconds) keeps the pipeline busy that long after each batch.
+
+The pipeline only records while :meth:`enabled` (a chaos run); other tests pay one
+attribute check per span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+SIGNALS = ("traces", "logs")
+REASONS = ("queue_full", "export_failed", "export_timeout")
+
+
+class CountingExporter(SpanExporter):
+    """The default sink: counts what it receives and keeps nothing (no memory growth)."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+@dataclass
+class PipelineStats:
+    """What happened to the items the pipeline accepted, per signal."""
+
+    accepted: Counter[str] = field(default_factory=Counter)
+    exported: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    max_queued: int = 0
+    pumps: int = 0
+    longest_pump: float = 0.0
+
+    def dropped_total(self, signal: str | None = None) -> int:
+        return sum(n for (s, _), n in self.dropped.items() if signal in (None, s))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accepted": dict(self.accepted),
+            "exported": dict(self.exported),
+            "dropped": {f"{s}/{r}": n for (s, r), n in sorted(self.dropped.items())},
+            "max_queued": self.max_queued,
+            "longest_pump_wall_s": round(self.longest_pump, 4),
+        }
+
+
+class _Job:
+    def __init__(self, signal: str, items: list[Any]) -> None:
+        self.signal = signal
+        self.items = items
+        self.done = threading.Event()
+        self.ok = False
+
+
+class ExportPipeline(SpanProcessor):
+    """Bounded, non-blocking export of spans and log records; see the module docs."""
+
+    def __init__(
+        self,
+        *,
+        max_queue: int = 2048,
+        max_batch: int = 512,
+        export_timeout: float = 0.05,
+        exporter: SpanExporter | None = None,
+        log_exporter: Any = None,
+    ) -> None:
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.export_timeout = export_timeout
+        self.exporter: Any = exporter or CountingExporter()
+        self.log_exporter: Any = log_exporter or CountingExporter()
+        self.stats = PipelineStats()
+        self._queues: dict[str, deque[Any]] = {s: deque() for s in SIGNALS}
+        self._lock = threading.Lock()
+        self._enabled = False
+        self._busy_until = -float("inf")
+        self._stuck: _Job | None = None
+        self._open: set[int] = set()
+        self._open_names: dict[int, str] = {}
+        self.on_drop: Callable[[str, str, int], None] = _count_drop
+
+    # recording ---------------------------------------------------------------------------
+    @contextmanager
+    def enabled(self) -> Iterator[ExportPipeline]:
+        """Record (and start fresh statistics) inside the block."""
+        with self._lock:
+            self._enabled = True
+            self.stats = PipelineStats()
+            for q in self._queues.values():
+                q.clear()
+            self._open.clear()
+            self._open_names.clear()
+            self._busy_until = -float("inf")
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._enabled = False
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        if self._enabled and span.context is not None:
+            with self._lock:
+                self._open.add(span.context.span_id)
+                self._open_names[span.context.span_id] = span.name
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._enabled:
+            if span.context is not None:
+                with self._lock:
+                    self._open.discard(span.context.span_id)
+                    self._open_names.pop(span.context.span_id, None)
+            self._offer("traces", span)
+
+    def on_emit(self, log_record: Any) -> None:  # LogRecordProcessor
+        if self._enabled:
+            self._offer("logs", log_record)
+
+    def emit(self, log_record: Any) -> None:  # older LogRecordProcessor name
+        self.on_emit(log_record)
+
+    def _offer(self, signal: str, item: Any) -> None:
+        with self._lock:
+            self.stats.accepted[signal] += 1
+            queue = self._queues[signal]
+            if len(queue) >= self.max_queue:
+                dropped = True
+            else:
+                queue.append(item)
+                dropped = False
+                self.stats.max_queued = max(self.stats.max_queued, len(queue))
+        if dropped:
+            self._dropped(signal, "queue_full", 1)
+
+    def _dropped(self, signal: str, reason: str, n: int) -> None:
+        with self._lock:
+            self.stats.dropped[(signal, reason)] += n
+        with contextlib.suppress(Exception):  # counting must not break the caller either
+            self.on_drop(signal, reason, n)
+
+    # exporting ---------------------------------------------------------------------------
+    def queued(self, signal: str | None = None) -> int:
+        with self._lock:
+            return sum(len(q) for s, q in self._queues.items() if signal in (None, s))
+
+    def open_spans(self) -> list[str]:
+        """Names of spans started while enabled that have not ended."""
+        with self._lock:
+            return sorted(self._open_names.values())
+
+    def pump(self, now: float) -> None:
+        """Export what is queued, one batch per signal; ``now`` is simulated seconds."""
+        if self._stuck is not None:
+            if not self._stuck.done.is_set():
+                return  # the exporter still hangs on an earlier batch: let the queue fill
+            self._stuck = None
+        if now < self._busy_until:
+            return
+        # perf_counter is frozen under the simulated clock; the real one measures the wait.
+        real = _real_perf_counter()
+        t0 = real()
+        for signal in SIGNALS:
+            with self._lock:
+                queue = self._queues[signal]
+                batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
+            if not batch:
+                continue
+            exporter = self.exporter if signal == "traces" else self.log_exporter
+            latency = float(getattr(exporter, "export_latency", 0.0) or 0.0)
+            if not self._export(signal, exporter, batch):
+                break
+            if latency > 0:
+                self._busy_until = now + latency
+                break
+        self.stats.pumps += 1
+        self.stats.longest_pump = max(self.stats.longest_pump, real() - t0)
+
+    def _export(self, signal: str, exporter: Any, batch: list[Any]) -> bool:
+        job = _Job(signal, batch)
+
+        def work() -> None:
+            try:
+                result = exporter.export(batch)
+                job.ok = result is None or result == SpanExportResult.SUCCESS or result is True
+            except Exception:
+                job.ok = False
+            finally:
+                job.done.set()
+
+        threading.Thread(target=work, name="sniper-otel-export", daemon=True).start()
+        if not job.done.wait(self.export_timeout):
+            self._stuck = job
+            self._dropped(signal, "export_timeout", len(batch))
+            return False
+        if job.ok:
+            with self._lock:
+                self.stats.exported[signal] += len(batch)
+        else:
+            self._dropped(signal, "export_failed", len(batch))
+        return True
+
+    def drain(self, now: float, *, rounds: int = 64) -> None:
+        """Pump until the queues are empty or the exporter stops taking batches."""
+        for _ in range(rounds):
+            before = self.queued()
+            if before == 0:
+                return
+            self.pump(now)
+            if self.queued() >= before:
+                return
+
+    # SpanProcessor -------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self._enabled = False
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _real_perf_counter() -> Callable[[], float]:
+    try:
+        from freezegun import api
+
+        real: Callable[[], float] = api.real_perf_counter
+        return real
+    except Exception:  # pragma: no cover - freezegun is a dependency
+        import time
+
+        return time.perf_counter
+
+
+def _count_drop(signal: str, reason: str, n: int) -> None:
+    from ..flow.telemetry import add
+
+    add("telemetry_dropped_total", n, signal=signal, reason=reason)
+
+
+_PIPELINE: ExportPipeline | None = None
+_PIPELINE_LOCK = threading.Lock()
+
+
+def export_pipeline() -> ExportPipeline:
+    """The process's pipeline, attached once to the session's SDK tracer and logger providers."""
+    global _PIPELINE
+    with _PIPELINE_LOCK:
+        if _PIPELINE is None:
+            from ..capture import install_session
+
+            session = install_session()
+            session.require("traces")
+            pipeline = ExportPipeline()
+            session.tracer_provider.add_span_processor(pipeline)
+            if session.logger_provider is not None:
+                session.logger_provider.add_log_record_processor(_LogAdapter(pipeline))
+            _PIPELINE = pipeline
+        return _PIPELINE
+
+
+class _LogAdapter:
+    """Forwards log records to the pipeline with whichever method name the SDK calls."""
+
+    def __init__(self, pipeline: ExportPipeline) -> None:
+        self.pipeline = pipeline
+
+    def on_emit(self, log_record: Any) -> None:
+        self.pipeline.on_emit(log_record)
+
+    def emit(self, log_record: Any) -> None:
+        self.pipeline.on_emit(log_record)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

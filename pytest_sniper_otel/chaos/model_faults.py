@@ -1,0 +1,97 @@
+"""Model faults: the pattern model degrades.
+
+Target ``model``: an object with ``.knobs`` carrying ``confidence_drift`` (added to every
+score), ``inference_slowdown`` (latency multiplier) and ``false_positive_burst`` (chance a
+listing without a ready signal is scored as ready). Each fault sets its knob at inject and
+restores the previous value at rollback. ``ramp`` (seconds) grows the drift linearly, the
+way a model drifts, instead of stepping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .faults import Fault, FaultError, chance, positive, register, require
+
+
+@dataclass
+class _KnobFault(Fault):
+    target = "model"
+    knob: ClassVar[str] = ""
+
+    def value(self) -> float:
+        raise NotImplementedError
+
+    def apply(self, target: Any) -> None:
+        knobs = getattr(target, "knobs", None)
+        if knobs is None or not hasattr(knobs, self.knob):
+            raise FaultError(
+                f"{self.name}: target {type(target).__name__} has no knobs.{self.knob}"
+            )
+        self._saved = getattr(knobs, self.knob)
+        setattr(knobs, self.knob, self.value())
+
+    def revert(self, target: Any) -> None:
+        setattr(target.knobs, self.knob, self._saved)
+
+
+@register
+@dataclass
+class ConfidenceDrift(_KnobFault):
+    """Every confidence score shifts by ``shift`` (reached after ``ramp`` seconds)."""
+
+    shift: float = -0.35
+    ramp: float = 0.0
+    name = "model.confidence_drift"
+    knob = "confidence_drift"
+    summary = "shift every confidence score by `shift`, ramping over `ramp` s"
+
+    def validate(self) -> None:
+        require(not isinstance(self.shift, bool) and isinstance(self.shift, int | float)
+                and -1.0 <= self.shift <= 1.0, f"shift must be within [-1, 1], got {self.shift!r}")
+        positive(self.ramp, "ramp", allow_zero=True)
+
+    def value(self) -> float:
+        self._elapsed = 0.0
+        return self.shift if self.ramp == 0 else 0.0
+
+    def step(self, target: Any, at: float, dt: float) -> None:
+        if self.ramp > 0:
+            self._elapsed += dt
+            done = min(1.0, self._elapsed / self.ramp)
+            target.knobs.confidence_drift = self._saved + self.shift * done
+
+
+@register
+@dataclass
+class InferenceSlowdown(_KnobFault):
+    """Inference takes ``factor`` times longer (a cold GPU, a noisy neighbour)."""
+
+    factor: float = 20.0
+    name = "model.inference_slowdown"
+    knob = "inference_slowdown"
+    summary = "multiply inference latency by `factor`"
+
+    def validate(self) -> None:
+        positive(self.factor, "factor")
+
+    def value(self) -> float:
+        return float(self.factor)
+
+
+@register
+@dataclass
+class FalsePositiveBurst(_KnobFault):
+    """A listing with no ready signal is scored as ready with chance ``rate``."""
+
+    rate: float = 0.6
+    name = "model.false_positive_burst"
+    knob = "false_positive_burst"
+    summary = "score non-ready listings as ready with chance `rate`"
+
+    def validate(self) -> None:
+        chance(self.rate, "rate")
+
+    def value(self) -> float:
+        return float(self.rate)

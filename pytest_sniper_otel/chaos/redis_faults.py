@@ -1,0 +1,180 @@
+"""Redis faults, at the connection level of a redis-py client.
+
+fakeredis's sync client ignores ``server.connected = False``, so an outage is injected
+where redis-py gets a connection: the client's connection pool's ``get_connection``. That
+is also where a real outage shows up (``ConnectionError: Error 111 connecting ...``), and it
+sits *inside* the command's instrumented span, so the failed command's span carries the
+error. Latency is charged on the simulated clock at the same place.
+
+``redis.client_pause`` is what an outage looks like on a real server: ``CLIENT PAUSE``
+makes the server stop answering, and a client with a ``socket_timeout`` raises
+``TimeoutError``. It needs a real server (fakeredis does not implement it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .faults import Fault, FaultError, positive, register, require
+
+
+class _PoolHook:
+    """Replaces ``pool.get_connection`` on one pool instance; faults join and leave it."""
+
+    def __init__(self, pool: Any, clock: Any) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.original = pool.get_connection
+        self.faults: list[_ConnectionFault] = []
+        pool.get_connection = self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for f in list(self.faults):
+            if f.strikes():
+                f.on_connect(self)
+        return self.original(*args, **kwargs)
+
+    def remove(self, f: _ConnectionFault) -> None:
+        if f in self.faults:
+            self.faults.remove(f)
+        if not self.faults and vars(self.pool).get("get_connection") is self:
+            del self.pool.get_connection  # back to the class's method
+
+
+@dataclass
+class _ConnectionFault(Fault):
+    target = "redis"
+
+    def on_connect(self, hook: _PoolHook) -> None:
+        raise NotImplementedError
+
+    def apply(self, target: Any) -> None:
+        client, clock = _client(target, self.name)
+        pool = client.connection_pool
+        hook = vars(pool).get("get_connection")
+        if not isinstance(hook, _PoolHook):
+            hook = _PoolHook(pool, clock)
+        hook.faults.append(self)
+        self._hook = hook
+
+    def revert(self, target: Any) -> None:
+        self._hook.remove(self)
+
+
+@register
+@dataclass
+class Outage(_ConnectionFault):
+    """Redis is unreachable: every command (drawn with ``probability``) fails to connect."""
+
+    name = "redis.outage"
+    summary = "connections refused (ConnectionError) at the client's connection pool"
+
+    def on_connect(self, hook: _PoolHook) -> None:
+        if hook.clock is not None:
+            hook.clock.tick(0.001)  # a refused connect is fast
+        raise redis.ConnectionError(
+            "Error 111 connecting to redis:6379. Connection refused. (chaos)"
+        )
+
+
+@register
+@dataclass
+class Latency(_ConnectionFault):
+    """Each command waits ``latency`` + U(0, jitter) simulated seconds for its connection."""
+
+    latency: float = 0.05
+    jitter: float = 0.02
+    name = "redis.latency"
+    summary = "add `latency` + U(0, jitter) seconds to each command"
+
+    def validate(self) -> None:
+        positive(self.latency, "latency", allow_zero=True)
+        positive(self.jitter, "jitter", allow_zero=True)
+
+    def on_connect(self, hook: _PoolHook) -> None:
+        if hook.clock is None:
+            raise FaultError(f"{self.name}: the target gives no clock to charge latency on")
+        hook.clock.tick(self.latency + self.rng.uniform(0.0, self.jitter))
+
+
+@register
+@dataclass
+class Eviction(Fault):
+    """Memory pressure: at inject, and at every step while active, each key matching
+    ``pattern`` is evicted with ``probability``. ``flush=True`` deletes every match at
+    once (a ``FLUSHDB`` limited to the pattern, safe on a shared server)."""
+
+    pattern: str = "sniper:*"
+    flush: bool = False
+    name = "redis.eviction"
+    target = "redis"
+    summary = "evict keys matching `pattern` (each with `probability`); flush=True: all at once"
+
+    def validate(self) -> None:
+        require(isinstance(self.pattern, str) and bool(self.pattern),
+                f"pattern must be a non-empty glob, got {self.pattern!r}")
+
+    def apply(self, target: Any) -> None:
+        self.evicted = 0
+        self._evict(target, everything=self.flush)
+
+    def step(self, target: Any, at: float, dt: float) -> None:
+        if not self.flush:
+            self._evict(target, everything=False)
+
+    def _evict(self, target: Any, *, everything: bool) -> None:
+        client, _ = _client(target, self.name)
+        doomed = [k for k in client.scan_iter(match=self.pattern, count=500)
+                  if everything or self.strikes()]
+        if doomed:
+            self.evicted += int(client.delete(*doomed))
+
+
+@register
+@dataclass
+class ClientPause(Fault):
+    """A real server stops answering (``CLIENT PAUSE``) for up to ``max_pause`` real seconds;
+    rollback sends ``CLIENT UNPAUSE``. Needs a real Redis (6.2+)."""
+
+    mode: str = "ALL"
+    max_pause: float = 60.0
+    name = "redis.client_pause"
+    target = "redis"
+    summary = "real server only: CLIENT PAUSE (commands time out) until rollback"
+
+    def validate(self) -> None:
+        require(self.mode in ("ALL", "WRITE"), f"mode must be ALL or WRITE, got {self.mode!r}")
+        positive(self.max_pause, "max_pause")
+
+    def apply(self, target: Any) -> None:
+        client, _ = _client(target, self.name)
+        if type(client).__module__.startswith("fakeredis"):
+            raise FaultError(
+                f"{self.name} needs a real Redis server (fakeredis has no CLIENT PAUSE)"
+            )
+        # A separate connection: the paused client's own pool may be broken by the fault.
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        kwargs["socket_timeout"] = 2.0
+        admin: Any = redis.Redis(**kwargs)
+        self._admin = admin
+        admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), self.mode)
+
+    def revert(self, target: Any) -> None:
+        try:
+            self._admin.execute_command("CLIENT", "UNPAUSE")
+        finally:
+            self._admin.close()
+
+
+def _client(target: Any, fault: str) -> tuple[Any, Any]:
+    """(redis-py client, clock or None) from a client, or from an object with ``.client``."""
+    client = target
+    clock = getattr(target, "clock", None)
+    if not hasattr(client, "connection_pool") and hasattr(target, "client"):
+        client = target.client
+    if not hasattr(client, "connection_pool"):
+        raise FaultError(f"{fault}: target {type(target).__name__} is not a redis-py client")
+    return client, clock
