@@ -121,6 +121,7 @@ class ExportPipeline(SpanProcessor):
             self._open.clear()
             self._open_names.clear()
             self._busy_until = -float("inf")
+            self._stuck = None  # a batch stuck in an earlier run was counted there
         try:
             yield self
         finally:
