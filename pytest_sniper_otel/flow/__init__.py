@@ -1,0 +1,1 @@
+"""The instrumented reference bot (documentation follows in the next commit)."""

@@ -1,0 +1,57 @@
+"""The bot's configuration: cadences, risk limits, cache TTLs and the simulator's knobs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .client import Credentials, RetryPolicy
+from .exchange import LatencyModel, ListingSpec, MarketConditions
+from .model import ModelKnobs
+
+
+@dataclass
+class BotConfig:
+    bot_id: str | None = None  # default: f"sniper-{seed}"
+    credentials: Credentials | None = None  # default: derived from the seed
+    initial_balance: float = 10_000.0
+    listings: Sequence[ListingSpec] | None = None  # default: a generated calendar
+    # cadences (simulated seconds)
+    discovery_interval: float = 30.0
+    safety_interval: float = 5.0
+    status_poll_interval: float = 0.1
+    max_status_polls: int = 12
+    max_lateness: float = 20.0  # a snipe later than this after launch is skipped
+    # risk
+    confidence_threshold: float = 0.7
+    max_position_usd: float = 1_500.0
+    max_position_fraction: float = 0.2
+    max_open_positions: int = 3
+    max_exposure_fraction: float = 0.6
+    # exits
+    take_profit: float = 0.25
+    stop_loss: float = 0.12
+    max_hold: float = 150.0
+    # safety
+    max_drawdown: float = 0.15
+    max_consecutive_failures: int = 3
+    breaker_cooldown: float = 60.0
+    # cache TTLs (simulated seconds)
+    calendar_ttl: float = 10.0
+    listing_ttl: float = 900.0
+    analysis_ttl: float = 300.0
+    account_ttl: float = 15.0
+    ticker_ttl: float = 1.0
+    instrument_redis: bool = True
+    # the simulator and the client
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    conditions: MarketConditions = field(default_factory=MarketConditions)
+    model: ModelKnobs = field(default_factory=ModelKnobs)
+
+
+def default_credentials(seed: int) -> Credentials:
+    """Deterministic, fake, but secret-shaped: tests assert they never leak."""
+    digest = hashlib.sha256(f"sniper-otel:{seed}".encode()).hexdigest()
+    return Credentials(api_key=f"mx0v{digest[:28]}", api_secret=digest[28:60])
