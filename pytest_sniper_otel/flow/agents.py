@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ..clock import SimClock
+from ..clock import Clock
 from .cache import RedisCache, WarmupStrategy
 from .client import (
     ApiError,
@@ -67,7 +67,7 @@ class Desk:
     """What the agents share."""
 
     bot_id: str
-    clock: SimClock
+    clock: Clock
     config: BotConfig
     client: ExchangeClient
     cache: RedisCache

@@ -11,13 +11,14 @@ from typing import Any
 
 import redis as redis_lib
 
-from ..clock import SimClock
+from ..clock import Clock, SimClock
 from .agents import (
     Agent,
     Desk,
     ExecutionAgent,
     Halt,
     PatternDiscoveryAgent,
+    Position,
     RiskAgent,
 )
 from .cache import RedisCache
@@ -57,7 +58,7 @@ class Workflow:
 class MultiAgentOrchestrator:
     """Runs workflows at simulated times, each traced as a ``workflow-execution`` root."""
 
-    def __init__(self, clock: SimClock, tracer: TradingOperationTracer, logger: StructuredLogger,
+    def __init__(self, clock: Clock, tracer: TradingOperationTracer, logger: StructuredLogger,
                  bot_id: str) -> None:
         self.clock = clock
         self.tracer = tracer
@@ -101,9 +102,9 @@ class MultiAgentOrchestrator:
 class SniperBot:
     """The instrumented reference bot. Build it with :meth:`create`."""
 
-    def __init__(self, *, seed: int, clock: SimClock, redis_client: redis_lib.Redis,
+    def __init__(self, *, seed: int, clock: Clock, redis_client: redis_lib.Redis,
                  config: BotConfig) -> None:
-        if not clock.running:
+        if isinstance(clock, SimClock) and not clock.running:
             raise RuntimeError("SniperBot needs a running SimClock (use `with SimClock():`)")
         instruments()  # create the process-wide instruments before any is used
         self.seed = seed
@@ -160,10 +161,11 @@ class SniperBot:
 
     @classmethod
     def create(
-        cls, *, seed: int, clock: SimClock, redis: redis_lib.Redis | None = None,
+        cls, *, seed: int, clock: Clock, redis: redis_lib.Redis | None = None,
         config: BotConfig | None = None,
     ) -> SniperBot:
-        """A bot on ``clock`` (running), with ``redis`` or a private fakeredis."""
+        """A bot on ``clock`` (a running SimClock, or a RealClock for load runs), with
+        ``redis`` or a private fakeredis."""
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         if redis is None:
@@ -246,6 +248,10 @@ class SniperBot:
                 self._exiting.discard(intent.symbol)
 
     # -- results -----------------------------------------------------------------------------------
+    @property
+    def positions(self) -> dict[str, Position]:
+        return self.desk.positions
+
     @property
     def halts(self) -> list[Halt]:
         return self.safety.halts

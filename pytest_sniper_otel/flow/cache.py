@@ -35,7 +35,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.trace import Span, Status, StatusCode
 
-from ..clock import SimClock
+from ..clock import Clock
 from .telemetry import (
     INSTRUMENTATION_VERSION,
     TRACER_REDIS,
@@ -81,7 +81,7 @@ class RedisCache:
         self,
         client: redis.Redis,
         *,
-        clock: SimClock,
+        clock: Clock,
         seed: int,
         latency: tuple[float, float] = (0.0002, 0.0015),
         namespace: str | None = None,

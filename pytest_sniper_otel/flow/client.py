@@ -23,7 +23,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from ..clock import SimClock
+from ..clock import Clock
 from .exchange import (
     ORDER_STATUSES,
     ApiRequest,
@@ -164,7 +164,7 @@ class ExchangeClient:
         self,
         *,
         transport: Transport,
-        clock: SimClock,
+        clock: Clock,
         credentials: Credentials,
         seed: int,
         retry: RetryPolicy | None = None,

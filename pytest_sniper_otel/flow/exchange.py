@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..clock import SimClock
+from ..clock import Clock
 
 QUOTE = "USDT"
 
@@ -155,7 +155,7 @@ class ExchangeSimulator:
         self,
         *,
         seed: int,
-        clock: SimClock,
+        clock: Clock,
         api_key: str,
         api_secret: str,
         listings: Sequence[ListingSpec] | None = None,
@@ -429,7 +429,7 @@ class SimulatedTransport:
     """The default transport: network delay on the simulated clock, then the exchange."""
 
     def __init__(
-        self, exchange: ExchangeSimulator, clock: SimClock, *, seed: int,
+        self, exchange: ExchangeSimulator, clock: Clock, *, seed: int,
         latency: LatencyModel | None = None,
     ) -> None:
         self.exchange = exchange
@@ -453,7 +453,7 @@ class PriceFeed:
 
     name = "mexc-ws"
 
-    def __init__(self, source: Callable[[str], float | None], clock: SimClock) -> None:
+    def __init__(self, source: Callable[[str], float | None], clock: Clock) -> None:
         self.source = source
         self.clock = clock
         self.connected = False

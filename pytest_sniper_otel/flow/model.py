@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..clock import SimClock
+from ..clock import Clock
 from .client import CalendarEntry
 from .telemetry import AttrValue, MLModelObservability, mark_error
 
@@ -55,7 +55,7 @@ def pattern_type(state: tuple[int, int, int]) -> str:
 
 class PatternModel:
     def __init__(
-        self, *, seed: int, clock: SimClock, threshold: float = 0.7,
+        self, *, seed: int, clock: Clock, threshold: float = 0.7,
         knobs: ModelKnobs | None = None, window: int = 50,
     ) -> None:
         self.clock = clock
