@@ -45,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("sniper_otel_log_level", "default for --sniper-otel-log-level", default="INFO")
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists: its markup decides colour
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -110,6 +111,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, Any, Any]:
     report = yield
     captured = item.stash.get(_TELEMETRY, None)
+    if captured is not None and report.when == "teardown":
+        # Don't keep every test's spans alive until the session ends.
+        del item.stash[_TELEMETRY]
     if captured is None or (report.when == "teardown" and not report.failed):
         return report
     show = item.config.stash[_SETTINGS].show
@@ -128,16 +132,18 @@ def pytest_assertrepr_compare(
     if not isinstance(spec, spans.SpanSpec):
         return None
     if isinstance(other, spans.SpanNode):
+        # A node is compared as itself, not as one root among others.
         roots = [other]
+        mismatch = spans.match(spec, other)
     elif isinstance(other, list) and all(isinstance(n, spans.SpanNode) for n in other):
         roots = other
+        mismatch = spans.match_forest([spec], roots, any_order=True)
     else:
         return None
-    mismatch = spans.match_forest([spec], roots, any_order=True)
     if mismatch is None:
         return None
     color = config.stash[_SETTINGS].color
-    return [
-        "span tree does not match the expected span(...)",
-        *spans.render_mismatch(mismatch, [spec], roots, color=color).splitlines(),
-    ]
+    # The first line is the summary pytest puts after "assert": make it the divergence, so
+    # the reason survives pytest's truncation of long explanations (-vv shows everything).
+    text: str = spans.render_mismatch(mismatch, [spec], roots, color=color)
+    return text.splitlines()
