@@ -28,7 +28,7 @@ Evaluation
     resolved), ``ev.history`` (every transition, with time and value), ``ev.episodes``
     (pending_at / fired_at / resolved_at per episode), ``ev.timeline()`` (one
     :class:`Evaluation` per observation), ``ev.fired()``, ``ev.report()``.
-    Semantics are Prometheus 2.42's (lookback, ``extrapolatedRate``, ``histogram_quantile``,
+    Semantics are Prometheus 2.42's (staleness, ``extrapolatedRate``, ``histogram_quantile``,
     ``for``), which the promtool cross-check enforces. Times are seconds since the epoch on
     the simulated clock; ``ev.start`` is the first observation.
 

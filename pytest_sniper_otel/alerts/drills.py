@@ -11,6 +11,7 @@ promtool unit tests of every shipped rule.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -126,8 +127,9 @@ class SyntheticBot:
         """Let one interval pass under ``c`` and return the snapshot at its end."""
         self.now_ns += self.interval_ns
         self._step += 1
-        errors = round(c.api_requests * c.api_error_fraction)
-        timeouts = round(c.api_requests * c.api_timeout_fraction)
+        # floor: a step never fails a larger share of its requests than the fraction says
+        errors = math.floor(c.api_requests * c.api_error_fraction)
+        timeouts = math.floor(c.api_requests * c.api_timeout_fraction)
         api = "api_request_latency_ms"
         common = {"endpoint": "/api/v3/order", "method": "POST"}
         self._observe(
@@ -150,7 +152,7 @@ class SyntheticBot:
             symbol="NEWUSDT",
             execution_result="filled",
         )
-        failed = round(c.cache_lookups * c.cache_error_fraction)
+        failed = math.floor(c.cache_lookups * c.cache_error_fraction)
         served = c.cache_lookups - failed
         hits = round(served * c.cache_hit_fraction)
         self._count("cache_hits_total", hits, key_pattern="pattern:*")

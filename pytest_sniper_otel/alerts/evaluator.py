@@ -3,7 +3,9 @@
 Each observation is one scrape and one rule evaluation at the snapshot's (simulated) time.
 Semantics follow Prometheus 2.42 so that ``promtool test rules`` agrees with us:
 
-* an instant selector sees each series' latest sample within the 5 minute lookback;
+* a scrape is a snapshot: a series missing from it is stale (Prometheus writes a staleness
+  marker when a series leaves the exposition), so an instant selector sees the series of
+  the latest snapshot, and the 5 minute lookback never keeps a vanished series alive;
 * ``rate``/``increase`` take the samples in ``[t - window, t]`` (both ends included),
   need two of them, handle counter resets and extrapolate to the window edges exactly as
   ``extrapolatedRate`` does; counters are cumulative per test from their first sample, so a
@@ -39,7 +41,6 @@ from .expr import (
 from .naming import label_value
 from .rules import AlertRule, RuleSet, load_rules
 
-LOOKBACK_MS = 300_000  # Prometheus' default query.lookback-delta
 TimeLike = float | int | dt.datetime
 
 
@@ -219,12 +220,9 @@ class _History:
         return self.samples[lo:hi]
 
     def instant(self, selector: Selector, t_ms: int) -> list[SeriesPoint]:
-        """Each matching series' latest point within the lookback before ``t_ms``."""
-        latest: dict[Any, SeriesPoint] = {}
-        for _, snap in reversed(self.window(t_ms - LOOKBACK_MS + 1, t_ms)):
-            for p in _selected(selector, snap):
-                latest.setdefault(p.key, p)
-        return list(latest.values())
+        """The matching series of the latest snapshot at or before ``t_ms``."""
+        i = bisect.bisect_right(self._times, t_ms)
+        return _selected(selector, self.samples[i - 1][1]) if i else []
 
     def ranges(
         self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]

@@ -183,15 +183,21 @@ def exported_samples(snapshot: MetricsSnapshot) -> dict[str, float]:
 
 
 def input_series(snapshots: Sequence[MetricsSnapshot]) -> list[dict[str, str]]:
+    """promtool's ``input_series``: ``_`` before a series appears, ``stale`` when it leaves
+    a scrape (as Prometheus marks it), ``_`` while it stays away."""
     per_step = [exported_samples(s) for s in snapshots]
     names = sorted({k for step in per_step for k in step})
-    return [
-        {
-            "series": name,
-            "values": " ".join(_number(step[name]) if name in step else "_" for step in per_step),
-        }
-        for name in names
-    ]
+    out = []
+    for name in names:
+        values, present = [], False
+        for step in per_step:
+            if name in step:
+                values.append(_number(step[name]))
+            else:
+                values.append("stale" if present else "_")
+            present = name in step
+        out.append({"series": name, "values": " ".join(values)})
+    return out
 
 
 def _expected(r: AlertRule) -> dict[str, Any]:
@@ -235,8 +241,9 @@ def _value_checks(
 ) -> list[dict[str, Any]]:
     """The value of each condition, as our evaluator computed it, at every evaluation.
 
-    Alert states alone could agree by luck near a threshold; equal values can't. NaN is left
-    out (promtool can't compare it); an empty result is checked as no samples.
+    Alert states alone could agree by luck; values can't. Compared to a relative 1e-9, as
+    Prometheus itself sums series in no fixed order (float addition doesn't associate).
+    NaN is left out (promtool can't compare it); an empty result is checked as no samples.
     """
     checks = []
     for t, values in zip(times, recording.values, strict=True):
@@ -245,14 +252,18 @@ def _value_checks(
             if isinstance(expr, Absent) or r.name not in values:
                 continue
             value = values[r.name]
+            query = promql_value(expr, rules.catalog)
+            expected: list[dict[str, Any]] = []
             if value is not None and math.isnan(value):
                 continue
+            if value is not None and math.isinf(value):
+                expected = [{"labels": "{}", "value": value}]
+            elif value is not None:
+                tolerance = 1e-9 * max(1.0, abs(value))
+                query = f"abs(({query}) - {_number(value)}) <= bool {_number(tolerance)}"
+                expected = [{"labels": "{}", "value": 1}]
             checks.append(
-                {
-                    "expr": promql_value(expr, rules.catalog),
-                    "eval_time": format_duration(t / 1000),
-                    "exp_samples": [] if value is None else [{"labels": "{}", "value": value}],
-                }
+                {"expr": query, "eval_time": format_duration(t / 1000), "exp_samples": expected}
             )
     return checks
 

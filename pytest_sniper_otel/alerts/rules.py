@@ -66,6 +66,13 @@ class AlertRule:
                     f"rule {self.name!r}: label/annotation {key!r}={value!r} needs a "
                     "[A-Za-z_][A-Za-z0-9_]* name and a string value"
                 )
+        for key, value in self.annotations.items():
+            if "{{" in value:
+                # promtool compares annotations literally with what we expect
+                raise RuleError(
+                    f"rule {self.name!r}: annotation {key!r} uses a template; "
+                    "annotations must be plain text"
+                )
         for key in _RESERVED_LABELS:
             if key in self.labels:
                 raise RuleError(f"rule {self.name!r}: label {key!r} is reserved")

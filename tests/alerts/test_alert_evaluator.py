@@ -94,12 +94,12 @@ def test_no_matching_series_means_no_value_and_no_alert() -> None:
     assert values(ev) == [None] and states(ev) == [OFF]
 
 
-def test_instant_values_stay_visible_for_the_five_minute_lookback() -> None:
+def test_a_series_missing_from_a_scrape_is_stale_at_once() -> None:
     ev = evaluator("max(circuit_breaker_open) > 0")
     ev.observe(snap(0, gauge("circuit_breaker_open", 1)))
-    ev.observe(snap(299, gauge("agent_health_score", 1)))
-    ev.observe(snap(300, gauge("agent_health_score", 1)))
-    assert values(ev) == [1.0, 1.0, None]
+    ev.observe(snap(15, gauge("agent_health_score", 1)))
+    ev.observe(snap(30, gauge("circuit_breaker_open", 1)))
+    assert values(ev) == [1.0, None, 1.0]
 
 
 # rate and increase -------------------------------------------------------------------

@@ -1,0 +1,283 @@
+"""Prometheus export: exported names, rule file, promtool tests, and promtool itself."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alertkit import T0, counter, gauge, histogram, snap
+
+from pytest_sniper_otel.alerts import (
+    DRILLS,
+    HEALTHY,
+    AlertEvaluator,
+    Recording,
+    RuleSet,
+    default_rules,
+    export,
+    find_promtool,
+    load_rules,
+    rule,
+    run_drill,
+    run_promtool,
+    run_timeline,
+)
+from pytest_sniper_otel.alerts.cli import main as rules_cli
+from pytest_sniper_otel.alerts.naming import sample_name
+from pytest_sniper_otel.alerts.prometheus import input_series, rule_file, to_yaml
+from pytest_sniper_otel.errors import SpecError
+from pytest_sniper_otel.flow.catalog import METRICS, MetricSpec
+
+
+# names ---------------------------------------------------------------------------------
+def _exporter_sample_names(specs: list[MetricSpec]) -> set[str]:
+    """Run opentelemetry-exporter-prometheus on ``specs`` and return its sample names."""
+    pytest.importorskip("opentelemetry.exporter.prometheus", reason="needs the Prometheus exporter")
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("naming-check")
+    try:
+        for spec in specs:
+            attrs = {a: "x" for a in spec.attributes}
+            if spec.kind == "counter":
+                meter.create_counter(spec.name, unit=spec.unit).add(1, attrs)
+            elif spec.kind == "updowncounter":
+                meter.create_up_down_counter(spec.name, unit=spec.unit).add(1, attrs)
+            elif spec.kind == "histogram":
+                meter.create_histogram(spec.name, unit=spec.unit).record(1, attrs)
+            else:
+
+                def observe(_: CallbackOptions, a: dict[str, Any] = attrs) -> list[Observation]:
+                    return [Observation(1, a)]
+
+                meter.create_observable_gauge(spec.name, callbacks=[observe], unit=spec.unit)
+        text = generate_latest(registry).decode()
+    finally:
+        provider.shutdown()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] not in "#"}
+
+
+def _our_sample_names(spec: MetricSpec) -> set[str]:
+    if spec.kind == "histogram":
+        return {sample_name(spec.name, spec.kind, spec.unit, p) for p in ("bucket", "count", "sum")}
+    return {sample_name(spec.name, spec.kind, spec.unit)}
+
+
+TRICKY = [
+    MetricSpec("requests_total", "counter", "", unit="s"),
+    MetricSpec("payload", "histogram", "", unit="By"),
+    MetricSpec("speed", "gauge", "", unit="m/s"),
+    MetricSpec("jobs", "counter", "", unit="{jobs}"),
+    MetricSpec("load", "gauge", "", unit="1"),
+    MetricSpec("queue.depth", "updowncounter", "", unit="MB"),
+    MetricSpec("lives", "gauge", "", unit="%"),
+]
+
+
+@pytest.mark.parametrize("specs", [list(METRICS.values()), TRICKY], ids=["catalogue", "tricky"])
+def test_names_match_what_the_otel_prometheus_exporter_exposes(specs: list[MetricSpec]) -> None:
+    expected = set().union(*(_our_sample_names(s) for s in specs))
+    assert _exporter_sample_names(specs) == expected
+
+
+def test_a_few_exported_names_spelled_out() -> None:
+    assert sample_name("execution_latency_ms", "histogram", "ms", "bucket") == (
+        "execution_latency_ms_milliseconds_bucket"
+    )
+    assert sample_name("detected_patterns_by_type", "counter") == "detected_patterns_by_type_total"
+    assert sample_name("cache_hits_total", "counter") == "cache_hits_total"
+    assert sample_name("cache_hit_rate", "gauge", "%") == "cache_hit_rate_percent"
+
+
+# files -------------------------------------------------------------------------------------
+def test_rule_file_yaml() -> None:
+    rules = load_rules([
+        rule("BreakerOpen", "max(circuit_breaker_open) > 0", severity="critical",
+             labels={"team": "risk"}, annotations={"summary": 'halted: "stop"'}),
+        rule("Drops", "increase(telemetry_dropped_total[5m]) > 0", for_="90s"),
+    ])  # fmt: skip
+    assert to_yaml(rule_file(rules)) == (
+        "groups:\n"
+        '  - name: "sniper-otel"\n'
+        "    rules:\n"
+        '      - alert: "BreakerOpen"\n'
+        '        expr: "max(circuit_breaker_open) > 0.0"\n'
+        "        labels:\n"
+        '          severity: "critical"\n'
+        '          team: "risk"\n'
+        "        annotations:\n"
+        '          summary: "halted: \\"stop\\""\n'
+        '      - alert: "Drops"\n'
+        '        expr: "sum(increase(telemetry_dropped_total[5m])) > 0.0"\n'
+        '        for: "1m30s"\n'
+        "        labels:\n"
+        '          severity: "warning"\n'
+    )
+
+
+def test_input_series_are_the_exported_cumulative_series() -> None:
+    snaps = [
+        snap(0, gauge("circuit_breaker_open", 0)),
+        snap(15, gauge("circuit_breaker_open", 1),
+             histogram("execution_latency_ms", (10, 100), (1, 2, 0), "ms", symbol="X")),
+        snap(30, gauge("circuit_breaker_open", 1),
+             counter("telemetry_dropped_total", 3, signal="logs"),
+             histogram("execution_latency_ms", (10, 100), (1, 3, 1), "ms", symbol="X")),
+    ]  # fmt: skip
+    bucket = "execution_latency_ms_milliseconds_bucket"
+    assert input_series(snaps) == [
+        {"series": "circuit_breaker_open{}", "values": "0.0 1.0 1.0"},
+        {"series": bucket + '{le="+Inf",symbol="X"}', "values": "_ 3.0 5.0"},
+        {"series": bucket + '{le="10.0",symbol="X"}', "values": "_ 1.0 1.0"},
+        {"series": bucket + '{le="100.0",symbol="X"}', "values": "_ 3.0 4.0"},
+        {"series": 'execution_latency_ms_milliseconds_count{symbol="X"}', "values": "_ 3.0 5.0"},
+        {"series": 'execution_latency_ms_milliseconds_sum{symbol="X"}', "values": "_ 0.0 0.0"},
+        {"series": 'telemetry_dropped_total{signal="logs"}', "values": "_ _ 3.0"},
+    ]  # fmt: skip
+
+
+def test_recordings_round_trip_and_must_be_on_the_interval_grid(tmp_path: Path) -> None:
+    ev = run_drill(DRILLS[0]).evaluator
+    rec = Recording.of(ev, "spike")
+    rec.save(tmp_path / "r.json")
+    back = Recording.load(tmp_path / "r.json")
+    assert back == rec
+    bad = AlertEvaluator(default_rules())
+    bad.observe_all(
+        [snap(0, gauge("circuit_breaker_open", 0)), snap(20, gauge("circuit_breaker_open", 0))]
+    )
+    with pytest.raises(SpecError, match=r"snapshot 1 is at \+20s, not \+15s; promtool needs one"):
+        export(tmp_path / "out", default_rules(), [Recording.of(bad, "irregular")])
+
+
+# promtool ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = find_promtool()
+    if found is None:
+        message = "promtool not found: set PROMTOOL or put it on PATH (Debian package prometheus)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; under CI the cross-check is required")
+        pytest.skip(message)
+    return found
+
+
+def test_every_shipped_rule_agrees_with_promtool_on_its_drill(
+    promtool: str, tmp_path: Path
+) -> None:
+    rules = default_rules()
+    recordings = [Recording.of(run_drill(d, rules).evaluator, d.name) for d in DRILLS]
+    fired = {name for r in recordings for names in r.firing for name in names}
+    assert fired == set(rules.names()), "every shipped rule fires in some drill"
+    result = run_promtool(promtool, export(tmp_path, rules, recordings))
+    assert result.ok, result.output
+    assert result.output.count("SUCCESS") == 1 + len(DRILLS)
+
+
+USER_RULES = [
+    rule("SlowOrderApi", 'quantile(0.9, api_request_latency_ms{endpoint=~"/api/v3/.*"}[2m]) > 400',
+         for_="30s"),
+    rule("NotOk", 'rate(api_request_latency_ms{outcome!="ok"}[1m]) / '
+         '(rate(api_request_latency_ms{outcome="ok"}[1m])'
+         ' + rate(api_request_latency_ms{outcome!="ok"}[1m])) > 0.1'),
+    rule("HealthMissing", 'absent(agent_health_score{agent_id="agent-2"})', for_="15s",
+         labels={"team": "agents"}),
+    rule("AvgHealth", "avg(agent_health_score) <= 0.8"),
+    rule("FewHits", "increase(cache_hits_total[1m]) < 40", for_="45s"),
+]  # fmt: skip
+
+
+def test_user_rules_of_every_kind_agree_with_promtool(promtool: str, tmp_path: Path) -> None:
+    rules = RuleSet(USER_RULES)
+    # agent-2 first reports during the fault: HealthMissing fires at the start, then resolves
+    healthy = replace(HEALTHY, agent_health=(0.95, 0.9))
+    faulty = replace(HEALTHY, api_latency_ms=900.0, api_error_fraction=0.3,
+                     agent_health=(0.9, 0.5, 0.7), cache_lookups=5)  # fmt: skip
+    ev = run_timeline([(healthy, 300), (faulty, 300), (healthy, 300)], rules)
+    assert set(ev.fired()) == {r.name for r in USER_RULES}
+    result = run_promtool(promtool, export(tmp_path, rules, [Recording.of(ev, "user rules")]))
+    assert result.ok, result.output
+
+
+def test_promtool_catches_a_disagreement(promtool: str, tmp_path: Path) -> None:
+    rules = default_rules()
+    rec = Recording.of(run_drill(DRILLS[-1], rules).evaluator, "tampered")
+    # claim TelemetryDropped never fired
+    tampered = replace(
+        rec, firing=tuple(tuple(n for n in f if n != "TelemetryDropped") for f in rec.firing)
+    )
+    result = run_promtool(promtool, export(tmp_path / "states", rules, [tampered]))
+    assert not result.ok
+    assert "alertname: TelemetryDropped" in result.output
+    # claim every increase of dropped telemetry was 1% larger than it was
+    skewed = replace(rec, values=tuple(
+        {k: v * 1.01 if k == "TelemetryDropped" and v else v for k, v in step.items()}
+        for step in rec.values
+    ))  # fmt: skip
+    result = run_promtool(promtool, export(tmp_path / "values", rules, [skewed]))
+    assert not result.ok
+    assert 'expr: "abs((sum(increase(telemetry_dropped_total[5m])))' in result.output, result.output
+    assert "alertname:" not in result.output
+
+
+# CLI ---------------------------------------------------------------------------------------
+def test_cli_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert rules_cli(["list"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "ExecutionLatencyP99High [critical, for 120s]\n"
+        "  quantile(0.99, execution_latency_ms[5m]) > 2000\n"
+        "  histogram_quantile(0.99, sum by (le) "
+        "(rate(execution_latency_ms_milliseconds_bucket[5m]))) > 2000.0\n"
+    ) in out
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps([{"name": "Quiet", "expr": "increase(orders_total[10m]) < 1"}]))
+    assert rules_cli(["export", str(tmp_path / "out"), "--rules", str(mine), "--no-drills"]) == 0
+    text = (tmp_path / "out" / "sniper-otel-rules.yml").read_text()
+    assert '- alert: "Quiet"\n        expr: "sum(increase(orders_total[10m])) < 1.0"\n' in text
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sniper-otel-rules.yml"]
+
+
+def test_cli_reports_a_bad_rule_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "Ghost", "expr": "max(ghost) > 1"}]))
+    assert rules_cli(["list", "--rules", str(bad)]) == 2
+    assert capsys.readouterr().err == (
+        "sniper-otel rules: rule 'Ghost': metric 'ghost' is not emitted by the bot "
+        "(not in the catalogue)\n"
+    )
+
+
+def test_find_promtool_honours_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMTOOL", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="is not an executable file"):
+        find_promtool()
+    tool = tmp_path / "promtool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PROMTOOL", str(tool))
+    assert find_promtool() == str(tool)
+
+
+def test_t0_is_the_sim_clock_default() -> None:
+    assert T0 == 1_767_225_600
+
+
+def test_a_series_that_leaves_a_scrape_is_marked_stale() -> None:
+    snaps = [snap(15 * i, *([gauge("circuit_breaker_open", 1)] if i in (1, 2, 5) else []))
+             for i in range(7)]  # fmt: skip
+    assert input_series(snaps) == [
+        {"series": "circuit_breaker_open{}", "values": "_ 1.0 1.0 stale _ 1.0 stale"}
+    ]
