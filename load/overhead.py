@@ -1,0 +1,473 @@
+"""What telemetry really costs: every variant, side by side, in one run.
+
+Runs ``load/locustfile.py`` once per (round, latency setting, variant), each in its own
+locust process (global providers are per process), interleaved: every round runs every
+variant at every latency setting, starting from a different variant each round, so
+machine noise and drift spread over all of them. Each figure is reported as the median,
+over rounds, of its ratio to the ``none`` variant *of the same round*. Then the
+micro-benchmarks (SDK cost floor, wrappers vs raw SDK, logging vs the seed's claim) run in
+the same invocation.
+
+    python load/overhead.py [--rounds 3] [--duration 6s] [--users 10] [--out load-results]
+    nox -s load
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench  # noqa: E402
+from driver import latency_scale  # noqa: E402
+from otel_setup import BASELINE, VARIANTS  # noqa: E402
+from receiver import Receiver  # noqa: E402
+from stats import median_ratio  # noqa: E402
+
+LOCUSTFILE = HERE / "locustfile.py"
+LATENCIES = ("zero", "realistic")
+# figure -> (result key, lower is better); ratios are variant / none
+FIGURES: dict[str, tuple[str, bool]] = {
+    "throughput": ("throughput", False),
+    "p50": ("p50_ms", True),
+    "p95": ("p95_ms", True),
+    "p99": ("p99_ms", True),
+    "cpu/op": ("cpu_per_cycle_us", True),
+    "peak mem": ("peak_rss_mb", True),
+}
+THROUGHPUT_GOAL = 0.95  # all three signals vs none, at the realistic latency setting
+SEED_OVERHEAD_CLAIM = 0.05  # "<5% additional CPU/Memory overhead"
+
+
+class UsageError(ValueError):
+    """Bad input, reported before anything starts."""
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``1m30s``, ``2m``, ``1h`` -> whole seconds (locust's ``-t`` syntax)."""
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise UsageError(f"duration {text!r} doesn't parse; use e.g. 6s, 90, 1m30s")
+    h, mins, s = m.groups()
+    seconds = int(h or 0) * 3600 + int(mins or 0) * 60 + int(s or 0)
+    if seconds <= 0:
+        raise UsageError(f"duration {text!r} must be longer than zero")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    variants: tuple[str, ...]
+    latencies: tuple[str, ...]
+    rounds: int
+    users: int
+    duration: float
+    warmup: float
+    out: Path
+    micro_rounds: int
+
+    def runs(self) -> list[tuple[int, str, str]]:
+        """(round, latency, variant), interleaved; each round starts one variant later."""
+        order: list[tuple[int, str, str]] = []
+        k = len(self.variants)
+        for r in range(1, self.rounds + 1):
+            for lat in self.latencies:
+                for i in range(k):
+                    order.append((r, lat, self.variants[(r - 1 + i) % k]))
+        return order
+
+
+def parse_args(argv: Sequence[str] | None) -> Plan:
+    p = argparse.ArgumentParser(prog="overhead", description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, from: {', '.join(VARIANTS)} (none is always run)",
+    )
+    p.add_argument(
+        "--latency",
+        default=",".join(LATENCIES),
+        help="comma-separated exchange latency settings: zero, realistic, or a "
+        "multiplier of the bot's latency model",
+    )
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--users", type=int, default=10, help="locust users (one bot each)")
+    p.add_argument("--duration", default="6s", help="per run, e.g. 6s, 1m30s")
+    p.add_argument("--warmup", default="1s", help="excluded from each run's measurement")
+    p.add_argument("--out", default="load-results", help="directory for JSON, CSV and logs")
+    p.add_argument(
+        "--micro-rounds", type=int, default=15, help="rounds of the micro-benchmarks (0 skips them)"
+    )
+    a = p.parse_args(argv)
+    try:
+        variants = _names(a.variants, "variant")
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            raise UsageError(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+        if BASELINE not in variants:
+            variants.insert(0, BASELINE)  # every ratio needs its side-by-side baseline
+        latencies = _names(a.latency, "latency setting")
+        for lat in latencies:
+            try:
+                latency_scale(lat)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        if a.users < 1:
+            raise UsageError(f"--users must be at least 1, got {a.users}")
+        if a.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {a.rounds}")
+        if a.micro_rounds and a.micro_rounds < 3:
+            raise UsageError("--micro-rounds must be 0 (skip) or at least 3")
+        duration = parse_duration(a.duration)
+        warmup = parse_duration(a.warmup) if a.warmup not in ("0", "0s") else 0.0
+        if warmup >= duration:
+            raise UsageError(
+                f"--warmup ({a.warmup}) must be shorter than --duration ({a.duration})"
+            )
+    except UsageError as exc:
+        p.error(str(exc))
+    return Plan(
+        tuple(dict.fromkeys(variants)),
+        tuple(dict.fromkeys(latencies)),
+        a.rounds,
+        a.users,
+        duration,
+        warmup,
+        Path(a.out),
+        a.micro_rounds,
+    )
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"no {what} given")
+    return names
+
+
+# -- running ----------------------------------------------------------------------------------
+class Progress:
+    """One status line while a run is going (redrawn on a terminal), one line per result."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.t0 = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def _eta(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        if not self.done:
+            return f"{elapsed:5.0f}s elapsed"
+        left = elapsed / self.done * (self.total - self.done)
+        return f"{elapsed:5.0f}s elapsed, ~{left:.0f}s left"
+
+    def running(self, label: str, seconds: float) -> None:
+        if self.tty:
+            print(
+                f"\r\033[K[{self.done + 1}/{self.total}] {label} {seconds:4.0f}s  ({self._eta()})",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def finished(self, label: str, summary: str) -> None:
+        self.done += 1
+        prefix = "\r\033[K" if self.tty else ""
+        print(
+            f"{prefix}[{self.done}/{self.total}] {label} {summary}  ({self._eta()})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def run_locust(
+    plan: Plan, r: int, lat: str, variant: str, endpoint: str, progress: Progress
+) -> dict[str, Any]:
+    label = f"round {r} latency={lat:<9} {variant:<8}"
+    runs = plan.out / "runs"
+    stem = f"r{r}-{lat}-{variant}"
+    result = runs / f"{stem}.json"
+    result.unlink(missing_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        str(plan.users),
+        "-r",
+        str(plan.users),
+        "-t",
+        f"{plan.duration:.0f}s",
+        "--stop-timeout",
+        "30",
+        "--only-summary",
+        "-L",
+        "WARNING",
+        "--sniper-variant",
+        variant,
+        "--sniper-latency",
+        lat,
+        "--sniper-otlp-endpoint",
+        endpoint,
+        "--sniper-result",
+        str(result),
+        "--sniper-warmup",
+        str(plan.warmup),
+    ]
+    with open(runs / f"{stem}.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=HERE.parent)
+        t0 = time.monotonic()
+        limit = plan.duration + 90  # bounded: a hung run is killed, never waited on forever
+        while proc.poll() is None:
+            if time.monotonic() - t0 > limit:
+                proc.kill()
+                proc.wait()
+                break
+            progress.running(label, time.monotonic() - t0)
+            time.sleep(0.5)
+    data: dict[str, Any] = {
+        "round": r,
+        "latency": lat,
+        "variant": variant,
+        "exit_code": proc.returncode,
+        "log": str(runs / f"{stem}.log"),
+    }
+    if result.exists():
+        data.update(json.loads(result.read_text()))
+        lost = data["failures"] + data["reconcile_failures"]
+        summary = (
+            f"{data['throughput']:8.1f} cycles/s  cpu {data['cpu_per_cycle_us'] or 0:7.0f}"
+            f" us/cycle  p50 {data['p50_ms'] or 0:7.2f} ms  failures {lost}"
+        )
+    else:
+        summary = f"NO RESULT (exit {proc.returncode}); see {data['log']}"
+    progress.finished(label, summary)
+    return data
+
+
+def run_micro(plan: Plan) -> dict[str, Any] | None:
+    if not plan.micro_rounds:
+        return None
+    print(f"micro-benchmarks ({plan.micro_rounds} rounds) ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "micro.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "bench.py"),
+                "--rounds",
+                str(plan.micro_rounds),
+                "--json",
+                str(path),
+                "--quiet",
+            ],
+            check=True,
+            cwd=HERE.parent,
+            timeout=600,
+        )
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+
+# -- aggregation --------------------------------------------------------------------------------
+def aggregate(plan: Plan, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (latency, variant): median ratio to ``none`` of the same round, and the
+    median absolute values for orientation."""
+    by_key = {(d["round"], d["latency"], d["variant"]): d for d in runs}
+    rows: list[dict[str, Any]] = []
+    for lat in plan.latencies:
+        for v in plan.variants:
+            mine = [by_key.get((r, lat, v)) for r in range(1, plan.rounds + 1)]
+            base = [by_key.get((r, lat, BASELINE)) for r in range(1, plan.rounds + 1)]
+            row: dict[str, Any] = {"latency": lat, "variant": v}
+            for fig, (key, _) in FIGURES.items():
+                row[f"{fig} ratio"] = median_ratio(
+                    (_get(a, key), _get(b, key)) for a, b in zip(mine, base, strict=True)
+                )
+                values = [x for x in (_get(a, key) for a in mine) if x is not None]
+                row[key] = statistics.median(values) if values else None
+            ok = [d for d in mine if d is not None and "cycles" in d]
+            row["runs"] = len(ok)
+            row["cycles"] = sum(d["cycles_total"] for d in ok)
+            row["orders"] = sum(d["orders"] for d in ok)
+            row["failures"] = sum(d["failures"] for d in ok)
+            row["unreconciled"] = sum(d["reconcile_failures"] for d in ok)
+            row["bad_exits"] = sum(1 for d in mine if d is None or d["exit_code"] != 0)
+            rows.append(row)
+    return rows
+
+
+def _get(d: dict[str, Any] | None, key: str) -> float | None:
+    if d is None or d.get(key) is None:
+        return None
+    return float(d[key])
+
+
+def _fmt(x: float | None, spec: str = "6.3f") -> str:
+    if x is not None:
+        return format(x, spec)
+    width = re.match(r"\d*", spec)
+    return "n/a".rjust(int(width.group() or 0) if width else 0)
+
+
+def render(plan: Plan, rows: list[dict[str, Any]], micro: dict[str, Any] | None) -> str:
+    out: list[str] = [
+        f"Telemetry overhead: {plan.rounds} interleaved rounds x {plan.duration:g}s, "
+        f"{plan.users} users, ratios to '{BASELINE}' of the same round (median)",
+    ]
+    for lat in plan.latencies:
+        out += [
+            "",
+            f"exchange latency: {lat}",
+            f"  {'variant':<9}"
+            + "".join(f"{f:>10}" for f in FIGURES)
+            + f"{'cycles/s':>10}{'cpu us/op':>10}{'p50 ms':>8}{'fail':>6}",
+        ]
+        for row in (r for r in rows if r["latency"] == lat):
+            out.append(
+                f"  {row['variant']:<9}"
+                + "".join(f"{_fmt(row[f'{f} ratio'], '10.3f')}" for f in FIGURES)
+                + f"{_fmt(row['throughput'], '10.1f')}{_fmt(row['cpu_per_cycle_us'], '10.0f')}"
+                + f"{_fmt(row['p50_ms'], '8.2f')}"
+                + f"{row['failures'] + row['unreconciled'] + row['bad_exits']:6d}"
+            )
+    out += ["", "Goals"]
+    out += [f"  {line}" for line in goals(plan, rows, micro)]
+    if micro is not None:
+        out += ["", bench.render(micro)]
+    return "\n".join(out)
+
+
+def goals(plan: Plan, rows: list[dict[str, Any]], micro: dict[str, Any] | None) -> list[str]:
+    lines: list[str] = []
+    for row in rows:
+        if row["variant"] in ("all", "all-otlp") and row["latency"] != "zero":
+            t = row["throughput ratio"]
+            verdict = "met" if t is not None and t >= THROUGHPUT_GOAL else "MISSED"
+            lines.append(
+                f"throughput {row['variant']}/none at latency={row['latency']}: "
+                f"{_fmt(t, '.3f')} (goal >= {THROUGHPUT_GOAL}) {verdict}"
+            )
+        if row["variant"] in ("all", "all-otlp"):
+            cpu = row["cpu/op ratio"]
+            if cpu is not None:
+                lines.append(
+                    f"CPU per cycle {row['variant']}/none at latency={row['latency']}:"
+                    f" {cpu - 1:+.1%} (seed claims < +{SEED_OVERHEAD_CLAIM:.0%})"
+                )
+    if micro is not None:
+        worst = max(
+            (c["ratio"] for c in micro["comparisons"] if c["section"] == "wrappers"), default=None
+        )
+        verdict = "met" if worst is not None and worst <= 1 + bench.WRAPPER_BUDGET else "MISSED"
+        lines.append(
+            f"wrappers over raw SDK, worst: {_fmt(worst, '.3f')} "
+            f"(goal <= {1 + bench.WRAPPER_BUDGET:.2f}) {verdict}"
+        )
+    bad = sum(r["failures"] + r["unreconciled"] + r["bad_exits"] for r in rows)
+    cycles = sum(r["cycles"] for r in rows)
+    lines.append(
+        f"{cycles} cycles, {sum(r['orders'] for r in rows)} orders; failed cycles, "
+        f"unreconciled bots or bad exits: {bad} "
+        f"{'(goal: 0) met' if bad == 0 else '(goal: 0) MISSED'}"
+    )
+    return lines
+
+
+def write_outputs(
+    plan: Plan,
+    rows: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    micro: dict[str, Any] | None,
+    receiver: dict[str, Any] | None,
+) -> None:
+    doc = {
+        "plan": {
+            "variants": plan.variants,
+            "latencies": plan.latencies,
+            "rounds": plan.rounds,
+            "users": plan.users,
+            "duration_s": plan.duration,
+            "warmup_s": plan.warmup,
+        },
+        "baseline": BASELINE,
+        "rows": rows,
+        "goals": goals(plan, rows, micro),
+        "runs": runs,
+        "otlp_receiver": receiver,
+        "micro": micro,
+    }
+    (plan.out / "overhead.json").write_text(json.dumps(doc, indent=2))
+    with open(plan.out / "overhead.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    if micro is not None:
+        with open(plan.out / "micro.csv", "w", newline="") as f:
+            cw = csv.writer(f)
+            cw.writerow(
+                ["section", "case", "baseline", "ratio", "added_ns", "case_ns", "baseline_ns"]
+            )
+            for c in micro["comparisons"]:
+                cw.writerow(
+                    [
+                        c["section"],
+                        c["case"],
+                        c["baseline"],
+                        c["ratio"],
+                        c["added_ns"],
+                        c["case_ns"],
+                        c["baseline_ns"],
+                    ]
+                )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = parse_args(argv)
+    (plan.out / "runs").mkdir(parents=True, exist_ok=True)
+    order = plan.runs()
+    progress = Progress(len(order))
+    runs: list[dict[str, Any]] = []
+    receiver = Receiver().start() if "all-otlp" in plan.variants else None
+    endpoint = receiver.endpoint if receiver else "http://127.0.0.1:4318"
+    try:
+        for r, lat, v in order:
+            runs.append(run_locust(plan, r, lat, v, endpoint, progress))
+    finally:
+        received = receiver.snapshot() if receiver else None
+        if receiver:
+            receiver.stop()
+    micro = run_micro(plan)
+    rows = aggregate(plan, runs)
+    write_outputs(plan, rows, runs, micro, received)
+    print(render(plan, rows, micro))
+    print(
+        f"\nwritten: {plan.out / 'overhead.json'}, {plan.out / 'overhead.csv'}"
+        + (f", {plan.out / 'micro.csv'}" if micro else "")
+    )
+    bad = sum(r["failures"] + r["unreconciled"] + r["bad_exits"] for r in rows)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
