@@ -1,0 +1,259 @@
+"""The invariants a chaos run verifies, each a function of the finished run.
+
+Every check returns a :class:`CheckResult` whose ``detail`` says what was verified (counts),
+so a check that held on nothing is visible as such ("0 retries seen").
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import StatusCode
+
+if TYPE_CHECKING:
+    from .runner import ScenarioRun
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    held: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "held": self.held, "detail": self.detail}
+
+
+def _ok(name: str, detail: str) -> CheckResult:
+    return CheckResult(name, True, detail)
+
+
+def _broken(name: str, problems: list[str], limit: int = 5) -> CheckResult:
+    more = f" (+{len(problems) - limit} more)" if len(problems) > limit else ""
+    return CheckResult(name, False, "; ".join(problems[:limit]) + more)
+
+
+def steady_state(run: ScenarioRun) -> CheckResult:
+    problems = list(run.hypothesis["before"]["problems"]) + [
+        f"after: {p}" for p in run.hypothesis["after"]["problems"]
+    ]
+    if problems:
+        return _broken("steady_state", problems)
+    return _ok("steady_state", "no alert before the faults; none firing after recovery")
+
+
+def ledger_reconciles(run: ScenarioRun) -> CheckResult:
+    problems = run.bot.reconcile()
+    if problems:
+        return _broken("ledger_reconciles", problems)
+    n = len(run.bot.ledger)
+    return _ok("ledger_reconciles", f"{n} intents match the exchange's orders, fills, balance")
+
+
+def one_outcome_per_intent(run: ScenarioRun) -> CheckResult:
+    intents = list(run.bot.ledger)
+    pending = [i.client_order_id for i in intents if i.pending]
+    if pending:
+        return _broken("one_outcome_per_intent", [f"{c}: no outcome" for c in pending])
+    return _ok("one_outcome_per_intent", f"{len(intents)} intents, each with one outcome "
+               f"({_fmt(run.bot.ledger.by_outcome())})")
+
+
+def orders_counted(run: ScenarioRun) -> CheckResult:
+    """``orders_total`` (telemetry) agrees with the ledger, per outcome."""
+    ledger = run.bot.ledger.by_outcome()
+    counted: Counter[str] = Counter()
+    for p in run.final_snapshot.points("orders_total"):
+        counted[str(p.attributes.get("outcome"))] += int(p.value or 0)
+    want = {k: v for k, v in ledger.items() if v}
+    got = {k: v for k, v in counted.items() if v}
+    if want != got:
+        return _broken("orders_counted", [f"ledger {_fmt(want)} but orders_total {_fmt(got)}"])
+    return _ok("orders_counted", f"orders_total matches the ledger: {_fmt(got) or 'no orders'}")
+
+
+def spans_ended(run: ScenarioRun) -> CheckResult:
+    still_open = run.open_spans
+    if still_open:
+        return _broken("spans_ended", [f"{n} never ended" for n in still_open])
+    return _ok("spans_ended", f"{run.pipeline_stats.accepted['traces']} spans started and ended")
+
+
+def logs_correlated(run: ScenarioRun) -> CheckResult:
+    logs = [r for r in run.telemetry.logs if r.severity_number >= 13]  # WARN and above
+    known = {(s.context.trace_id, s.context.span_id) for s in run.spans if s.context is not None}
+    bad = [r for r in logs if (r.trace_id, r.span_id) not in known]
+    if bad:
+        return _broken("logs_correlated", [f"uncorrelated: {r.describe()}" for r in bad])
+    return _ok("logs_correlated", f"{len(logs)} warning/error logs carry a captured span's ids")
+
+
+def error_spans_carry_exception(run: ScenarioRun) -> CheckResult:
+    errors = [s for s in run.spans if s.status.status_code is StatusCode.ERROR]
+    bad = []
+    for s in errors:
+        events = [e for e in s.events if e.name == "exception"]
+        if not events and not (s.status.description or "").strip():
+            bad.append(f"{s.name}: ERROR status with neither an exception event nor a description")
+        elif events and not all((e.attributes or {}).get("exception.type") for e in events):
+            bad.append(f"{s.name}: exception event without exception.type")
+    with_event = sum(any(e.name == "exception" for e in s.events) for s in errors)
+    if bad:
+        return _broken("error_spans_carry_exception", bad)
+    return _ok("error_spans_carry_exception",
+               f"{len(errors)} error spans, {with_event} with an exception event, "
+               "the rest with a status description")
+
+
+def retries_are_error_siblings(run: ScenarioRun) -> CheckResult:
+    """Attempts of one call are sibling ``mexc-api-request`` spans numbered 1..n, and every
+    attempt that was retried ended with ERROR status."""
+    by_parent: dict[int, list[Any]] = defaultdict(list)
+    for s in run.spans:
+        if s.name == "mexc-api-request" and s.parent is not None:
+            by_parent[s.parent.span_id].append(s)
+    problems: list[str] = []
+    retried = 0
+    for siblings in by_parent.values():
+        siblings.sort(key=lambda s: (s.start_time, (s.attributes or {}).get("mexc.attempt", 0)))
+        previous: Any = None
+        for s in siblings:
+            attrs = s.attributes or {}
+            attempt = int(attrs.get("mexc.attempt", 1))
+            if attempt > 1:
+                retried += 1
+                prev_attrs = (previous.attributes or {}) if previous is not None else {}
+                if previous is None or prev_attrs.get("mexc.attempt") != attempt - 1 or (
+                    prev_attrs.get("mexc.endpoint") != attrs.get("mexc.endpoint")
+                ):
+                    problems.append(f"attempt {attempt} of {attrs.get('mexc.endpoint')} has no "
+                                    f"sibling attempt {attempt - 1} before it")
+                elif previous.status.status_code is not StatusCode.ERROR:
+                    problems.append(f"attempt {attempt - 1} of {attrs.get('mexc.endpoint')} was "
+                                    f"retried but its span is {previous.status.status_code.name}")
+            previous = s
+    if problems:
+        return _broken("retries_are_error_siblings", problems)
+    return _ok("retries_are_error_siblings",
+               f"{retried} retries, each a sibling of an ERROR attempt")
+
+
+def circuit_breaker(run: ScenarioRun) -> CheckResult:
+    want = run.scenario.breaker
+    halts = run.bot.halts
+    opened_events = sum(e.name == "circuit_breaker.opened" for s in run.spans for e in s.events)
+    closed_events = sum(e.name == "circuit_breaker.closed" for s in run.spans for e in s.events)
+    problems: list[str] = []
+    if opened_events != len(halts):
+        problems.append(f"{len(halts)} halts but {opened_events} circuit_breaker.opened events")
+    if want == "closed" and halts:
+        problems.append(f"breaker opened ({halts[0].reason}) but should stay closed")
+    if want == "opens_and_closes":
+        if not halts:
+            problems.append("breaker never opened")
+        first_fault = run.fault_start_abs
+        early = [h for h in halts if first_fault is not None and h.at < first_fault]
+        if early:
+            problems.append(f"breaker opened before any fault ({early[0].reason})")
+        unresolved = [h for h in halts if h.resumed_at is None]
+        if unresolved:
+            problems.append(f"breaker still open at the end ({unresolved[-1].reason})")
+        if halts and closed_events < len(halts) - len(unresolved):
+            problems.append(f"{closed_events} circuit_breaker.closed events for "
+                            f"{len(halts) - len(unresolved)} resumptions")
+    if problems:
+        return _broken("circuit_breaker", problems)
+    if halts:
+        spans = [f"+{h.at - run.t0:.0f}s..+{(h.resumed_at or 0) - run.t0:.0f}s" for h in halts]
+        return _ok("circuit_breaker", f"opened and closed as specified: {', '.join(spans)}")
+    return _ok("circuit_breaker", "stayed closed as specified")
+
+
+def telemetry_accounted(run: ScenarioRun) -> CheckResult:
+    """accepted == exported + dropped + queued, and every drop is in telemetry_dropped_total."""
+    stats = run.pipeline_stats
+    problems = []
+    for signal in ("traces", "logs"):
+        total = stats.exported[signal] + stats.dropped_total(signal) + run.queued.get(signal, 0)
+        if stats.accepted[signal] != total:
+            problems.append(f"{signal}: accepted {stats.accepted[signal]} != exported "
+                            f"{stats.exported[signal]} + dropped {stats.dropped_total(signal)} + "
+                            f"queued {run.queued.get(signal, 0)}")
+    metric: Counter[tuple[str, str]] = Counter()
+    for p in run.final_snapshot.points("telemetry_dropped_total"):
+        metric[(str(p.attributes.get("signal")), str(p.attributes.get("reason")))] += int(
+            p.value or 0)
+    if +metric != +stats.dropped:
+        problems.append(f"telemetry_dropped_total {dict(metric)} != dropped {dict(stats.dropped)}")
+    if problems:
+        return _broken("telemetry_accounted", problems)
+    dropped = stats.dropped_total()
+    return _ok("telemetry_accounted",
+               f"{sum(stats.accepted.values())} items: {sum(stats.exported.values())} exported, "
+               f"{dropped} dropped and counted")
+
+
+def trading_not_blocked(run: ScenarioRun) -> CheckResult:
+    """Discovery kept its cadence and no export wait exceeded the pipeline's timeout."""
+    cfg = run.bot.config
+    expected = int(run.expected_active_seconds / cfg.discovery_interval)
+    ran = sum(
+        1 for s in run.spans
+        if s.name == "workflow-execution"
+        and (s.attributes or {}).get("workflow.name") == "pattern-discovery"
+    )
+    problems = []
+    if ran < 0.9 * expected:
+        problems.append(f"only {ran} discovery cycles ran, {expected} expected")
+    limit = run.export_timeout * 2 + 0.25
+    if run.pipeline_stats.longest_pump > limit:
+        problems.append(f"an export wait took {run.pipeline_stats.longest_pump:.3f}s wall "
+                        f"(limit {limit:.3f}s)")
+    if run.bot_errors:
+        problems.append(f"the bot raised: {run.bot_errors[0]}")
+    if problems:
+        return _broken("trading_not_blocked", problems)
+    return _ok("trading_not_blocked", f"{ran}/{expected} discovery cycles; longest export wait "
+               f"{run.pipeline_stats.longest_pump * 1000:.1f} ms wall")
+
+
+def alerts(run: ScenarioRun) -> CheckResult:
+    problems = []
+    for a in run.alert_results:
+        if a["problem"]:
+            problems.append(a["problem"])
+    unexpected = run.unexpected_alerts
+    if unexpected and run.scenario.quiet_alerts:
+        problems.append(f"unexpected alerts fired: {', '.join(unexpected)}")
+    if problems:
+        return _broken("alerts", problems)
+    parts = [f"{a['alert']} fired +{a['detection_delay']:.0f}s"
+             + (f", resolved +{a['resolution_delay']:.0f}s after rollback"
+                if a["resolution_delay"] is not None else "")
+             for a in run.alert_results]
+    if unexpected:
+        parts.append(f"also fired: {', '.join(unexpected)}")
+    return _ok("alerts", "; ".join(parts) or "no alert expected, none required")
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+CHECK_FUNCTIONS: dict[str, Callable[[ScenarioRun], CheckResult]] = {
+    "steady_state": steady_state,
+    "ledger_reconciles": ledger_reconciles,
+    "one_outcome_per_intent": one_outcome_per_intent,
+    "orders_counted": orders_counted,
+    "spans_ended": spans_ended,
+    "logs_correlated": logs_correlated,
+    "error_spans_carry_exception": error_spans_carry_exception,
+    "retries_are_error_siblings": retries_are_error_siblings,
+    "circuit_breaker": circuit_breaker,
+    "telemetry_accounted": telemetry_accounted,
+    "trading_not_blocked": trading_not_blocked,
+    "alerts": alerts,
+}
