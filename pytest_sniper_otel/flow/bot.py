@@ -156,8 +156,6 @@ class SniperBot:
             "safety-monitoring", ("safety-check",), self._safety_workflow),
             every=config.safety_interval)
         register_source(self)
-        self.logger.info("sniper bot started", LogContext("SniperBot", "start",
-                         agent_id=f"{self.bot_id}/orchestrator"), seed=seed)
 
     @classmethod
     def create(
@@ -274,10 +272,11 @@ class SniperBot:
     def summary(self) -> dict[str, Any]:
         resolved = [i for i in self.ledger if not i.pending]
         filled = sum(i.outcome in ("filled", "partially_filled") for i in resolved)
+        start = self.exchange.epoch
         return {
             "seed": self.seed,
             "bot_id": self.bot_id,
-            "simulated_seconds": round(self.clock.time() - self.exchange.epoch, 3),
+            "simulated_seconds": round(self.clock.time() - start, 3),
             "orders": self.ledger.by_outcome(),
             "intents": len(self.ledger),
             "pnl_usd": round(self.pnl, 2),
@@ -287,7 +286,9 @@ class SniperBot:
             "success_rate_percent": round(100.0 * filled / len(resolved), 2) if resolved else 0.0,
             "workflows": self.orchestrator.executed,
             "workflow_errors": self.orchestrator.errors,
-            "halts": [{"at": h.at, "reason": h.reason, "resumed_at": h.resumed_at}
+            # times in simulated seconds since the bot started
+            "halts": [{"at": round(h.at - start, 3), "reason": h.reason,
+                       "resumed_at": h.resumed_at and round(h.resumed_at - start, 3)}
                       for h in self.halts],
             "circuit_breaker": self.safety.breaker,
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses,

@@ -147,12 +147,13 @@ class RedisCache:
         warmed = 0
         with self._operation("warmup_strategy", strategy.pattern) as (span, result):
             entries = strategy.load()
-            pipe = self.client.pipeline(transaction=False)
-            for key, value in entries.items():
-                payload = self._envelope(value, strategy.ttl)
-                pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
-                self._sizes[key] = len(payload)
-            pipe.execute()
+            if entries:
+                pipe = self.client.pipeline(transaction=False)
+                for key, value in entries.items():
+                    payload = self._envelope(value, strategy.ttl)
+                    pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
+                    self._sizes[key] = len(payload)
+                pipe.execute()
             warmed = len(entries)
             span.set_attribute("cache.warmup.keys_warmed", warmed)
             result.append(True)

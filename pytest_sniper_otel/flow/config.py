@@ -38,7 +38,7 @@ class BotConfig:
     max_consecutive_failures: int = 3
     breaker_cooldown: float = 60.0
     # cache TTLs (simulated seconds)
-    calendar_ttl: float = 10.0
+    calendar_ttl: float = 45.0  # every other 30 s poll is served from the cache
     listing_ttl: float = 900.0
     analysis_ttl: float = 300.0
     account_ttl: float = 15.0

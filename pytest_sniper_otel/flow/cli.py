@@ -1,0 +1,176 @@
+"""``sniper-otel run``: the reference bot on simulated time, with its telemetry captured.
+
+Prints what the bot did (orders by outcome, PnL, halts, reconciliation) and what it
+recorded (spans, logs, metric series). Bad input exits 2; a run whose ledger does not
+reconcile with the exchange exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"10m"``, ``"90s"``, ``"1h30m"``, ``"250ms"`` or plain seconds ``"600"`` -> seconds."""
+    compact = text.strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", compact):
+        seconds = float(compact)
+    elif compact and _DURATION_PART.sub("", compact) == "":
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(compact))
+    else:
+        raise ValueError(f"cannot parse duration {text!r}: use e.g. 10m, 90s, 1h30m or 600")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {text!r}")
+    return seconds
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sniper-otel run",
+        description="Run the instrumented reference sniper bot on simulated time.",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (>= 0), default 0")
+    parser.add_argument("--duration", default="10m",
+                        help="simulated time to run: 10m, 90s, 1h30m... (default 10m)")
+    parser.add_argument("--redis-url", help="a real Redis (redis://host:port/db); "
+                        "default: an in-process fakeredis")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the summary as JSON to PATH")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="export spans and logs over OTLP/HTTP to URL "
+                        "(needs opentelemetry-exporter-otlp-proto-http)")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(argv))
+        if args.seed < 0:
+            parser.error(f"--seed must be >= 0, got {args.seed}")
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            parser.error(f"--duration: {exc}")
+        if args.otlp_endpoint and urlparse(args.otlp_endpoint).scheme not in ("http", "https"):
+            parser.error(f"--otlp-endpoint must be an http(s) URL, got {args.otlp_endpoint!r}")
+        if args.redis_url and urlparse(args.redis_url).scheme not in ("redis", "rediss", "unix"):
+            parser.error(f"--redis-url must be a redis:// URL, got {args.redis_url!r}")
+    except SystemExit as exc:  # argparse reports usage errors (2) and --help (0) this way
+        return int(exc.code or 0)
+    return _run(args.seed, duration, args.redis_url, args.json, args.otlp_endpoint)
+
+
+def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | None,
+         otlp_endpoint: str | None) -> int:
+    from ..capture import install_session
+    from ..clock import SimClock
+    from .bot import SniperBot
+    from .catalog import METRICS
+
+    session = install_session()
+    flushers: list[Any] = []
+    if otlp_endpoint:
+        try:
+            flushers = _export_otlp(session, otlp_endpoint.rstrip("/"))
+        except ImportError:
+            print("sniper-otel run: --otlp-endpoint needs opentelemetry-exporter-otlp-proto-http "
+                  "(pip install 'pytest-sniper-otel[otlp]')", file=sys.stderr)
+            return 2
+    redis_client = None
+    if redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            redis_client.ping()
+        except redis.RedisError as exc:
+            print(f"sniper-otel run: Redis at {redis_url} is not reachable: {exc}", file=sys.stderr)
+            return 1
+    wall_start = time.perf_counter()
+    with SimClock() as clock, session.capture() as telemetry:
+        bot = SniperBot.create(seed=seed, clock=clock, redis=redis_client)
+        bot.run_for(duration)
+        bot.settle()
+        summary = bot.summary()
+        problems = bot.reconcile()
+        recorded = set(telemetry.metric_names())
+        summary["telemetry"] = {
+            "spans": len(telemetry.spans),
+            "logs": len(telemetry.logs),
+            "metric_series": len(list(telemetry.metrics_snapshot())),
+            "metrics": sorted(recorded),
+            "catalogue_metrics_not_recorded": sorted(set(METRICS) - recorded),
+        }
+        bot.close()
+    for flush in flushers:
+        flush()
+    summary["reconcile"] = problems
+    summary["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
+    print(_render(summary))
+    if json_path is not None:
+        json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return 1 if problems else 0
+
+
+def _render(s: dict[str, Any]) -> str:
+    tel = s["telemetry"]
+    lines = [
+        f"sniper-otel run: seed {s['seed']}, {s['simulated_seconds']:g} simulated seconds "
+        f"in {s['wall_seconds']:g} s of wall time",
+        "orders: " + (", ".join(f"{k} {v}" for k, v in s["orders"].items()) or "none"),
+        f"PnL: {s['pnl_usd']:+.2f} USD (realized {s['realized_pnl_usd']:+.2f}, "
+        f"unrealized {s['unrealized_pnl_usd']:+.2f}), open positions {s['open_positions']}",
+        f"success rate: {s['success_rate_percent']:g}%   workflows: {s['workflows']} "
+        f"({s['workflow_errors']} failed)   circuit breaker: {s['circuit_breaker']}",
+        f"cache: {s['cache']['hits']} hits, {s['cache']['misses']} misses, "
+        f"{s['cache']['errors']} errors   failed API attempts: {s['api_failed_attempts']}",
+    ]
+    lines += [f"halt at +{h['at']:.0f}: {h['reason']}" for h in s["halts"]]
+    lines.append(f"telemetry: {tel['spans']} spans, {tel['logs']} log records, "
+                 f"{tel['metric_series']} metric series over {len(tel['metrics'])} metrics")
+    if tel["catalogue_metrics_not_recorded"]:
+        lines.append("not recorded (no such event in this run): "
+                     + ", ".join(tel["catalogue_metrics_not_recorded"]))
+    lines.append("reconcile: " + ("ledger and exchange agree" if not s["reconcile"]
+                                  else f"{len(s['reconcile'])} discrepancies"))
+    lines += [f"  {p}" for p in s["reconcile"][:20]]
+    return "\n".join(lines)
+
+
+def _export_otlp(session: Any, endpoint: str) -> list[Any]:
+    """Add OTLP/HTTP exporters for spans and logs; returns their flush callables.
+
+    Metrics stay with the plugin's reader (a MeterProvider takes readers only when built);
+    ``--json`` carries their values.
+    """
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from .telemetry import DropCountingSpanExporter
+
+    flushers: list[Any] = []
+    if session.tracer_provider is not None and hasattr(session.tracer_provider,
+                                                       "add_span_processor"):
+        spans = BatchSpanProcessor(DropCountingSpanExporter(
+            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5)))
+        session.tracer_provider.add_span_processor(spans)
+        flushers.append(lambda: spans.force_flush(10_000))
+    if session.logger_provider is not None:
+        logs = BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5))
+        session.logger_provider.add_log_record_processor(logs)
+        flushers.append(lambda: logs.force_flush(10_000))
+    return flushers
