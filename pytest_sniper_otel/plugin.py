@@ -12,6 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .clock import SimClock
+    from .flow import SniperBot
     from .telemetry import Telemetry
 
 SHOW_CHOICES = ("failed", "always", "never")
@@ -51,6 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "sniper_otel_clock(start=None, *, otel_follows=True): start the `clock` fixture at "
         "`start` (ISO string or datetime); otel_follows=False keeps OTel timestamps real",
+    )
+    config.addinivalue_line(
+        "markers",
+        "sniper_bot(*, seed=0, config=None, redis=None): options of the `sniper_bot` fixture "
+        "(a pytest_sniper_otel.flow.BotConfig; a redis-py client instead of a private fakeredis)",
     )
     show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
     if show not in SHOW_CHOICES:
@@ -103,6 +109,26 @@ def clock(request: pytest.FixtureRequest) -> Iterator[SimClock]:
     args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
     with SimClock(*args, **kwargs) as sim:
         yield sim
+
+
+@pytest.fixture
+def sniper_bot(
+    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
+) -> Iterator[SniperBot]:
+    """The reference bot (pytest_sniper_otel.flow) on this test's clock and telemetry."""
+    from .flow import SniperBot
+
+    marker = request.node.get_closest_marker("sniper_bot")
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
+    bot = SniperBot.create(clock=clock, **_sniper_bot_options(*args, **kwargs))
+    try:
+        yield bot
+    finally:
+        bot.close()
+
+
+def _sniper_bot_options(*, seed: int = 0, config: Any = None, redis: Any = None) -> dict[str, Any]:
+    return {"seed": seed, "config": config, "redis": redis}
 
 
 @pytest.hookimpl(wrapper=True)
