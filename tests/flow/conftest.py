@@ -1,28 +1,15 @@
-"""Fixtures for the reference bot's tests: hand-made calendars and a Redis client per leg."""
+"""Fixtures for the reference bot's tests: a Redis client per leg (fakeredis, real)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import fakeredis
 import pytest
 import redis
 
-from pytest_sniper_otel.flow import BotConfig, ListingSpec, MarketConditions
-
 REDIS_URL_ENV = "SNIPER_OTEL_REDIS_URL"
-
-
-def one_listing(**overrides: Any) -> BotConfig:
-    """A bot config with a single genuine, hyped listing launching 100 s after start, a
-    calm market (no partial fills, no random rejects) and everything else default."""
-    spec = ListingSpec(symbol="SNIPEUSDT", vcoin_id="v-snipe", launch_offset=100.0,
-                       genuine=True, hype=0.8, ready_lead=90.0, initial_price=0.25,
-                       volatility=0.0)
-    conditions = MarketConditions(partial_fill_rate=0.0, reject_rate=0.0)
-    return BotConfig(**{"listings": [spec], "conditions": conditions, **overrides})
 
 
 @pytest.fixture(params=["fakeredis", "real"])
