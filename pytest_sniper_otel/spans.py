@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +212,13 @@ def span(name: Any, **options: Any) -> SpanSpec:
     order as a subsequence), ``any_order=True`` (children in any order), ``exact=True``
     (no other children allowed), ``count=N`` (exactly N siblings match; 0 means absent).
     """
+    __tracebackhide__ = True
+    _check_keywords("span", name, options)
+    return _build(name, **options)
+
+
+def _check_keywords(fn: str, name: Any, options: Mapping[str, Any]) -> None:
+    __tracebackhide__ = True
     unknown = [k for k in options if k not in _SPAN_KEYWORDS]
     if unknown:
         hints = []
@@ -219,10 +226,9 @@ def span(name: Any, **options: Any) -> SpanSpec:
             close = difflib.get_close_matches(k, _SPAN_KEYWORDS, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise SpecError(
-            f"span({name!r}) got unknown keyword {', '.join(hints)}; "
+            f"{fn}({name!r}) got unknown keyword {', '.join(hints)}; "
             f"valid keywords: {', '.join(_SPAN_KEYWORDS)}"
         )
-    return _build(name, **options)
 
 
 def descendant(name: Any, **options: Any) -> SpanSpec:
@@ -230,15 +236,23 @@ def descendant(name: Any, **options: Any) -> SpanSpec:
 
     With ``count=N`` it asserts exactly N such descendants; without, at least one.
     """
-    spec = span(name, **options)
-    return _replace(spec, anywhere=True)
+    __tracebackhide__ = True
+    _check_keywords("descendant", name, options)
+    return _replace(_build(name, **options), anywhere=True)
 
 
 def absent(name: Any, **options: Any) -> SpanSpec:
-    """No sibling (or, at top level, no span at all) matches this spec."""
+    """No sibling matches this spec (at top level: no root span does).
+
+    ``absent`` is ``span(..., count=0)``: it looks at one level, like the specs beside it.
+    For "no such span at any depth" use ``descendant(name, count=0)`` or
+    ``telemetry.assert_no_span(name)``.
+    """
+    __tracebackhide__ = True
     if "count" in options:
         raise SpecError(f"absent({name!r}) takes no count: it means count=0")
-    return span(name, count=0, **options)
+    _check_keywords("absent", name, options)
+    return _build(name, count=0, **options)
 
 
 def _replace(spec: SpanSpec, **changes: Any) -> SpanSpec:
@@ -261,6 +275,7 @@ def _build(
     count: int | None = None,
     duration_ms: Any = None,
 ) -> SpanSpec:
+    __tracebackhide__ = True
     where = f"span({name!r})"
     if not (isinstance(name, str | re.Pattern) or callable(name)):
         raise SpecError(f"{where}: name must be a string, a compiled regex or a predicate")
@@ -327,6 +342,8 @@ class Mismatch:
     spec: SpanSpec | None
     node: SpanNode | None
     depth: int = 0
+    # Further captured spans the reason is about (all spans a count found, all extras).
+    others: Sequence[SpanNode] = ()
 
     def where(self) -> str:
         return self.node.path() if self.node is not None else "top level"
@@ -426,6 +443,9 @@ def _match_children(
                 return _missing(spec, list(_subtree(parent, children)), parent, depth, "descendant")
             if spec.count is not None and len(found) != spec.count:
                 return _count_mismatch(spec, found, parent, depth)
+            # Direct children it matched are expected ones as far as exact=True goes.
+            found_ids = {id(n) for n in found}
+            used.update(i for i, c in enumerate(children) if id(c) in found_ids)
             continue
         if spec.count is not None:
             found_idx = [i for i, c in enumerate(children) if _matches(spec, c, depth)]
@@ -465,6 +485,9 @@ def _match_children(
                     earlier[0],
                     depth,
                 )
+            taken = _taken(spec, children, used, depth)
+            if taken is not None:
+                return taken
             return _missing(
                 spec, [c for i, c in enumerate(children) if i not in used], parent, depth, "child"
             )
@@ -472,7 +495,11 @@ def _match_children(
         assignment = _assign(singles, children, used, depth)
         for spec, idx in zip(singles, assignment, strict=True):
             if idx is None:
-                free = [c for i, c in enumerate(children) if i not in used and i not in assignment]
+                claimed = used | {i for i in assignment if i is not None}
+                taken = _taken(spec, children, claimed, depth)
+                if taken is not None:
+                    return taken
+                free = [c for i, c in enumerate(children) if i not in claimed]
                 return _missing(spec, free, parent, depth, "child")
         used.update(i for i in assignment if i is not None)
     if holder.exact:
@@ -484,6 +511,7 @@ def _match_children(
                 None,
                 extra[0],
                 depth,
+                extra[1:],
             )
     return None
 
@@ -514,6 +542,24 @@ def _assign(
     for ci, si in owner.items():
         result[si] = ci
     return result
+
+
+def _taken(
+    spec: SpanSpec, children: Sequence[SpanNode], claimed: set[int], depth: int
+) -> Mismatch | None:
+    """A mismatch for a spec whose only matches were claimed by other expected siblings."""
+    taken = [children[i] for i in sorted(claimed) if _matches(spec, children[i], depth)]
+    if not taken:
+        return None
+    n = len(taken)
+    return Mismatch(
+        f"{spec.label()} matches {n} span{'s' if n != 1 else ''} but "
+        f"{'it is' if n == 1 else 'all are'} already matched by other expected siblings; "
+        "each expected span needs a captured span of its own",
+        spec,
+        taken[0],
+        depth,
+    )
 
 
 def _missing(
@@ -552,12 +598,15 @@ def _count_mismatch(
             spec,
             found[0],
             depth,
+            found[1:],
         )
     return Mismatch(
-        f"expected exactly {spec.count} spans matching {spec.label()} {where}, found {len(found)}",
+        f"expected exactly {_plural(spec.count or 0, 'span')} matching {spec.label()} {where}, "
+        f"found {len(found)}",
         spec,
         found[0] if found else parent,
         depth,
+        found[1:],
     )
 
 
@@ -588,20 +637,26 @@ def _node_line(node: SpanNode) -> str:
 
 def render_tree(
     roots: Sequence[SpanNode],
-    mark: SpanNode | None = None,
+    mark: SpanNode | Iterable[SpanNode] | None = None,
     *,
     color: bool = False,
     limit: int = MAX_RENDERED_LINES,
 ) -> list[str]:
-    """Captured trees as indented lines; the ``mark`` node is prefixed with ``>>``."""
+    """Captured trees as indented lines; the ``mark`` node(s) are prefixed with ``>>``."""
     lines: list[str] = []
     total = 0
+    if mark is None:
+        marked: set[int] = set()
+    elif isinstance(mark, SpanNode):
+        marked = {id(mark)}
+    else:
+        marked = {id(n) for n in mark}
 
     def visit(node: SpanNode, depth: int) -> None:
         nonlocal total
         total += 1
         if len(lines) < limit:
-            lines.append(_marked("  " * depth + _node_line(node), node is mark, color))
+            lines.append(_marked("  " * depth + _node_line(node), id(node) in marked, color))
         for child in node.children:
             visit(child, depth + 1)
 
@@ -644,10 +699,14 @@ def render_mismatch(
         "expected:",
         *render_spec(specs, mismatch.spec, color=color),
         "",
-        f"captured ({len(roots)} root{'s' if len(roots) != 1 else ''}, {total} spans):",
-        *render_tree(roots, mismatch.node, color=color),
+        f"captured ({_plural(len(roots), 'root')}, {_plural(total, 'span')}):",
+        *render_tree(roots, [n for n in (mismatch.node, *mismatch.others) if n], color=color),
     ]
     return "\n".join(lines)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def use_color(markup: bool) -> bool:
