@@ -96,6 +96,7 @@ class MetricsSnapshot:
         Raises :class:`MetricNotFound`, listing what was captured, if ``name`` was never
         recorded.
         """
+        __tracebackhide__ = True
         if name not in self.series:
             raise MetricNotFound(_not_found_message(name, self.names()))
         wanted = dict(attributes or {})
@@ -149,6 +150,7 @@ class MetricView:
     @property
     def value(self) -> float:
         """Sum over matched series for counters; the single matched series for a gauge."""
+        __tracebackhide__ = True
         if self.kind == "histogram":
             raise MetricKindError(
                 f"{self.name} is a histogram and has no .value; "
@@ -167,35 +169,42 @@ class MetricView:
 
     # histograms --------------------------------------------------------------------
     def _histogram(self, what: str) -> tuple[SeriesPoint, ...]:
+        __tracebackhide__ = True
         if self.kind != "histogram":
             raise MetricKindError(f"{self.name} is a {self.kind} and has no {what}; use .value")
         return self.points
 
     @property
     def count(self) -> int:
+        __tracebackhide__ = True
         return sum(p.count for p in self._histogram(".count"))
 
     @property
     def sum(self) -> float:
+        __tracebackhide__ = True
         return sum(p.sum for p in self._histogram(".sum"))
 
     @property
     def min(self) -> float:
+        __tracebackhide__ = True
         points = self._histogram(".min")
         return min((p.min for p in points), default=math.nan)
 
     @property
     def max(self) -> float:
+        __tracebackhide__ = True
         points = self._histogram(".max")
         return max((p.max for p in points), default=math.nan)
 
     @property
     def boundaries(self) -> tuple[float, ...]:
+        __tracebackhide__ = True
         self._histogram(".boundaries")
         return self._all[0].boundaries
 
     @property
     def bucket_counts(self) -> tuple[int, ...]:
+        __tracebackhide__ = True
         points = self._histogram(".bucket_counts")
         bounds = self.boundaries
         totals = [0] * (len(bounds) + 1)
@@ -211,6 +220,7 @@ class MetricView:
 
     def quantile(self, q: float) -> float:
         """Estimate the q-quantile from buckets, as Prometheus' ``histogram_quantile`` does."""
+        __tracebackhide__ = True
         return histogram_quantile(q, self.boundaries, self.bucket_counts)
 
     def __repr__(self) -> str:
@@ -232,6 +242,7 @@ def histogram_quantile(
     starts at 0 when its upper bound is positive; a rank in the +Inf bucket returns the
     largest finite boundary. NaN when there are no observations.
     """
+    __tracebackhide__ = True
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be within [0, 1], got {q!r}")
     total = sum(bucket_counts)
