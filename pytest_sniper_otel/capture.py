@@ -46,6 +46,7 @@ def metric_reader() -> InMemoryMetricReader:
                 ObservableCounter,
                 ObservableUpDownCounter,
                 UpDownCounter,
+                _Gauge,
             )
             from opentelemetry.sdk.metrics.export import (
                 AggregationTemporality,
@@ -53,10 +54,13 @@ def metric_reader() -> InMemoryMetricReader:
             )
 
             # DELTA: each collection returns only what changed since the last one, so a
-            # test starts from zero instead of inheriting the previous tests' counts.
+            # test starts from zero instead of inheriting the previous tests' counts. A
+            # synchronous gauge under CUMULATIVE repeats its last value on every collection:
+            # a gauge set in one test would show up in every later test.
             delta = AggregationTemporality.DELTA
             _READER = InMemoryMetricReader(
                 preferred_temporality={
+                    _Gauge: delta,
                     Counter: delta,
                     UpDownCounter: delta,
                     Histogram: delta,
@@ -72,6 +76,9 @@ class SessionTelemetry:
 
     def __init__(self) -> None:
         self.current: Telemetry | None = None
+        # The window opened last: once closed, it may still read the metric deltas recorded
+        # before its close, until another window opens and discards them.
+        self.last_window: Telemetry | None = None
         self.setup: dict[str, str] = {}
         self.metrics_problem: str | None = None
         self.traces_problem: str | None = None
@@ -200,11 +207,14 @@ class SessionTelemetry:
         if self.logger_provider is not None:
             from .logs import bridge_handler
 
-            handler = bridge_handler(self.logger_provider)
+            # The handler's own level enforces log_level: the root logger may already be
+            # lower (pytest --log-level=DEBUG, a conftest's basicConfig).
+            handler = bridge_handler(self.logger_provider, log_level)
             root.addHandler(handler)
             if old_level == logging.NOTSET or old_level > log_level:
                 root.setLevel(log_level)
         self.current = window
+        self.last_window = window
         try:
             yield window
         finally:
@@ -215,6 +225,7 @@ class SessionTelemetry:
             window._closed = True
 
     def require(self, signal: str) -> None:
+        __tracebackhide__ = True
         problem = {
             "traces": self.traces_problem,
             "metrics": self.metrics_problem,

@@ -95,11 +95,12 @@ class _SkipOtelInternals(logging.Filter):
         return not record.name.startswith(("opentelemetry", "pytest_sniper_otel._internal"))
 
 
-def bridge_handler(provider: LoggerProvider) -> logging.Handler:
+def bridge_handler(provider: LoggerProvider, level: int = logging.NOTSET) -> logging.Handler:
     """The stdlib -> OTel handler of opentelemetry-instrumentation-logging (not the deprecated
-    SDK one); it stamps the active span's trace_id/span_id on each record."""
+    SDK one); it stamps the active span's trace_id/span_id on each record. Records below
+    ``level`` are not bridged, whatever the root logger's level is."""
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-    handler = LoggingHandler(level=logging.NOTSET, logger_provider=provider)
+    handler = LoggingHandler(level=level, logger_provider=provider)
     handler.addFilter(_SkipOtelInternals())
     return handler

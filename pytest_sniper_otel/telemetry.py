@@ -76,12 +76,14 @@ class Telemetry:
     @property
     def spans(self) -> list[ReadableSpan]:
         """This test's finished spans, in the order they ended."""
+        __tracebackhide__ = True
         self._session.require("traces")
         return list(self._spans)
 
     @property
     def roots(self) -> list[SpanNode]:
         """Span trees: spans whose parent was not captured, ordered by start."""
+        __tracebackhide__ = True
         self._session.require("traces")
         n = len(self._spans)
         if self._forest is None or self._forest[0] != n:
@@ -90,6 +92,7 @@ class Telemetry:
 
     def find_spans(self, name: Any, **options: Any) -> list[SpanNode]:
         """Every captured span (at any depth) matching ``span(name, **options)``."""
+        __tracebackhide__ = True
         spec = span(name, **options)
         from .spans import match
 
@@ -107,6 +110,7 @@ class Telemetry:
         One spec must match one of the root spans; a list must match roots in start order
         (``any_order=True`` relaxes that). ``exact=True``: no other root spans.
         """
+        __tracebackhide__ = True
         specs = _as_specs(expected)
         if isinstance(expected, SpanSpec) and not exact:
             any_order = True
@@ -117,6 +121,7 @@ class Telemetry:
 
     def assert_no_span(self, name: Any, **options: Any) -> None:
         """Assert that no captured span, at any depth, matches ``span(name, **options)``."""
+        __tracebackhide__ = True
         found = self.find_spans(name, **options)
         if found:
             lines = [
@@ -124,26 +129,37 @@ class Telemetry:
                 f"found {len(found)}: {', '.join(n.path() for n in found[:5])}",
                 "",
                 "captured:",
-                *render_tree(self.roots, found[0], color=self._color),
+                *render_tree(self.roots, found, color=self._color),
             ]
             raise AssertionError("\n".join(lines))
 
     # metrics ---------------------------------------------------------------------------
     def metrics_snapshot(self) -> MetricsSnapshot:
         """Every metric series recorded in this test so far (cumulative since its start)."""
+        __tracebackhide__ = True
         self._session.require("metrics")
-        self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
+        if self._owns_reader():
+            self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
         return self._metrics.snapshot(self._clock())
+
+    def _owns_reader(self) -> bool:
+        # After the window closed, what the reader holds is still this test's only while no
+        # other window has opened; otherwise it belongs to (or was discarded for) another.
+        session = self._session
+        return not self._closed or (session.current is None and session.last_window is self)
 
     def metric(self, name: str, attributes: Mapping[str, Any] | None = None) -> MetricView:
         """A view of ``name``'s series whose attributes include ``attributes``."""
+        __tracebackhide__ = True
         return self.metrics_snapshot().view(name, attributes)
 
     def metric_names(self) -> list[str]:
+        __tracebackhide__ = True
         return self.metrics_snapshot().names()
 
     def assert_cardinality(self, metric: str, *, max_series: int) -> None:
         """Assert ``metric`` has at most ``max_series`` distinct attribute sets."""
+        __tracebackhide__ = True
         view = self.metric(metric)
         n = len(view.points)
         if n > max_series:
@@ -152,7 +168,9 @@ class Telemetry:
                 for k, v in p.attributes.items():
                     distinct.setdefault(k, set()).add(repr(v))
             worst = sorted(distinct.items(), key=lambda kv: -len(kv[1]))
-            detail = ", ".join(f"{k}: {len(vs)} values" for k, vs in worst)
+            detail = ", ".join(
+                f"{k}: {len(vs)} value{'' if len(vs) == 1 else 's'}" for k, vs in worst
+            )
             raise AssertionError(
                 f"metric {metric!r} has {n} series, more than max_series={max_series}\n"
                 f"distinct values per attribute: {detail}\n"
@@ -164,6 +182,7 @@ class Telemetry:
     @property
     def logs(self) -> list[LogRecordView]:
         """This test's OTel log records (stdlib logging is bridged), in emission order."""
+        __tracebackhide__ = True
         self._session.require("logs")
         return [view_of(r) for r in list(self._logs)]
 
@@ -172,6 +191,7 @@ class Telemetry:
     ) -> None:
         """Assert every log record (at ``min_severity`` or above) carries the trace and
         span id of a span captured in this test."""
+        __tracebackhide__ = True
         threshold = _severity_number(min_severity)
         records = [r for r in self.logs if r.severity_number >= threshold]
         if not records:
@@ -200,6 +220,7 @@ class Telemetry:
     def assert_no_secrets(self, *secrets: str | re.Pattern[str]) -> None:
         """Assert none of ``secrets`` (strings or regexes) appears in span names, attributes,
         events, status, log bodies and attributes, or metric attributes."""
+        __tracebackhide__ = True
         if not secrets:
             raise SpecError("assert_no_secrets() needs at least one value or pattern to look for")
         patterns: list[tuple[str, re.Pattern[str]]] = []
@@ -250,7 +271,8 @@ class Telemetry:
         self._logs.clear()
         self._metrics.clear()
         self._forest = None
-        self._discard_pending_metrics()
+        if self._owns_reader():
+            self._discard_pending_metrics()
 
     def render(self) -> str:
         """A text summary: span trees, log records and metric series."""
@@ -262,7 +284,7 @@ class Telemetry:
             parts += ["", f"logs ({len(logs)}):", *(f"   {r.describe()}" for r in logs[:50])]
             if len(logs) > 50:
                 parts.append(f"   ... {len(logs) - 50} more")
-        if self._session.metrics_problem is None and not self._closed:
+        if self._session.metrics_problem is None:
             series = list(self.metrics_snapshot())
             parts += [
                 "",
@@ -278,6 +300,7 @@ class Telemetry:
 
 
 def _as_specs(expected: SpanSpec | Sequence[SpanSpec]) -> list[SpanSpec]:
+    __tracebackhide__ = True
     if isinstance(expected, SpanSpec):
         return [expected]
     if isinstance(expected, str) or not isinstance(expected, Sequence):
@@ -306,6 +329,7 @@ _SEVERITIES = {
 
 
 def _severity_number(name: str) -> int:
+    __tracebackhide__ = True
     try:
         return _SEVERITIES[name.upper()]
     except KeyError:
