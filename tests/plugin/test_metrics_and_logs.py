@@ -1,0 +1,368 @@
+"""Metric views and log capture through the `telemetry` fixture: pass and fail paths.
+
+In-process runs (see conftest.py): per-test isolation is a property of one session, so the
+generated tests run in sequence in one inner session and check that nothing leaks.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pytester_helpers import assert_failures, run_inprocess
+
+METRICS_PASSING = """
+import math
+import time
+
+import pytest
+
+from app import balance, latency, orders, positions, tracer
+from pytest_sniper_otel import ANY, span
+
+
+def test_counter_accumulates_within_a_test(telemetry):
+    orders.add(2, {"side": "buy"})
+    assert telemetry.metric("orders_total").value == 2
+    orders.add(1, {"side": "sell"})
+    orders.add(3, {"side": "buy"})
+    assert telemetry.metric("orders_total").value == 6          # both reads see the total
+    assert telemetry.metric("orders_total", {"side": "buy"}).value == 5
+    assert telemetry.metric("orders_total", {"side": ANY}).series == [
+        {"side": "buy"}, {"side": "sell"}
+    ]
+    assert telemetry.metric("orders_total", {"side": "none"}).value == 0
+
+
+def test_nothing_leaks_from_the_previous_test(telemetry):
+    # The previous test recorded orders_total and the gauge below; none of it is here.
+    assert telemetry.metric_names() == []
+    orders.add(1, {"side": "buy"})
+    assert telemetry.metric("orders_total").value == 1
+    assert telemetry.metric_names() == ["orders_total"]
+
+
+def test_gauge_set_in_this_test(telemetry):
+    balance.set(100.0, {"acct": "main"})
+    balance.set(90.5, {"acct": "main"})
+    positions.add(3)
+    positions.add(-1)
+    assert telemetry.metric("balance_usdt").value == 90.5
+    assert telemetry.metric("open_positions").value == 2
+    assert telemetry.metric("open_positions").kind == "updowncounter"
+
+
+def test_gauge_does_not_leak(telemetry):
+    assert "balance_usdt" not in telemetry.metric_names()
+
+
+def test_histogram(telemetry):
+    for v in (5, 50, 50, 500, 7000):
+        latency.record(v, {"venue": "mexc"})
+    h = telemetry.metric("latency_ms", {"venue": "mexc"})
+    assert (h.count, h.sum, h.min, h.max) == (5, 7605, 5, 7000)
+    assert h.boundaries == (10, 100, 1000, 5000)
+    assert h.bucket_counts == (1, 2, 1, 0, 1)
+    assert h.quantile(0.5) == pytest.approx(77.5)     # rank 2.5 of 5, in (10, 100]
+    assert h.quantile(0.99) == 5000                   # the +Inf bucket: largest boundary
+    assert telemetry.metric("latency_ms", {"venue": "binance"}).count == 0
+    assert math.isnan(telemetry.metric("latency_ms", {"venue": "binance"}).quantile(0.5))
+
+
+def test_clock_tick_is_a_2000_ms_span_and_sample(telemetry, clock):
+    with tracer.start_as_current_span("place-order"):
+        started = time.monotonic()
+        clock.tick(2)
+        latency.record((time.monotonic() - started) * 1000)
+    telemetry.assert_span_tree(span("place-order", duration_ms=2000))
+    assert telemetry.metric("latency_ms").sum == 2000
+    assert telemetry.metric("latency_ms").bucket_counts == (0, 0, 0, 1, 0)
+
+
+def test_snapshot_clear_and_cardinality(telemetry, clock):
+    orders.add(1, {"side": "buy"})
+    orders.add(1, {"side": "sell"})
+    snap = telemetry.metrics_snapshot()
+    assert snap.time_unix_nano == clock.time_ns()
+    assert [(p.name, dict(p.attributes), p.value) for p in snap] == [
+        ("orders_total", {"side": "buy"}, 1.0),
+        ("orders_total", {"side": "sell"}, 1.0),
+    ]
+    telemetry.assert_cardinality("orders_total", max_series=2)
+    with tracer.start_as_current_span("gone"):
+        pass
+    telemetry.clear()
+    assert telemetry.metric_names() == [] and telemetry.spans == [] and telemetry.logs == []
+    orders.add(5)
+    assert telemetry.metric("orders_total").value == 5
+"""
+
+METRICS_FAILING = """
+from app import balance, latency, orders
+
+
+def test_name_never_recorded(telemetry):
+    orders.add(1, {"side": "buy"})
+    latency.record(3)
+    telemetry.metric("order_total")
+
+
+def test_nothing_recorded(telemetry):
+    telemetry.metric("orders_total")
+
+
+def test_value_of_a_histogram(telemetry):
+    latency.record(5)
+    telemetry.metric("latency_ms").value
+
+
+def test_count_of_a_counter(telemetry):
+    orders.add(1)
+    telemetry.metric("orders_total").count
+
+
+def test_value_of_two_gauge_series(telemetry):
+    balance.set(10, {"acct": "a"})
+    balance.set(20, {"acct": "b"})
+    telemetry.metric("balance_usdt").value
+
+
+def test_cardinality(telemetry):
+    for i in range(5):
+        orders.add(1, {"order.id": f"o-{i}", "side": "buy"})
+    telemetry.assert_cardinality("orders_total", max_series=3)
+
+
+def test_quantile_out_of_range(telemetry):
+    latency.record(5)
+    telemetry.metric("latency_ms").quantile(1.5)
+"""
+
+
+def test_metric_views(app: pytest.Pytester) -> None:
+    app.makepyfile(test_metrics=METRICS_PASSING)
+    result = run_inprocess(app, "-p", "no:randomly")
+    result.assert_outcomes(passed=7)
+
+
+def test_metric_errors(app: pytest.Pytester) -> None:
+    app.makepyfile(test_metrics=METRICS_FAILING)
+    result = run_inprocess(app, "--sniper-otel-show=never")
+    result.assert_outcomes(failed=7)
+    errors = "pytest_sniper_otel.errors"
+    assert_failures(
+        result,
+        {
+            "test_name_never_recorded": """
+                metric 'order_total' was not recorded in this test; did you mean 'orders_total'?
+                captured metrics: latency_ms, orders_total
+            """,
+            "test_nothing_recorded": (
+                "metric 'orders_total' was not recorded in this test: "
+                "no metrics were recorded at all"
+            ),
+        },
+        exc=f"{errors}.MetricNotFound",
+    )
+    assert_failures(
+        result,
+        {
+            "test_value_of_a_histogram": "latency_ms is a histogram and has no .value; "
+            "use .count, .sum, .min, .max, .bucket_counts or .quantile(q)",
+            "test_count_of_a_counter": "orders_total is a counter and has no .count; use .value",
+            "test_value_of_two_gauge_series": "gauge balance_usdt has 2 series matching {} and "
+            "gauges do not add up; narrow the attributes. Series: {acct='a'}; {acct='b'}",
+        },
+        exc=f"{errors}.MetricKindError",
+    )
+    assert_failures(
+        result,
+        {
+            "test_cardinality": """
+                metric 'orders_total' has 5 series, more than max_series=3
+                distinct values per attribute: order.id: 5 values, side: 1 value
+                first series: {order.id='o-0', side='buy'}; {order.id='o-1', side='buy'}; {order.id='o-2', side='buy'}; {order.id='o-3', side='buy'}; {order.id='o-4', side='buy'}
+            """  # noqa: E501
+        },
+    )
+    assert_failures(
+        result,
+        {"test_quantile_out_of_range": "quantile must be within [0, 1], got 1.5"},
+        exc="ValueError",
+    )
+
+
+LOGS = """
+import logging
+import re
+import threading
+
+from app import log, orders, tracer
+
+
+def test_info_is_bridged_and_correlated(telemetry):
+    log.debug("too quiet")
+    with tracer.start_as_current_span("risk") as s:
+        log.info("risk accepted", extra={"order.id": "o-1"})
+    ctx = s.get_span_context()
+    [record] = telemetry.logs
+    assert (record.body, record.severity_text) == ("risk accepted", "INFO")
+    assert record.severity_number == 9
+    assert (record.trace_id, record.span_id) == (ctx.trace_id, ctx.span_id)
+    assert record.logger_name == "app" and record.attributes["order.id"] == "o-1"
+    telemetry.assert_logs_correlated()
+
+
+def test_records_from_a_thread(telemetry):
+    def worker():
+        with tracer.start_as_current_span("in-thread"):
+            log.warning("from a thread")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert [(r.body, r.severity_text) for r in telemetry.logs] == [("from a thread", "WARN")]
+    telemetry.assert_logs_correlated()
+
+
+def test_sdk_noise_is_not_captured(telemetry):
+    logging.getLogger("opentelemetry.sdk.trace").warning("SDK noise")
+    assert telemetry.logs == []
+    telemetry.assert_logs_correlated(allow_empty=True)
+
+
+def test_min_severity(telemetry):
+    log.info("uncorrelated but below the bar")
+    with tracer.start_as_current_span("s"):
+        log.error("correlated")
+    telemetry.assert_logs_correlated(min_severity="WARNING")
+
+
+def test_uncorrelated(telemetry):
+    log.warning("outside any span")
+    with tracer.start_as_current_span("s"):
+        log.info("inside")
+    telemetry.assert_logs_correlated()
+
+
+def test_span_not_captured_here(telemetry):
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    foreign = SpanContext(trace_id=0xAB, span_id=0xCD, is_remote=True, trace_flags=TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(foreign)):
+        log.error("correlated with a span this test never captured")
+    telemetry.assert_logs_correlated()
+
+
+def test_no_records(telemetry):
+    telemetry.assert_logs_correlated()
+
+
+def test_unknown_severity(telemetry):
+    telemetry.assert_logs_correlated(min_severity="LOUD")
+
+
+def test_no_secrets_passes(telemetry):
+    with tracer.start_as_current_span("sign", attributes={"api.key.id": "k-1"}):
+        log.info("signed")
+    orders.add(1, {"side": "buy"})
+    telemetry.assert_no_secrets("sk-12345678", re.compile(r"[0-9a-f]{16}"))
+
+
+def test_secrets_leak(telemetry):
+    with tracer.start_as_current_span("sign", attributes={"api.key": "sk-12345678"}) as s:
+        s.add_event("signed", {"signature": "abcdef0123456789"})
+        log.info("signing with sk-12345678")
+    orders.add(1, {"sig": "abcdef0123456789"})
+    telemetry.assert_no_secrets("sk-12345678", re.compile(r"[0-9a-f]{16}"))
+
+
+def test_secrets_needs_a_value(telemetry):
+    telemetry.assert_no_secrets()
+
+
+def test_secrets_empty_string(telemetry):
+    telemetry.assert_no_secrets("")
+"""
+
+
+def test_logs_correlation_and_secrets(app: pytest.Pytester) -> None:
+    app.makepyfile(test_logs=LOGS)
+    result = run_inprocess(app, "--sniper-otel-show=never")
+    result.assert_outcomes(passed=5, failed=7)
+    assert_failures(
+        result,
+        {
+            "test_uncorrelated": """
+                1 of 2 log records are not correlated with a captured span:
+                  WARN  app: outside any span [uncorrelated]  <- no active span
+            """,
+            "test_span_not_captured_here": """
+                1 of 1 log records are not correlated with a captured span:
+                  ERROR app: correlated with a span this test never captured [trace=000000000000000000000000000000ab span=00000000000000cd]  <- span not captured in this test
+            """,  # noqa: E501
+            "test_no_records": "no log records at TRACE or above were captured, so correlation "
+            "cannot be checked (pass allow_empty=True if that is expected)",
+            "test_secrets_leak": """
+                4 secret leak(s) in telemetry:
+                  secret #1 'sk-***' in span 'sign' attribute 'api.key'
+                  pattern #2 '[0-9a-f]{16}' in span 'sign' event 'signed' attribute 'signature'
+                  secret #1 'sk-***' in log 'app' body
+                  pattern #2 '[0-9a-f]{16}' in metric 'orders_total' attribute 'sig'
+            """,
+        },
+    )
+    errors = "pytest_sniper_otel.errors.SpecError"
+    assert_failures(
+        result,
+        {
+            "test_unknown_severity": "unknown severity 'LOUD'; use one of TRACE, DEBUG, INFO, "
+            "WARN, WARNING, ERROR, FATAL, CRITICAL",
+            "test_secrets_needs_a_value": "assert_no_secrets() needs at least one value or "
+            "pattern to look for",
+            "test_secrets_empty_string": "assert_no_secrets(): secret #1 must be a non-empty str "
+            "or a regex",
+        },
+        exc=errors,
+    )
+
+
+LEVELS = """
+import logging
+
+from app import log
+
+
+def test_levels(telemetry):
+    log.debug("d")
+    log.info("i")
+    log.warning("w")
+    log.error("e")
+    print("bridged:", ",".join(r.body for r in telemetry.logs))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "bridged"),
+    [
+        ((), "", "i,w,e"),
+        (("--sniper-otel-log-level=warning",), "", "w,e"),
+        ((), "sniper_otel_log_level = DEBUG", "d,i,w,e"),
+        (("--sniper-otel-log-level=ERROR",), "sniper_otel_log_level = DEBUG", "e"),
+        # The root logger is lower than the option here: the option still decides.
+        (("--sniper-otel-log-level=ERROR", "--log-level=DEBUG"), "", "e"),
+    ],
+    ids=["default-INFO", "option", "ini", "option-beats-ini", "root-lower-than-option"],
+)
+def test_log_level(app: pytest.Pytester, args: tuple[str, ...], ini: str, bridged: str) -> None:
+    if ini:
+        app.makeini(f"[pytest]\n{ini}\n")
+    app.makepyfile(test_levels=LEVELS)
+    result = run_inprocess(app, "-s", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*bridged: {bridged}"])
+
+
+def test_bad_log_level_is_a_usage_error(app: pytest.Pytester) -> None:
+    result = run_inprocess(app, "--sniper-otel-log-level=LOUD")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: sniper-otel log level 'LOUD' is not a logging level name"])
