@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from .chaos.fixture import ChaosController
     from .clock import SimClock
     from .flow import SniperBot
     from .telemetry import Telemetry
@@ -27,6 +28,7 @@ class _Settings:
 
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
+_CHAOS_SEED = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +46,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lowest stdlib logging level bridged into captured OTel logs (default INFO)",
     )
     parser.addini("sniper_otel_log_level", "default for --sniper-otel-log-level", default="INFO")
+    group.addoption(
+        "--sniper-otel-chaos-seed",
+        default=None,
+        help="seed of chaos faults and scenarios: an int, or 'random' (printed in the header)",
+    )
+    parser.addini("sniper_otel_chaos_seed", "default for --sniper-otel-chaos-seed", default="0")
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists: its markup decides colour
@@ -58,6 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "sniper_bot(*, seed=0, config=None, redis=None): options of the `sniper_bot` fixture "
         "(a pytest_sniper_otel.flow.BotConfig; a redis-py client instead of a private fakeredis)",
     )
+    config.addinivalue_line(
+        "markers",
+        "sniper_otel_chaos(*faults, seed=None): faults (pytest_sniper_otel.chaos.fault(...)) the "
+        "`chaos` fixture schedules for this test once their target is bound, or adds to "
+        "chaos.run(scenario); seed overrides --sniper-otel-chaos-seed",
+    )
+    _configure_chaos_seed(config)
     show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
     if show not in SHOW_CHOICES:
         raise pytest.UsageError(
@@ -79,14 +94,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SETTINGS] = _Settings(show=show, log_level=level, color=use_color(markup))
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    seed = config.stash[_CHAOS_SEED]
+    chaos = f"sniper-otel chaos seed: {seed} (reproduce with --sniper-otel-chaos-seed={seed})"
     # A provider a conftest already installed is attached to now, so the header tells the
     # truth; otherwise installing waits for the first test that asks for `telemetry`.
     if "opentelemetry.trace" in sys.modules:
         from .capture import install_session
 
-        return f"sniper-otel: {install_session().describe()}"
-    return "sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
+        return [f"sniper-otel: {install_session().describe()}", chaos]
+    return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture",
+            chaos]
+
+
+def _configure_chaos_seed(config: pytest.Config) -> None:
+    from .chaos.faults import FaultError
+    from .chaos.fixture import parse_seed
+
+    raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
+    try:
+        config.stash[_CHAOS_SEED] = parse_seed(raw)
+    except FaultError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture
@@ -129,6 +158,22 @@ def sniper_bot(
 
 def _sniper_bot_options(*, seed: int = 0, config: Any = None, redis: Any = None) -> dict[str, Any]:
     return {"seed": seed, "config": config, "redis": redis}
+
+
+@pytest.fixture
+def chaos(
+    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
+) -> Iterator[ChaosController]:
+    """Faults on this test's simulated clock, always rolled back at teardown; runs scenarios.
+    See pytest_sniper_otel.chaos.fixture.ChaosController."""
+    from .chaos.fixture import controller
+
+    marker = request.node.get_closest_marker("sniper_otel_chaos")
+    with controller(
+        seed=request.config.stash[_CHAOS_SEED], clock=clock, telemetry=telemetry,
+        marker_args=marker.args if marker else (), marker_kwargs=marker.kwargs if marker else {},
+    ) as ctl:
+        yield ctl
 
 
 @pytest.hookimpl(wrapper=True)

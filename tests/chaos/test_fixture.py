@@ -1,0 +1,112 @@
+"""The `chaos` fixture, its marker and the seed option, through pytester."""
+
+from __future__ import annotations
+
+import pytest
+
+CLIENT = """
+import json
+import pytest
+from pytest_sniper_otel.chaos import fault
+from pytest_sniper_otel.flow.exchange import ApiRequest, ApiResponse
+
+REQ = ApiRequest("GET", "/api/v3/ticker/price", "ticker")
+ORIGINAL = []
+
+
+class Client:
+    def __init__(self, clock):
+        self.clock = clock
+        self.statuses = []
+
+        def transport(request):
+            return ApiResponse(200, b'{"price": "1"}')
+
+        ORIGINAL.append(transport)
+        self.transport = transport
+
+    def poll(self, dt):
+        self.statuses.append(self.transport(REQ).status)
+        self.clock.tick(dt)
+"""
+
+
+def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.sniper_otel_chaos(*faults, seed=None): *"])
+
+
+def test_header_prints_the_seed(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--sniper-otel-chaos-seed=4242")
+    result.stdout.fnmatch_lines(
+        ["sniper-otel chaos seed: 4242 (reproduce with --sniper-otel-chaos-seed=4242)"])
+    result = pytester.runpytest("--sniper-otel-chaos-seed=soon")
+    result.stderr.fnmatch_lines(["*--sniper-otel-chaos-seed takes an int or 'random', got 'soon'"])
+
+
+def test_schedule_applies_on_the_clock_and_rolls_back_after_a_failure(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(CLIENT + """
+
+@pytest.fixture
+def client(clock):
+    c = Client(clock)
+    yield c
+    # requested before `chaos`, so torn down after it: the fault must be gone by now
+    assert c.transport is ORIGINAL[-1], "fault not rolled back"
+    print("ROLLED BACK")
+
+
+def test_rate_limited_window(client, chaos):
+    chaos.bind(exchange=client)
+    limit = chaos.add(fault("exchange.rate_limit", start=10, duration=20))
+    chaos.advance(60, step=1.0, run=client.poll)
+    assert client.statuses[:10] == [200] * 10
+    assert client.statuses[10:30] == [429] * 20
+    assert client.statuses[30:] == [200] * 30
+    assert [a.to_json() for a in limit.records] == [
+        {"started": 10.0, "ended": 30.0, "hits": 20, "misses": 0}]
+
+
+def test_fails_while_a_fault_is_active(client, chaos):
+    chaos.bind(exchange=client)
+    chaos.inject(fault("exchange.http_error"))
+    chaos.advance(5, run=client.poll)
+    assert client.statuses == [200]
+""")
+    result = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["E       assert [[]503, 503, 503, 503, 503[]] == [[]200[]]"])
+    assert result.stdout.str().count("ROLLED BACK") == 2
+
+
+def test_marker_faults_need_a_bound_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(CLIENT + """
+
+@pytest.mark.sniper_otel_chaos(fault("exchange.http_error", start=5, probability=0.5), seed=3)
+def test_marker(chaos, clock):
+    client = Client(clock)
+    chaos.bind(exchange=client)
+    chaos.advance(100, run=client.poll)
+    assert chaos.seed == 3
+    assert 20 < client.statuses.count(503) < 75
+
+
+@pytest.mark.sniper_otel_chaos(fault("exchange.http_error"))
+def test_never_bound(chaos):
+    pass
+
+
+@pytest.mark.sniper_otel_chaos("exchange.http_error")
+def test_not_a_spec(chaos):
+    pass
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines([
+        "*FaultError: marker faults were never applied: exchange.http_error (target 'exchange')*",
+        "*FaultError: sniper_otel_chaos takes fault(...) specs as positional arguments, "
+        "got 'exchange.http_error'*",
+    ])
