@@ -114,6 +114,7 @@ class ExportPipeline(SpanProcessor):
     def enabled(self) -> Iterator[ExportPipeline]:
         """Record (and start fresh statistics) inside the block."""
         with self._lock:
+            was = self._enabled
             self._enabled = True
             self.stats = PipelineStats()
             for q in self._queues.values():
@@ -126,7 +127,7 @@ class ExportPipeline(SpanProcessor):
             yield self
         finally:
             with self._lock:
-                self._enabled = False
+                self._enabled = was
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
         if self._enabled and span.context is not None:

@@ -183,6 +183,7 @@ class ScenarioRun:
     hypothesis: dict[str, Any] = field(default_factory=dict)
     alert_results: list[dict[str, Any]] = field(default_factory=list)
     unexpected_alerts: list[str] = field(default_factory=list)
+    baseline_alerts: list[str] = field(default_factory=list)
     transitions: list[str] = field(default_factory=list)
     pipeline_stats: Any = None
     queued: dict[str, int] = field(default_factory=dict)
@@ -244,7 +245,7 @@ class ScenarioRun:
             "faults": [f.to_json() for f in self.faults],
             "verification": [c.to_json() for c in self.checks],
             "alerts": {"expected": self.alert_results, "unexpected": self.unexpected_alerts,
-                       "transitions": self.transitions},
+                       "baseline": self.baseline_alerts, "transitions": self.transitions},
             "telemetry": {
                 "pipeline": self.pipeline_stats.to_json() if self.pipeline_stats else None,
                 "dropped": self.dropped,
@@ -287,6 +288,8 @@ def run_scenario(
         spec.build(i, run_seed)
     run = ScenarioRun(scenario, run_seed, started=dt.datetime.now(dt.UTC).isoformat())
     wall0 = _wall()
+    if scenario.baseline and scenario.faults:
+        run.baseline_alerts = _baseline_alerts(scenario, run_seed, clock, redis, rules, step)
     with ExitStack() as stack:
         if clock is None:
             from ..clock import SimClock
@@ -305,6 +308,46 @@ def run_scenario(
             run.error = f"{type(exc).__name__}: {exc}"
     run.wall_seconds = _wall() - wall0
     return run
+
+
+_BASELINES: dict[tuple[Any, ...], list[str]] = {}
+
+
+def _baseline_alerts(
+    scenario: Scenario, seed: int, clock: SimClock | None, redis: Any, rules: RuleSet,
+    step: float,
+) -> list[str]:
+    """Alerts that fire when the same bot runs as long without any fault (cached)."""
+    key = (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
+    cached = _BASELINES.get(key)
+    if cached is not None:
+        return cached
+    from ..capture import install_session
+    from ..clock import SimClock
+
+    control = dataclasses.replace(
+        scenario, name=f"{scenario.name}_baseline", faults=(), alerts=(), checks=(),
+        baseline=False, verify=None, breaker="any",
+    )
+    session = install_session()
+    outer = session.current
+    if outer is not None:
+        outer.metrics_snapshot()  # keep the test's pending metric deltas in the test's window
+    session.current = None  # a separate window: the control run must not pollute the test's
+    try:
+        with ExitStack() as stack:
+            if clock is None:
+                clock = stack.enter_context(SimClock())
+            window = stack.enter_context(session.capture())
+            result = run_scenario(control, seed=seed, telemetry=window, clock=clock,
+                                  redis=redis, rules=rules, step=step)
+    finally:
+        session.current = outer
+    if result.error is not None:
+        raise RuntimeError(f"the baseline run of {scenario.name!r} crashed: {result.error}")
+    fired = result.unexpected_alerts
+    _BASELINES[key] = fired
+    return fired
 
 
 def _wall() -> float:
@@ -331,6 +374,7 @@ def _execute(
     evaluator = evaluator_cls(rules, interval=EVALUATION_INTERVAL)
     timeline = FaultTimeline(run.seed, offset=warm, until=method_end)
     run.telemetry = telemetry
+    noise = set(run.baseline_alerts)
     with pipeline.enabled():
         bot = SniperBot.create(seed=run.seed, clock=clock, redis=redis, config=config)
         run.bot = bot
@@ -370,15 +414,15 @@ def _execute(
                 if _on_grid(t, EVALUATION_INTERVAL):
                     scrape()
                 if math.isclose(t, warm):
-                    run.hypothesis["before"] = _hypothesis(evaluator, bot, "before")
+                    run.hypothesis["before"] = _hypothesis(evaluator, bot, "before", noise)
                 if progress is not None:
                     progress(scenario.name, t / total)
         finally:
             timeline.rollback_all(t)
         run.journal = timeline.journal
         if "before" not in run.hypothesis:
-            run.hypothesis["before"] = _hypothesis(evaluator, bot, "before")
-        run.hypothesis["after"] = _hypothesis(evaluator, bot, "after", firing_only=True)
+            run.hypothesis["before"] = _hypothesis(evaluator, bot, "before", noise)
+        run.hypothesis["after"] = _hypothesis(evaluator, bot, "after", noise, firing_only=True)
         bot.close()  # settles every intent: outcomes are final from here
         pipeline.drain(t)
         run.pipeline_stats = pipeline.stats
@@ -418,19 +462,23 @@ def _on_grid(t: float, interval: float) -> bool:
 
 
 def _hypothesis(
-    evaluator: AlertEvaluator, bot: SniperBot, when: str, *, firing_only: bool = False
+    evaluator: AlertEvaluator, bot: SniperBot, when: str, noise: set[str],
+    *, firing_only: bool = False,
 ) -> dict[str, Any]:
     """The steady-state hypothesis: no alert (firing now, or ever before the faults) and
-    a ledger that reconciles with the exchange (orders in flight on both sides allowed)."""
+    a ledger that reconciles with the exchange (orders in flight on both sides allowed).
+    Alerts in ``noise`` fire in a fault-free run of the same bot: reported, not counted."""
     problems = []
-    alerts = evaluator.firing() if firing_only else evaluator.fired()
+    seen = evaluator.firing() if firing_only else evaluator.fired()
+    alerts = [a for a in seen if a not in noise]
     if alerts:
         problems.append(f"alerts {'firing' if firing_only else 'fired'}: {', '.join(alerts)}")
     reconcile = bot.reconcile()
     if reconcile:
         problems.append(f"ledger does not reconcile: {reconcile[0]}")
     return {"when": when, "met": not problems, "problems": problems,
-            "probes": {"alerts": alerts, "reconcile_problems": len(reconcile),
+            "probes": {"alerts": alerts, "baseline_noise": sorted(noise & set(seen)),
+                       "reconcile_problems": len(reconcile),
                        "intents": len(bot.ledger)}}
 
 
@@ -468,7 +516,8 @@ def _alert_results(
             "resolved": resolution is not None, "resolution_delay": resolution,
             "problem": problem,
         })
-    run.unexpected_alerts = [n for n in evaluator.fired() if n not in expected]
+    run.unexpected_alerts = [n for n in evaluator.fired()
+                             if n not in expected and n not in run.baseline_alerts]
 
 
 def load_journal(path: str | Path) -> Mapping[str, Any]:

@@ -82,7 +82,10 @@ class Scenario:
     * ``breaker``: ``"closed"`` (must never open), ``"opens_and_closes"``, or ``"any"``;
     * ``checks``: the invariants to verify (default: all of :data:`CHECKS`);
     * ``configure``: adjusts the bot's :class:`~pytest_sniper_otel.flow.config.BotConfig`;
-    * ``verify``: an extra verification of your own, given the finished run.
+    * ``verify``: an extra verification of your own, given the finished run;
+    * ``baseline``: also run the same seed without faults, so that an alert which fires in
+      a healthy run too is reported as noise (``baseline_alerts``) instead of breaking the
+      steady-state hypothesis.
     """
 
     name: str
@@ -96,6 +99,7 @@ class Scenario:
     breaker: str = "closed"
     checks: Sequence[str] = CHECKS
     seed: int | None = None
+    baseline: bool = True
     configure: Callable[[BotConfig], None] | None = None
     verify: Callable[[ScenarioRun], None] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
