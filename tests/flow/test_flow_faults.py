@@ -1,0 +1,244 @@
+"""The seams the chaos harness uses, exercised one fault at a time: the bot copes, loses
+nothing, and its telemetry says what happened."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+import redis
+from flowkit import Faults, install, listings, one_listing
+
+from pytest_sniper_otel import span
+from pytest_sniper_otel.flow import (
+    BotConfig,
+    MarketConditions,
+    ModelKnobs,
+    Outcome,
+    SniperBot,
+)
+
+CALM = MarketConditions(partial_fill_rate=0.0, reject_rate=0.0)
+pytestmark = pytest.mark.sniper_bot(seed=1, config=one_listing())
+
+
+def the_buy(bot: SniperBot):  # type: ignore[no-untyped-def]
+    return next(i for i in bot.ledger if i.side == "BUY")
+
+
+def test_malformed_payload_gives_error_span_error_log_counter_and_no_crash(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    install(sniper_bot).next("order.place", Faults.respond(200, b"{not json"))
+    sniper_bot.run_for(101)
+    [bad] = telemetry.find_spans("mexc-api-request", status="ERROR",
+                                 attributes={"error.type": "malformed"})
+    assert bad.attributes["mexc.endpoint"] == "order.place"
+    assert "MalformedResponse" in (bad.status_description or "")
+    [record] = [r for r in telemetry.logs if r.severity_text == "ERROR"]
+    assert record.body == "malformed exchange response rejected"
+    assert record.span_id == bad.span.context.span_id
+    assert record.attributes["exception.type"] == "MalformedResponse"
+    assert telemetry.metric("api_errors_total",
+                            {"endpoint": "order.place", "error_type": "malformed"}).value == 1
+    assert the_buy(sniper_bot).outcome == Outcome.FILLED  # the retry went through
+    assert len(sniper_bot.exchange.orders) == 1
+    assert sniper_bot.reconcile() == []
+
+
+def test_a_schema_violation_is_malformed_too(sniper_bot: SniperBot, telemetry) -> None:
+    def drop_executed(payload: dict) -> dict:  # type: ignore[type-arg]
+        return {k: v for k, v in payload.items() if k != "executedQty"}
+
+    faults = install(sniper_bot)
+    faults.next("order.status", faults.mangle(drop_executed))
+    sniper_bot.run_for(101)
+    [bad] = telemetry.find_spans("mexc-api-request", attributes={"error.type": "malformed"})
+    assert "executedQty: missing" in (bad.status_description or "")
+    assert the_buy(sniper_bot).outcome == Outcome.FILLED
+    assert sniper_bot.reconcile() == []
+
+
+def test_a_lost_reply_is_retried_with_the_same_client_order_id_and_fills_once(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    faults = install(sniper_bot)
+    faults.next("order.place", faults.lose_reply)
+    sniper_bot.run_for(101)
+    buy = the_buy(sniper_bot)
+    assert buy.outcome == Outcome.FILLED
+    assert [f.client_order_id for f in sniper_bot.exchange.fills] == [buy.client_order_id]
+    assert faults.calls["order.place"] == 2
+    telemetry.assert_span_tree(span("workflow-execution", children=[
+        "risk-assessment",
+        span("trading-execution-flow", status="OK", children=[
+            span("place-order", children=[
+                span("mexc-api-request", status="ERROR",
+                     attributes={"mexc.attempt": 1, "error.type": "timeout"}),
+                span("mexc-api-request", status="UNSET", attributes={"mexc.attempt": 2}),
+            ], exact=True),
+            "poll-order-status", "track-position",
+        ]),
+    ]))
+    assert sniper_bot.reconcile() == []
+
+
+def test_429_waits_exactly_retry_after_on_the_simulated_clock(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    install(sniper_bot).next("order.place", Faults.respond(429, b"{}", {"Retry-After": "2.5"}))
+    sniper_bot.run_for(101)
+    first, second = telemetry.find_spans("mexc-api-request",
+                                         attributes={"mexc.endpoint": "order.place"})
+    assert first.attributes["error.type"] == "rate_limited"
+    gap_ns = second.span.start_time - first.span.end_time
+    assert gap_ns == pytest.approx(2.5e9, abs=1e3)
+    assert the_buy(sniper_bot).outcome == Outcome.FILLED
+
+
+def test_persistent_5xx_ends_the_intent_failed_after_asking_the_exchange(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    install(sniper_bot).always("order.place", Faults.respond(503, b"busy"))
+    sniper_bot.run_for(101)
+    buy = the_buy(sniper_bot)
+    assert buy.outcome == Outcome.FAILED
+    assert buy.reason == "the order never reached the exchange"
+    attempts = sniper_bot.client.retry.max_attempts
+    assert telemetry.metric("api_errors_total", {"endpoint": "order.place",
+                                                 "error_type": "server_error"}).value == attempts
+    assert telemetry.metric("orders_total", {"outcome": "failed"}).value == 1
+    assert sniper_bot.reconcile() == []
+
+
+def test_an_unknown_outcome_stays_pending_until_the_exchange_answers(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    faults = install(sniper_bot)
+    faults.next("order.place", faults.lose_reply)
+    faults.always("order.place", Faults.unreachable).always("order.status", Faults.unreachable)
+    sniper_bot.run_for(101)
+    buy = the_buy(sniper_bot)
+    assert buy.pending  # the exchange filled it, but the bot cannot know yet
+    faults.always("order.place", None).always("order.status", None)
+    sniper_bot.run_for(10)
+    assert buy.outcome == Outcome.FILLED
+    telemetry.assert_span_tree(span("workflow-execution",
+                                    attributes={"workflow.name": "safety-monitoring"},
+                                    children=[span("trading-execution-flow", attributes={
+                                        "trading.operation": "order_recovery",
+                                        "order.outcome": "filled"}), "safety-check"]))
+    assert sniper_bot.reconcile() == []
+
+
+def test_settle_gives_up_honestly_and_reconcile_says_so(sniper_bot: SniperBot) -> None:
+    faults = install(sniper_bot)
+    faults.next("order.place", faults.lose_reply)
+    faults.always("order.place", Faults.unreachable).always("order.status", Faults.unreachable)
+    sniper_bot.run_for(101)
+    sniper_bot.settle(max_seconds=20)
+    buy = the_buy(sniper_bot)
+    assert buy.outcome == Outcome.FAILED and buy.reason.startswith("unresolved")
+    assert any(p.startswith(buy.client_order_id) for p in sniper_bot.reconcile())
+
+
+class UnreachableRedis(fakeredis.FakeRedis):  # type: ignore[misc]
+    def execute_command(self, *args: object, **options: object) -> object:
+        raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+    def pipeline(self, transaction: bool = True, shard_hint: object = None) -> object:
+        raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+
+@pytest.mark.sniper_bot(seed=1, config=one_listing(), redis=UnreachableRedis())
+def test_the_bot_keeps_trading_when_redis_is_down(sniper_bot: SniperBot, telemetry) -> None:
+    sniper_bot.run_for(300)
+    assert [i.outcome for i in sniper_bot.ledger] == [Outcome.FILLED, Outcome.FILLED]
+    assert telemetry.metric("cache_errors_total", {"operation": "get",
+                                                   "error_type": "ConnectionError"}).value > 0
+    assert telemetry.metric("cache_operation_latency_ms", {"result": "error"}).count > 0
+    assert not telemetry.find_spans("redis.get", status="OK")
+    assert any(r.body == "cache unavailable, falling through" for r in telemetry.logs)
+    assert sniper_bot.summary()["workflow_errors"] == 0
+    assert sniper_bot.reconcile() == []
+
+
+def test_websocket_disconnect_falls_back_to_rest_and_reconnects(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    sniper_bot.run_for(102)  # holding the position
+    sniper_bot.feed.disconnect("chaos", down_for=20)
+    sniper_bot.run_for(6)
+    assert telemetry.metric("websocket_connections_active").value == 0
+    sniper_bot.run_for(40)
+    assert sniper_bot.feed.connected
+    assert telemetry.find_spans("websocket-reconnect", attributes={"feed.reconnected": False})
+    assert telemetry.find_spans("websocket-reconnect", attributes={"feed.reconnected": True})
+    assert telemetry.find_spans("mexc-api-request", attributes={"mexc.endpoint": "ticker"})
+    telemetry.clear()
+    assert telemetry.metric("websocket_connections_active").value == 1
+
+
+def test_duplicated_and_stale_calendar_entries_are_dropped(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    def duplicate(payload: dict) -> dict:  # type: ignore[type-arg]
+        return {**payload, "data": payload["data"] * 2}
+
+    def regress(payload: dict) -> dict:  # type: ignore[type-arg]
+        return {**payload, "data": [{**e, "sts": 1, "st": 1, "tt": 1} for e in payload["data"]]}
+
+    faults = install(sniper_bot)
+    faults.always("calendar", faults.mangle(duplicate))
+    sniper_bot.run_for(61)  # fetches at 0 and 60 (30 was cached)
+    faults.always("calendar", faults.mangle(regress))
+    sniper_bot.run_for(60)  # the fetch at 120 goes backwards: stale
+    fetches = telemetry.find_spans("fetch-calendar-data", attributes={"calendar.cache_hit": False})
+    assert [f.attributes["calendar.duplicates_dropped"] for f in fetches] == [1, 1, 0]
+    assert [f.attributes["calendar.stale_dropped"] for f in fetches] == [0, 0, 1]
+    assert len(telemetry.find_spans("workflow-execution", attributes={"workflow.name": "snipe"})) == 1
+    assert sniper_bot.summary()["calendar_dropped"] == {"duplicates": 2, "stale": 1}
+
+
+@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+    listings=listings(100, 110, 120, 130, 215), conditions=MarketConditions(
+        partial_fill_rate=0.0, reject_rate=1.0), max_open_positions=5))
+def test_consecutive_failures_open_the_breaker_which_later_closes(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    sniper_bot.run_for(135)
+    assert [i.outcome for i in sniper_bot.ledger] == [Outcome.REJECTED] * 3
+    [halt] = sniper_bot.halts
+    assert halt.reason == "3 consecutive entry failures" and halt.resumed_at is None
+    assert telemetry.metric("circuit_breaker_open").value == 1
+    telemetry.assert_span_tree(span("workflow-execution", attributes={"workflow.name": "snipe"},
+                                    children=[span("risk-assessment", attributes={
+                                        "trading.symbol": "L003USDT",
+                                        "risk.approved": False,
+                                        "risk.reason": "circuit_breaker_open"})], exact=True))
+    assert any(r.body == "trading halted: 3 consecutive entry failures" and
+               r.severity_text == "WARN" for r in telemetry.logs)
+    sniper_bot.exchange.conditions.reject_rate = 0.0
+    sniper_bot.run_for(85)  # half-open after 60 s; the +215 s snipe fills and closes it
+    assert sniper_bot.safety.breaker == "closed"
+    assert halt.resumed_at is not None
+    assert the_last(sniper_bot).outcome == Outcome.FILLED
+    assert sniper_bot.reconcile() == []
+
+
+def the_last(bot: SniperBot):  # type: ignore[no-untyped-def]
+    return list(bot.ledger)[-1]
+
+
+@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+    listings=listings(100, 140, genuine=False), conditions=CALM,
+    model=ModelKnobs(false_positive_burst=1.0, inference_slowdown=10.0)))
+def test_model_knobs_make_false_positives_and_slow_inference(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    sniper_bot.run_for(260)
+    # duds scored as ready: the snipes meet a market that never opens
+    assert {i.outcome for i in sniper_bot.ledger} == {Outcome.REJECTED}
+    assert all(i.reason.startswith("30001") for i in sniper_bot.ledger)
+    assert telemetry.metric("pattern_false_positive_rate").value == 1.0
+    assert telemetry.metric("model_accuracy_score").value == 0.0
+    assert telemetry.metric("model_inference_latency_ms").min >= 250
