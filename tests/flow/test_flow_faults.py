@@ -195,7 +195,8 @@ def test_duplicated_and_stale_calendar_entries_are_dropped(
     fetches = telemetry.find_spans("fetch-calendar-data", attributes={"calendar.cache_hit": False})
     assert [f.attributes["calendar.duplicates_dropped"] for f in fetches] == [1, 1, 0]
     assert [f.attributes["calendar.stale_dropped"] for f in fetches] == [0, 0, 1]
-    assert len(telemetry.find_spans("workflow-execution", attributes={"workflow.name": "snipe"})) == 1
+    snipes = telemetry.find_spans("workflow-execution", attributes={"workflow.name": "snipe"})
+    assert len(snipes) == 1
     assert sniper_bot.summary()["calendar_dropped"] == {"duplicates": 2, "stale": 1}
 
 
