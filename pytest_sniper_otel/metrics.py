@@ -221,6 +221,7 @@ class MetricView:
     def quantile(self, q: float) -> float:
         """Estimate the q-quantile from buckets, as Prometheus' ``histogram_quantile`` does."""
         __tracebackhide__ = True
+        self._histogram(".quantile()")
         return histogram_quantile(q, self.boundaries, self.bucket_counts)
 
     def __repr__(self) -> str:
