@@ -33,6 +33,7 @@ from typing import Any
 import redis
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, Status, StatusCode
 
 from ..clock import Clock
@@ -160,14 +161,17 @@ class RedisCache:
         return WarmupMetrics(warmed, (time.monotonic() - started) * 1000.0, bool(result))
 
     def close(self) -> None:
-        """Delete this cache's keys (a real server outlives the bot)."""
+        """Delete this cache's keys (a real server outlives the bot). Housekeeping, not
+        trading: no span, no metric."""
+        keys = [self._key(k) for k in self._sizes]
+        self._sizes.clear()
+        if not keys:
+            return
         try:
-            keys = [self._key(k) for k in self._sizes]
-            if keys:
+            with suppress_instrumentation():
                 self.client.delete(*keys)
         except CACHE_ERRORS:
             pass
-        self._sizes.clear()
 
     # -- state read by gauges ----------------------------------------------------------------
     @property
