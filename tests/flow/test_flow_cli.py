@@ -1,0 +1,58 @@
+"""``sniper-otel run``: a summary of what the bot did and recorded; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_sniper_otel.cli import main as sniper_otel
+from pytest_sniper_otel.flow.cli import parse_duration
+
+
+def test_run_prints_orders_pnl_and_telemetry_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "summary.json"
+    assert sniper_otel(["run", "--seed", "1", "--duration", "10m", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads(out.read_text())
+    assert summary["simulated_seconds"] == pytest.approx(600, abs=2)
+    assert summary["reconcile"] == []
+    assert sum(summary["orders"].values()) == summary["intents"] > 0
+    assert summary["telemetry"]["spans"] > 500
+    assert summary["telemetry"]["catalogue_metrics_not_recorded"] == [
+        "api_errors_total", "cache_errors_total", "telemetry_dropped_total"]
+    orders = ", ".join(f"{k} {v}" for k, v in summary["orders"].items())
+    assert f"orders: {orders}" in printed
+    assert f"PnL: {summary['pnl_usd']:+.2f} USD" in printed
+    assert "reconcile: ledger and exchange agree" in printed
+    assert summary["wall_seconds"] < 10
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--duration", "ten minutes"], "cannot parse duration 'ten minutes'"),
+    (["--duration", "0s"], "duration must be positive"),
+    (["--seed", "-3"], "--seed must be >= 0, got -3"),
+    (["--seed", "x"], "invalid int value: 'x'"),
+    (["--otlp-endpoint", "localhost:4318"], "--otlp-endpoint must be an http(s) URL"),
+    (["--redis-url", "http://x"], "--redis-url must be a redis:// URL"),
+])
+def test_bad_input_is_a_clear_error_and_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sniper_otel(["run", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unreachable_redis_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    assert sniper_otel(["run", "--duration", "1m", "--redis-url", "redis://127.0.0.1:1/0"]) == 1
+    assert "Redis at redis://127.0.0.1:1/0 is not reachable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("10m", 600), ("90s", 90), ("1h30m", 5400), ("250ms", 0.25), ("600", 600), ("1.5m", 90),
+])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
