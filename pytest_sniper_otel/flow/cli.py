@@ -80,10 +80,10 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     from .catalog import METRICS
 
     session = install_session()
-    flushers: list[Any] = []
+    otlp: _Otlp | None = None
     if otlp_endpoint:
         try:
-            flushers = _export_otlp(session, otlp_endpoint.rstrip("/"))
+            otlp = _Otlp(session, otlp_endpoint.rstrip("/"))
         except ImportError:
             print("sniper-otel run: --otlp-endpoint needs opentelemetry-exporter-otlp-proto-http "
                   "(pip install 'pytest-sniper-otel[otlp]')", file=sys.stderr)
@@ -103,6 +103,8 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
         bot = SniperBot.create(seed=seed, clock=clock, redis=redis_client)
         bot.run_for(duration)
         bot.settle()
+        if otlp is not None:
+            otlp.flush()  # before reading metrics: spans it failed to send are counted
         summary = bot.summary()
         problems = bot.reconcile()
         recorded = set(telemetry.metric_names())
@@ -114,8 +116,8 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
             "catalogue_metrics_not_recorded": sorted(set(METRICS) - recorded),
         }
         bot.close()
-    for flush in flushers:
-        flush()
+    if otlp is not None:
+        summary["otlp"] = {"endpoint": otlp.endpoint, "spans_dropped": otlp.spans.dropped}
     summary["reconcile"] = problems
     summary["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     print(_render(summary))
@@ -143,34 +145,42 @@ def _render(s: dict[str, Any]) -> str:
     if tel["catalogue_metrics_not_recorded"]:
         lines.append("not recorded (no such event in this run): "
                      + ", ".join(tel["catalogue_metrics_not_recorded"]))
+    if "otlp" in s:
+        lines.append(f"OTLP export to {s['otlp']['endpoint']}: "
+                     f"{s['otlp']['spans_dropped']} spans could not be delivered")
     lines.append("reconcile: " + ("ledger and exchange agree" if not s["reconcile"]
                                   else f"{len(s['reconcile'])} discrepancies"))
     lines += [f"  {p}" for p in s["reconcile"][:20]]
     return "\n".join(lines)
 
 
-def _export_otlp(session: Any, endpoint: str) -> list[Any]:
-    """Add OTLP/HTTP exporters for spans and logs; returns their flush callables.
+class _Otlp:
+    """OTLP/HTTP exporters for spans and logs, added to the session's SDK providers.
 
     Metrics stay with the plugin's reader (a MeterProvider takes readers only when built);
     ``--json`` carries their values.
     """
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from .telemetry import DropCountingSpanExporter
+    def __init__(self, session: Any, endpoint: str) -> None:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    flushers: list[Any] = []
-    if session.tracer_provider is not None and hasattr(session.tracer_provider,
-                                                       "add_span_processor"):
-        spans = BatchSpanProcessor(DropCountingSpanExporter(
-            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5)))
-        session.tracer_provider.add_span_processor(spans)
-        flushers.append(lambda: spans.force_flush(10_000))
-    if session.logger_provider is not None:
-        logs = BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5))
-        session.logger_provider.add_log_record_processor(logs)
-        flushers.append(lambda: logs.force_flush(10_000))
-    return flushers
+        from .telemetry import DropCountingSpanExporter
+
+        self.endpoint = endpoint
+        self.spans = DropCountingSpanExporter(
+            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5))
+        self._processors: list[Any] = []
+        if session.tracer_provider is not None:
+            self._processors.append(BatchSpanProcessor(self.spans))
+            session.tracer_provider.add_span_processor(self._processors[-1])
+        if session.logger_provider is not None:
+            self._processors.append(BatchLogRecordProcessor(
+                OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5)))
+            session.logger_provider.add_log_record_processor(self._processors[-1])
+
+    def flush(self) -> None:
+        for processor in self._processors:
+            processor.force_flush(10_000)

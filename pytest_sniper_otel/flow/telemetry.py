@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -148,20 +148,27 @@ _instruments_lock = threading.Lock()
 def instruments() -> _Instruments:
     """The process-wide instruments, created on first call (like import-time instruments)."""
     global _instruments
+    created = _instruments
+    if created is not None:  # hot path: set once, never replaced, so no lock needed
+        return created
     with _instruments_lock:
         if _instruments is None:
             _instruments = _Instruments()
         return _instruments
 
 
-def _checked(name: str, attrs: Attrs) -> dict[str, AttrValue]:
+_ALLOWED: dict[str, frozenset[str]] = {n: frozenset(s.attributes) for n, s in METRICS.items()}
+
+
+def _checked(name: str, attrs: dict[str, AttrValue]) -> dict[str, AttrValue]:
     # Metric attributes are a contract: an undeclared key (a raw cache key, an order id)
-    # would be a cardinality bomb, so it fails loudly in development.
-    allowed = METRICS[name].attributes
-    extra = [k for k in attrs if k not in allowed]
-    if extra:
+    # would be a cardinality bomb, so it fails loudly in development. This runs on every
+    # measurement: one set comparison, and the caller's fresh kwargs dict is passed on as is.
+    if not _ALLOWED[name].issuperset(attrs):
+        allowed = METRICS[name].attributes
+        extra = [k for k in attrs if k not in allowed]
         raise ValueError(f"{name}: attributes {extra} are not in the catalogue {allowed}")
-    return dict(attrs)
+    return attrs
 
 
 def add(name: str, amount: float = 1, **attrs: AttrValue) -> None:
@@ -192,7 +199,15 @@ class LogContext:
     execution_id: str | None = None
 
     def fields(self) -> dict[str, AttrValue]:
-        return {k: v for k, v in vars(self).items() if v is not None}
+        # Spelled out rather than vars(): this runs for every log record.
+        out: dict[str, AttrValue] = {"component": self.component, "operation": self.operation}
+        if self.symbol is not None:
+            out["symbol"] = self.symbol
+        if self.agent_id is not None:
+            out["agent_id"] = self.agent_id
+        if self.execution_id is not None:
+            out["execution_id"] = self.execution_id
+        return out
 
 
 LOGGER_ROOT = "sniper"
@@ -216,7 +231,9 @@ class StructuredLogger:
         if not self.logger.isEnabledFor(level):
             return
         extra: dict[str, Any] = context.fields()
-        extra.update((k, v) for k, v in attributes.items() if v is not None)
+        for k, v in attributes.items():
+            if v is not None:
+                extra[k] = v
         exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None
         if error is not None:
             exc_info = (type(error), error, error.__traceback__)
@@ -274,14 +291,12 @@ class TradingOperationTracer:
     def __init__(self, name: str = TRACER_TRADING) -> None:
         self.tracer = trace.get_tracer(name, INSTRUMENTATION_VERSION)
 
-    @contextmanager
     def span(
         self, name: str, attributes: Attrs | None = None, kind: SpanKind = SpanKind.INTERNAL
-    ) -> Iterator[Span]:
-        with self.tracer.start_as_current_span(
-            name, kind=kind, attributes=dict(attributes or {})
-        ) as span:
-            yield span
+    ) -> AbstractContextManager[Span]:
+        # The SDK's own context manager, not a generator around it: that wrapper cost
+        # ~1.5 us per span (10% of a bare SDK span). The SDK copies ``attributes``.
+        return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
     def trace_pattern_detection_flow(self, operation: Callable[[], PF]) -> PF:
         attrs = {"trading.operation": "pattern_detection", "trading.phase": "discovery"}
@@ -393,6 +408,7 @@ class DropCountingSpanExporter(SpanExporter):
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self.dropped = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -400,6 +416,7 @@ class DropCountingSpanExporter(SpanExporter):
         except Exception:
             result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
+            self.dropped += len(spans)
             add("telemetry_dropped_total", len(spans), signal="traces", reason="export_failed")
         return result
 
