@@ -243,3 +243,38 @@ def test_model_knobs_make_false_positives_and_slow_inference(
     assert telemetry.metric("pattern_false_positive_rate").value == 1.0
     assert telemetry.metric("model_accuracy_score").value == 0.0
     assert telemetry.metric("model_inference_latency_ms").min >= 250
+
+
+@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+    listings=listings(100, 105), conditions=CALM, initial_balance=1_000.0,
+    max_position_usd=950.0, max_position_fraction=0.9, max_exposure_fraction=1.0))
+def test_a_stale_cached_balance_meets_insufficient_balance_at_the_exchange(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    sniper_bot.run_for(106)
+    first, second = sniper_bot.ledger
+    assert first.outcome == Outcome.FILLED
+    # risk sized the second entry from the balance cached before the first fill
+    assert second.outcome == Outcome.REJECTED
+    assert second.reason == "30004 insufficient balance"
+    [risk] = telemetry.find_spans("risk-assessment", attributes={"trading.symbol": "L001USDT"})
+    [check] = [c for c in risk.children if c.name == "portfolio-check"]
+    assert check.attributes["portfolio.free_usd"] == 1_000.0
+    assert [c.attributes["redis.hit"] for c in check.children if c.name == "redis.get"] == ["true"]
+    assert sniper_bot.reconcile() == []
+
+
+@pytest.mark.sniper_bot(seed=1, config=one_listing(
+    conditions=MarketConditions(partial_fill_rate=1.0, reject_rate=0.0)))
+def test_partial_fills_are_partially_filled_outcomes_that_reconcile(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    sniper_bot.run_for(101)
+    buy = the_buy(sniper_bot)
+    assert buy.outcome == Outcome.PARTIALLY_FILLED
+    assert 0.3 * buy.quote_qty <= buy.filled_quote <= 0.9 * buy.quote_qty
+    assert sniper_bot.positions["SNIPEUSDT"].qty == buy.filled_qty
+    assert telemetry.find_spans("poll-order-status",
+                                attributes={"order.status": "PARTIALLY_CANCELED"})
+    assert telemetry.metric("trading_success_rate").value == 100.0
+    assert sniper_bot.reconcile() == []
