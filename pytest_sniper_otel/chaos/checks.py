@@ -158,16 +158,20 @@ def circuit_breaker(run: ScenarioRun) -> CheckResult:
         early = [h for h in halts if first_fault is not None and h.at < first_fault]
         if early:
             problems.append(f"breaker opened before any fault ({early[0].reason})")
-        unresolved = [h for h in halts if h.resumed_at is None]
-        if unresolved:
-            problems.append(f"breaker still open at the end ({unresolved[-1].reason})")
-        if halts and closed_events < len(halts) - len(unresolved):
+        # A re-open from half-open starts a new halt, so only the last one must have resumed.
+        if halts and (halts[-1].resumed_at is None or run.bot.safety.breaker != "closed"):
+            problems.append(f"breaker still {run.bot.safety.breaker} at the end "
+                            f"({halts[-1].reason})")
+        resumed = sum(h.resumed_at is not None for h in halts)
+        if closed_events != resumed:
             problems.append(f"{closed_events} circuit_breaker.closed events for "
-                            f"{len(halts) - len(unresolved)} resumptions")
+                            f"{resumed} resumptions")
     if problems:
         return _broken("circuit_breaker", problems)
     if halts:
-        spans = [f"+{h.at - run.t0:.0f}s..+{(h.resumed_at or 0) - run.t0:.0f}s" for h in halts]
+        spans = [f"+{h.at - run.t0:.0f}s.." + (f"+{h.resumed_at - run.t0:.0f}s"
+                                               if h.resumed_at is not None else "reopened")
+                 for h in halts]
         return _ok("circuit_breaker", f"opened and closed as specified: {', '.join(spans)}")
     return _ok("circuit_breaker", "stayed closed as specified")
 

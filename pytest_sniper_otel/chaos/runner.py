@@ -184,6 +184,7 @@ class ScenarioRun:
     alert_results: list[dict[str, Any]] = field(default_factory=list)
     unexpected_alerts: list[str] = field(default_factory=list)
     baseline_alerts: list[str] = field(default_factory=list)
+    baseline: ScenarioRun | None = None  # the fault-free run of the same seed, if any
     transitions: list[str] = field(default_factory=list)
     pipeline_stats: Any = None
     queued: dict[str, int] = field(default_factory=dict)
@@ -193,11 +194,46 @@ class ScenarioRun:
     bot_errors: list[str] = field(default_factory=list)
     spans: list[Any] = field(default_factory=list)
     final_snapshot: Any = None
+    evaluator: Any = None
     summary: dict[str, Any] = field(default_factory=dict)
     simulated_seconds: float = 0.0
     wall_seconds: float = 0.0
     started: str = ""
     error: str | None = None
+
+    def window(self, index: int) -> tuple[float, float]:
+        """Epoch seconds (bot clock at the run's start + scenario time) when fault ``index``
+        was first injected and last rolled back."""
+        f = self.faults[index]
+        if not f.records:
+            raise LookupError(f"fault {f.name} was never injected")
+        base = self.t0 + self.scenario.warmup
+        return base + f.records[0].started, base + (f.records[-1].ended or math.inf)
+
+    def spans_between(self, name: str, start: float, end: float) -> list[Any]:
+        """Spans called ``name`` that started within [start, end) (epoch seconds)."""
+        lo, hi = int(start * 1e9), int(end * 1e9) if math.isfinite(end) else 2**63
+        return [s for s in self.spans if s.name == name and lo <= (s.start_time or 0) < hi]
+
+    def spans_in(self, name: str, start: float, end: float) -> list[Any]:
+        """Like :meth:`spans_between` with times in seconds since the run's start, so the
+        same window can be read from this run and from its :attr:`baseline`."""
+        return self.spans_between(name, self.t0 + start, self.t0 + end)
+
+    def relative_window(self, index: int) -> tuple[float, float]:
+        """:meth:`window` in seconds since the run's start."""
+        start, end = self.window(index)
+        return start - self.t0, end - self.t0
+
+    def timeline(self, metric: str) -> list[tuple[float, float]]:
+        """(seconds since the run's start, max over series) of a gauge or counter at each
+        scrape of the alert evaluator."""
+        out = []
+        for snap in self.evaluator.snapshots if self.evaluator is not None else ():
+            values = [p.value for p in snap.points(metric) if p.value is not None]
+            if values:
+                out.append((snap.time_unix_nano / 1e9 - self.t0, max(values)))
+        return out
 
     @property
     def ok(self) -> bool:
@@ -289,7 +325,8 @@ def run_scenario(
     run = ScenarioRun(scenario, run_seed, started=dt.datetime.now(dt.UTC).isoformat())
     wall0 = _wall()
     if scenario.baseline and scenario.faults:
-        run.baseline_alerts = _baseline_alerts(scenario, run_seed, clock, redis, rules, step)
+        run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step)
+        run.baseline_alerts = list(run.baseline.unexpected_alerts)
     with ExitStack() as stack:
         if clock is None:
             from ..clock import SimClock
@@ -310,14 +347,14 @@ def run_scenario(
     return run
 
 
-_BASELINES: dict[tuple[Any, ...], list[str]] = {}
+_BASELINES: dict[tuple[Any, ...], ScenarioRun] = {}
 
 
-def _baseline_alerts(
+def _baseline(
     scenario: Scenario, seed: int, clock: SimClock | None, redis: Any, rules: RuleSet,
     step: float,
-) -> list[str]:
-    """Alerts that fire when the same bot runs as long without any fault (cached)."""
+) -> ScenarioRun:
+    """The same bot, seed and duration without any fault (cached per process)."""
     key = (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
     cached = _BASELINES.get(key)
     if cached is not None:
@@ -345,9 +382,8 @@ def _baseline_alerts(
         session.current = outer
     if result.error is not None:
         raise RuntimeError(f"the baseline run of {scenario.name!r} crashed: {result.error}")
-    fired = result.unexpected_alerts
-    _BASELINES[key] = fired
-    return fired
+    _BASELINES[key] = result
+    return result
 
 
 def _wall() -> float:
@@ -428,6 +464,7 @@ def _execute(
         run.pipeline_stats = pipeline.stats
         run.queued = {s: pipeline.queued(s) for s in ("traces", "logs")}
         run.open_spans = pipeline.open_spans()
+    run.evaluator = evaluator
     run.spans = telemetry.spans
     run.final_snapshot = telemetry.metrics_snapshot()
     run.summary = bot.summary()
