@@ -457,12 +457,12 @@ class ExecutionAgent(Agent):
                 while (state is None or not state.final) and polls < cfg.max_status_polls:
                     desk.clock.tick(cfg.status_poll_interval)
                     polls += 1
-                    state = desk.client.get_order(intent.symbol, intent.client_order_id)
-                    if state is None:
+                    seen = desk.client.get_order(intent.symbol, intent.client_order_id)
+                    if seen is None and placed is None:
                         break  # the exchange never saw it
+                    state = seen or state
             except EXCHANGE_ERRORS as exc:
                 mark_error(span, exc)
-                state = placed if state is None else state
                 span.set_attribute("order.polls", polls)
                 self._leave_pending(intent, f"status unknown: {exc}")
                 return
