@@ -125,12 +125,16 @@ def reconcile(ledger: Ledger, exchange: ExchangeSimulator) -> list[str]:
         problems.append(f"{coid}: the exchange has an order the ledger never intended")
     for coid in sorted(fills):
         problems.append(f"{coid}: fills on the exchange with no ledger intent")
-    # balances: initial quote minus what the ledger bought plus what it sold
-    quote = exchange.initial_balance
+    # balances: what the ledger bought and sold, against what the exchange holds
+    implied: dict[str, float] = {QUOTE: exchange.initial_balance}
     for intent in ledger:
-        quote += -intent.filled_quote if intent.side == "BUY" else intent.filled_quote
-    free, locked = exchange.balances[QUOTE]
-    if not _close(quote, free + locked):
-        problems.append(f"{QUOTE} balance: ledger implies {quote:.6f}, exchange holds "
-                        f"{free + locked:.6f}")
+        sign = 1.0 if intent.side == "BUY" else -1.0
+        asset = intent.symbol.removesuffix(QUOTE)
+        implied[QUOTE] = implied[QUOTE] - sign * intent.filled_quote
+        implied[asset] = implied.get(asset, 0.0) + sign * intent.filled_qty
+    for asset in sorted(set(implied) | set(exchange.balances)):
+        free, locked = exchange.balances.get(asset, (0.0, 0.0))
+        if not _close(implied.get(asset, 0.0), free + locked):
+            problems.append(f"{asset} balance: ledger implies {implied.get(asset, 0.0):.8f}, "
+                            f"exchange holds {free + locked:.8f}")
     return problems
