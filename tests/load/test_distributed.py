@@ -96,18 +96,39 @@ def test_master_with_two_workers_aggregates_stats(
     common = ["--sniper-variant", "all", "--sniper-result", str(tmp_path / "worker-{pid}.json")]
     master_log = tmp_path / "master.log"
     master = _locust(
-        "--headless", "--master", "--master-bind-host", "127.0.0.1",
-        "--master-bind-port", port, "--expect-workers", "2", "--expect-workers-max-wait", "30",
-        "-u", "4", "-r", "4", "-t", "3s", "--json-file", str(tmp_path / "stats"), *common,
+        "--headless",
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+        "--expect-workers",
+        "2",
+        "--expect-workers-max-wait",
+        "30",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "3s",
+        "--json-file",
+        str(tmp_path / "stats"),
+        *common,
         log=master_log,
-    )  # fmt: skip
+    )
     procs.append(master)
     for i in (1, 2):
         procs.append(
             _locust(
-                "--worker", "--master-host", "127.0.0.1", "--master-port", port, *common,
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                port,
+                *common,
                 log=tmp_path / f"worker{i}.log",
-            )  # fmt: skip
+            )
         )
     _wait(master, master_log)
     for i, worker in enumerate(procs[1:], 1):
@@ -121,11 +142,23 @@ def test_processes_mode_aggregates_stats(
     log = tmp_path / "locust.log"
     procs.append(
         _locust(
-            "--headless", "--processes", "2", "-u", "4", "-r", "4", "-t", "3s",
-            "--json-file", str(tmp_path / "stats"), "--sniper-variant", "all",
-            "--sniper-result", str(tmp_path / "worker-{pid}.json"),
+            "--headless",
+            "--processes",
+            "2",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "3s",
+            "--json-file",
+            str(tmp_path / "stats"),
+            "--sniper-variant",
+            "all",
+            "--sniper-result",
+            str(tmp_path / "worker-{pid}.json"),
             log=log,
-        )  # fmt: skip
+        )
     )
     _wait(procs[0], log)
     _check(tmp_path, users=4)
@@ -133,10 +166,25 @@ def test_processes_mode_aggregates_stats(
 
 def test_bad_variant_is_a_clear_error_before_the_run(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1",
-         "-t", "2s", "--sniper-variant", "bogus"],
-        cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "2s",
+            "--sniper-variant",
+            "bogus",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
     assert out.returncode != 0
     assert "unknown telemetry variant 'bogus'" in out.stderr
     assert "Traceback" not in out.stderr
