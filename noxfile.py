@@ -26,3 +26,11 @@ def typecheck(session: nox.Session) -> None:
     """mypy strict on the package."""
     session.install("-e", ".", "mypy>=1.10")
     session.run("mypy")
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """Telemetry overhead, every variant side by side (~5 min with the defaults); arguments
+    go to load/overhead.py, e.g. `nox -s load -- --rounds 5 --duration 10s`."""
+    session.install("-e", ".[load]")
+    session.run("python", "load/overhead.py", *session.posargs)
