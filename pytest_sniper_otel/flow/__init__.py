@@ -104,7 +104,8 @@ opentelemetry-instrumentation-redis)
   ``position.cost_usd``, ``position.realized_pnl_usd``).
 ``safety-check``: ``trading.operation=safety_monitoring``, ``trading.phase=monitoring``,
   ``safety.drawdown``, ``safety.consecutive_failures``, ``safety.circuit_breaker``,
-  ``safety.halted``, ``safety.exits``, ``safety.pending_orders``; children
+  ``safety.halted``, ``safety.exits``, ``safety.pending_orders``,
+  ``safety.min_agent_health``; children
   ``mark-to-market`` (``portfolio.equity_usd``, ``portfolio.open_positions``,
   ``feed.connected``), ``websocket-reconnect`` (when disconnected), ``circuit-breaker``
   (events ``circuit_breaker.opened`` with ``safety.reason``, ``circuit_breaker.closed``).

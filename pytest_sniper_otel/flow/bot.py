@@ -223,7 +223,7 @@ class SniperBot:
 
     def _safety_workflow(self) -> None:
         self._recover_pending()
-        for position in self.safety.check():
+        for position in self.safety.check(self.agents):
             if position.symbol not in self._exiting:
                 self._exiting.add(position.symbol)
                 self.orchestrator.schedule(self.clock.time(), Workflow(

@@ -9,7 +9,7 @@ whether it closes or opens again. Every opening is a :class:`Halt` with its reas
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from opentelemetry import trace
 
@@ -22,6 +22,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 class SafetyMonitor(Agent):
     agent_type = "safety-monitor"
+    UNHEALTHY = 0.5  # health score below which an agent is reported
 
     def __init__(self, desk: Desk) -> None:
         super().__init__(desk)
@@ -33,6 +34,7 @@ class SafetyMonitor(Agent):
         self._opened_at = -math.inf
         self._reconnect_at = -math.inf
         self._reconnect_failures = 0
+        self.unhealthy: set[str] = set()
 
     def state(self) -> Iterable[object]:
         return (self._recent, self.halts)
@@ -65,8 +67,9 @@ class SafetyMonitor(Agent):
         return self.breaker == OPEN
 
     # -- the periodic check --------------------------------------------------------------
-    def check(self) -> list[Position]:
-        """Mark positions, update drawdown and the breaker; returns positions to exit."""
+    def check(self, agents: Sequence[Agent] = ()) -> list[Position]:
+        """Mark positions, update drawdown and the breaker, look at the agents' health;
+        returns positions to exit."""
         desk, cfg = self.desk, self.desk.config
         attrs = {"trading.operation": "safety_monitoring", "trading.phase": "monitoring"}
         with desk.tracer.span("safety-check", attrs) as span:
@@ -92,9 +95,26 @@ class SafetyMonitor(Agent):
                 "safety.consecutive_failures": self.consecutive_failures,
                 "safety.circuit_breaker": self.breaker, "safety.halted": self.halted,
                 "safety.exits": len(exits), "safety.pending_orders": len(desk.ledger.pending()),
+                "safety.min_agent_health": min((a.health_score for a in agents), default=1.0),
             })
+            self._watch_health(agents)
             self.note(True)
             return exits
+
+    def _watch_health(self, agents: Sequence[Agent]) -> None:
+        """Log when an agent turns unhealthy (and when it recovers), not at every check."""
+        for agent in agents:
+            unhealthy = agent.health_score < self.UNHEALTHY
+            if unhealthy != (agent.agent_id in self.unhealthy):
+                if unhealthy:
+                    self.unhealthy.add(agent.agent_id)
+                    self.desk.logger.warning(
+                        "agent unhealthy", self.context("agentHealth"),
+                        agent=agent.agent_id, health_score=agent.health_score)
+                else:
+                    self.unhealthy.discard(agent.agent_id)
+                    self.desk.logger.info("agent healthy again", self.context("agentHealth"),
+                                          agent=agent.agent_id, health_score=agent.health_score)
 
     def _should_exit(self, position: Position) -> bool:
         cfg, desk = self.desk.config, self.desk

@@ -108,6 +108,12 @@ def test_persistent_5xx_ends_the_intent_failed_after_asking_the_exchange(
                                                  "error_type": "server_error"}).value == attempts
     assert telemetry.metric("orders_total", {"outcome": "failed"}).value == 1
     assert sniper_bot.reconcile() == []
+    sniper_bot.run_for(5)  # the next safety check looks at the agents
+    execution = {"agent_id": "sniper-1/execution"}
+    assert telemetry.metric("agent_health_score", execution).value == 0.0
+    assert [r.attributes["agent"] for r in telemetry.logs if r.body == "agent unhealthy"] == [
+        "sniper-1/execution"]
+    assert telemetry.find_spans("safety-check", attributes={"safety.min_agent_health": 0.0})
 
 
 def test_an_unknown_outcome_stays_pending_until_the_exchange_answers(
