@@ -95,3 +95,74 @@ _SPECS = (
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}
+
+
+@dataclass(frozen=True)
+class SpanSpec:
+    """A span the bot opens, with every attribute key it may carry."""
+
+    name: str
+    tracer: str
+    attributes: tuple[str, ...]
+
+
+_TRADING = ("trading.symbol", "trading.operation", "trading.phase")
+_ORDER = ("execution.id", "order.client_order_id", "order.side", "order.outcome",
+          "order.pending", "order.filled_qty", "order.filled_quote_usd", "order.reason")
+_REDIS = ("redis.operation", "redis.key", "cache.type", "cache.key_pattern", "redis.hit",
+          "redis.latency_ms")
+
+_SPAN_SPECS = (
+    SpanSpec("workflow-execution", "mexc-trading-operations",
+             ("workflow.id", "workflow.name", "workflow.steps")),
+    SpanSpec("pattern-detection-flow", "mexc-trading-operations",
+             ("trading.operation", "trading.phase", "pattern.confidence", "pattern.type",
+              "pattern.symbols_analyzed")),
+    SpanSpec("fetch-calendar-data", "mexc-trading-operations",
+             ("data.source", "calendar.entries", "calendar.cache_hit",
+              "calendar.duplicates_dropped", "calendar.stale_dropped")),
+    SpanSpec("analyze-patterns", "mexc-trading-operations",
+             ("ml.model", "pattern.candidates", "pattern.symbols_analyzed")),
+    SpanSpec("pattern_analysis", "mexc-pattern-detection",
+             ("ml.model_name", "ml.model_type", "ml.framework", "analysis.type",
+              "analysis.symbols_count", "analysis.confidence_threshold", "ml.inference_time_ms",
+              "ml.patterns_detected", "ml.avg_confidence", "ml.high_confidence_patterns",
+              "ml.error_type", "ml.error_message")),
+    SpanSpec("risk-assessment", "mexc-trading-operations",
+             (*_TRADING, "pattern.confidence", "risk.approved", "risk.reason",
+              "risk.position_size_usd")),
+    SpanSpec("portfolio-check", "mexc-trading-operations",
+             ("portfolio.free_usd", "portfolio.exposure_usd", "portfolio.open_positions")),
+    SpanSpec("threshold-validation", "mexc-trading-operations",
+             ("risk.confidence_threshold", "risk.breaker_allows")),
+    SpanSpec("position-limit-check", "mexc-trading-operations",
+             ("risk.max_open_positions", "risk.max_exposure_usd")),
+    SpanSpec("trading-execution-flow", "mexc-trading-operations", (*_TRADING, *_ORDER)),
+    SpanSpec("place-order", "mexc-trading-operations",
+             ("order.client_order_id", "order.side", "order.status")),
+    SpanSpec("poll-order-status", "mexc-trading-operations",
+             ("order.client_order_id", "order.polls", "order.status")),
+    SpanSpec("track-position", "mexc-trading-operations",
+             ("trading.symbol", "position.qty", "position.cost_usd", "position.realized_pnl_usd")),
+    SpanSpec("safety-check", "mexc-trading-operations",
+             ("trading.operation", "trading.phase", "safety.drawdown",
+              "safety.consecutive_failures", "safety.circuit_breaker", "safety.halted",
+              "safety.exits", "safety.pending_orders", "safety.min_agent_health")),
+    SpanSpec("mark-to-market", "mexc-trading-operations",
+             ("portfolio.equity_usd", "portfolio.open_positions", "feed.connected")),
+    SpanSpec("circuit-breaker", "mexc-trading-operations", ("safety.circuit_breaker",)),
+    SpanSpec("websocket-reconnect", "mexc-trading-operations",
+             ("feed.name", "feed.reconnected", "feed.retry_in_s")),
+    SpanSpec("mexc-api-request", "mexc-exchange-client",
+             ("http.request.method", "url.path", "mexc.endpoint", "mexc.attempt",
+              "http.response.status_code", "error.type")),
+    SpanSpec("redis.get", "mexc-redis-operations", _REDIS),
+    SpanSpec("redis.set", "mexc-redis-operations", _REDIS),
+    SpanSpec("redis.del", "mexc-redis-operations", _REDIS),
+    SpanSpec("redis.warmup_strategy", "mexc-redis-operations",
+             (*_REDIS, "cache.warmup.keys_warmed")),
+)
+
+SPANS: dict[str, SpanSpec] = {spec.name: spec for spec in _SPAN_SPECS}
+"""Spans of the bot's own tracers. Redis command spans (``GET``, ``SET``...) come from
+opentelemetry-instrumentation-redis (tracer ``opentelemetry.instrumentation.redis``)."""

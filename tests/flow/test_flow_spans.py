@@ -9,10 +9,11 @@ take-profit a little later.
 from __future__ import annotations
 
 import pytest
-from flowkit import one_listing
+from flowkit import Faults, install, one_listing
 
 from pytest_sniper_otel import ANY, span
 from pytest_sniper_otel.flow import SniperBot
+from pytest_sniper_otel.flow.catalog import SPANS
 
 
 def above(limit: float):  # type: ignore[no-untyped-def]
@@ -159,3 +160,27 @@ def test_every_root_is_a_workflow_and_every_span_ended(sniper_bot: SniperBot, te
     # a child whose parent never ended would surface as a root of another name
     assert {root.name for root in telemetry.roots} == {"workflow-execution"}
     assert all(s.end_time is not None for s in telemetry.spans)
+
+
+@pytest.mark.sniper_bot(seed=0)
+def test_every_span_is_in_the_catalogue_with_declared_attributes(
+    sniper_bot: SniperBot, telemetry
+) -> None:
+    faults = install(sniper_bot)
+    faults.next("calendar", Faults.respond(200, b"[]"), Faults.respond(503, b""))
+    sniper_bot.feed.disconnect("test", down_for=3)
+    sniper_bot.run_for(600)
+    names = set()
+    for node in (n for root in telemetry.roots for n in root.walk()):
+        scope = node.span.instrumentation_scope
+        if scope is not None and scope.name == "opentelemetry.instrumentation.redis":
+            continue  # the instrumentation's command spans
+        names.add(node.name)
+        spec = SPANS.get(node.name)
+        assert spec is not None, f"span {node.name!r} is not in the catalogue"
+        assert scope is not None and scope.name == spec.tracer, node.name
+        undeclared = set(node.attributes) - set(spec.attributes)
+        assert not undeclared, (node.name, undeclared)
+    # the run opened every span of the catalogue, including error attributes
+    assert names == set(SPANS), sorted(set(SPANS) ^ names)
+    assert telemetry.find_spans("mexc-api-request", attributes={"error.type": "malformed"})
