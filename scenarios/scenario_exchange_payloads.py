@@ -5,9 +5,11 @@ the client validates every payload against its schema, rejects the bad ones (an 
 carrying the exception) and retries. Meanwhile the calendar serves duplicated entries whose
 copies carry an older ready state, then freezes (a stuck cache). Discovery must drop
 duplicates and stale states, log that it did, and never trade twice on one listing.
+Rejected payloads count as failed calls (``outcome="malformed"``), so the error-ratio alert
+must fire.
 """
 
-from pytest_sniper_otel.chaos import Scenario, fault
+from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
 
 
 def _no_listing_traded_twice(run):
@@ -28,6 +30,8 @@ SCENARIO = Scenario(
         fault("exchange.duplicate_calendar", start="1m", duration="3m"),
         fault("exchange.stale_calendar", start="5m", duration="3m"),
     ],
+    # rejected payloads are failed calls: the error-ratio alert must see them
+    alerts=[expect_alert("ExchangeApiErrorRatioHigh", within="7m", resolves_within="7m")],
     breaker="any",
     verify=_no_listing_traded_twice,
 )

@@ -1,0 +1,164 @@
+"""Finding and running the scenario suite: what ``sniper-otel chaos`` and the benchmark use.
+
+Scenarios live in modules named ``scenario_*.py`` (by default in ``scenarios/`` under the
+current directory). Each module exposes ``SCENARIO`` (a :class:`~.scenario.Scenario`) or
+``SCENARIOS`` (a list of them), plus ordinary ``test_*`` functions that run them through the
+``chaos`` fixture, so the same modules are a pytest suite and the CLI's suite.
+
+A scenario tagged ``requires="real_redis"`` runs only when a real server is given
+(``--redis-url``); otherwise it is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .faults import FaultError
+from .runner import ScenarioRun, run_scenario
+from .scenario import Scenario
+
+DEFAULT_PATH = "scenarios"
+REAL_REDIS = "real_redis"
+
+
+@dataclass
+class SuiteResult:
+    seed: int
+    runs: list[ScenarioRun] = field(default_factory=list)
+    skipped: list[tuple[Scenario, str]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    backend: str = "fakeredis"
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    @property
+    def simulated_seconds(self) -> float:
+        return sum(r.simulated_seconds for r in self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "backend": self.backend,
+            "ok": self.ok,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "simulated_seconds": round(self.simulated_seconds, 3),
+            "scenarios": [r.to_json() for r in self.runs],
+            "skipped": [{"scenario": s.name, "reason": why} for s, why in self.skipped],
+        }
+
+
+def load_scenarios(path: str | Path = DEFAULT_PATH) -> list[Scenario]:
+    """Every scenario in ``path``'s ``scenario_*.py`` modules, in file order.
+
+    Bad scenarios fail here, naming the module: before anything runs.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FaultError(
+            f"no scenario directory {str(root)!r}: run from a checkout that has scenarios/, "
+            "or pass --path DIR"
+        )
+    files = sorted(root.glob("scenario_*.py"))
+    if not files:
+        raise FaultError(f"no scenario_*.py modules in {str(root)!r}")
+    found: list[Scenario] = []
+    names: dict[str, Path] = {}
+    for file in files:
+        module = _import(file)
+        items = getattr(module, "SCENARIOS", None)
+        if items is None:
+            single = getattr(module, "SCENARIO", None)
+            items = [single] if single is not None else []
+        if not items:
+            raise FaultError(f"{file}: defines neither SCENARIO nor SCENARIOS")
+        for item in items:
+            if not isinstance(item, Scenario):
+                raise FaultError(f"{file}: SCENARIO must be a Scenario, got {item!r}")
+            if item.name in names:
+                raise FaultError(f"scenario name {item.name!r} is used by {names[item.name]} "
+                                 f"and {file}")
+            names[item.name] = file
+            found.append(item)
+    return found
+
+
+def _import(file: Path) -> Any:
+    name = f"sniper_otel_scenarios.{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always loads
+        raise FaultError(f"{file}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except FaultError as exc:
+        raise FaultError(f"{file}: {exc}") from None
+    return module
+
+
+def select(scenarios: Sequence[Scenario], names: Sequence[str]) -> list[Scenario]:
+    """The scenarios called ``names`` (all when empty); unknown names are an error."""
+    if not names:
+        return list(scenarios)
+    by_name = {s.name: s for s in scenarios}
+    chosen = []
+    for name in names:
+        if name not in by_name:
+            close = difflib.get_close_matches(name, list(by_name), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise FaultError(f"unknown scenario {name!r}{hint} (scenarios: {', '.join(by_name)})")
+        chosen.append(by_name[name])
+    return chosen
+
+
+def validate(scenarios: Sequence[Scenario]) -> None:
+    """Everything that can be checked without running: alerts exist, faults build."""
+    from ..alerts.defaults import default_rules
+
+    rules = default_rules()
+    for s in scenarios:
+        s.validate_alerts(rules)
+        for i, spec in enumerate(s.faults):
+            spec.build(i, 0)
+
+
+def run_suite(
+    scenarios: Sequence[Scenario],
+    *,
+    seed: int = 0,
+    redis_factory: Callable[[], Any] | None = None,
+    progress: Callable[[int, Scenario, float], None] | None = None,
+) -> SuiteResult:
+    """Run ``scenarios`` one after the other; ``redis_factory`` gives each a real client."""
+    from .export import _real_perf_counter
+
+    validate(scenarios)
+    wall = _real_perf_counter()
+    result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis")
+    t0 = wall()
+    for index, scenario in enumerate(scenarios):
+        if scenario.tags.get("requires") == REAL_REDIS and redis_factory is None:
+            result.skipped.append((scenario, "needs a real Redis server (--redis-url)"))
+            continue
+        client = redis_factory() if redis_factory is not None else None
+
+        def report(name: str, fraction: float, i: int = index, s: Scenario = scenario) -> None:
+            if progress is not None:
+                progress(i, s, fraction)
+
+        try:
+            run = run_scenario(scenario, seed=seed, redis=client, progress=report)
+        finally:
+            if client is not None:
+                client.close()
+        result.runs.append(run)
+    result.wall_seconds = wall() - t0
+    return result
