@@ -74,9 +74,9 @@ Seams for chaos
 * **Clock** -- everything reads the clock passed to ``create`` (``bot.clock``); ``jump`` and
   ``tick`` on it are seen by the exchange, the cache expiry and the breaker alike.
 
-Spans (tracer names: ``mexc-trading-operations``, ``mexc-exchange-client``,
-``mexc-redis-operations``, ``mexc-pattern-detection``; redis command spans from
-opentelemetry-instrumentation-redis)
+Spans (also as data: ``catalog.SPANS``; tracer names: ``mexc-trading-operations``,
+``mexc-exchange-client``, ``mexc-redis-operations``, ``mexc-pattern-detection``; redis
+command spans from opentelemetry-instrumentation-redis)
 -------------------------------------------------------------------------------------------
 ``workflow-execution`` (root): ``workflow.id``, ``workflow.name`` (pattern-discovery,
   safety-monitoring, snipe, position-exit, order-recovery), ``workflow.steps``.
