@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import heapq
 import itertools
@@ -109,7 +110,9 @@ class SniperBot:
         instruments()  # create the process-wide instruments before any is used
         self.seed = seed
         self.clock = clock
-        self.config = config
+        # A private copy: chaos turns knobs on this bot (conditions, model, latency, retry)
+        # without reaching another bot built from the same config.
+        self.config = config = copy.deepcopy(config)
         self.bot_id = config.bot_id or f"sniper-{seed}"
         credentials = config.credentials or default_credentials(seed)
         self.exchange = ExchangeSimulator(

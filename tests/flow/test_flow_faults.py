@@ -284,3 +284,20 @@ def test_partial_fills_are_partially_filled_outcomes_that_reconcile(
                                 attributes={"order.status": "PARTIALLY_CANCELED"})
     assert telemetry.metric("trading_success_rate").value == 100.0
     assert sniper_bot.reconcile() == []
+
+
+def test_knobs_turned_on_one_bot_do_not_reach_another_from_the_same_config(clock) -> None:
+    config = one_listing()
+    a = SniperBot.create(seed=1, clock=clock, config=config, redis=fakeredis.FakeRedis())
+    b = SniperBot.create(seed=1, clock=clock, config=config, redis=fakeredis.FakeRedis())
+    try:
+        a.exchange.conditions.reject_rate = 1.0
+        a.model.knobs.confidence_drift = -0.5
+        a.transport.latency.multiplier = 10.0
+        assert b.exchange.conditions.reject_rate == 0.0
+        assert b.model.knobs.confidence_drift == 0.0
+        assert b.transport.latency.multiplier == 1.0
+        assert config.conditions.reject_rate == 0.0
+    finally:
+        a.close()
+        b.close()
