@@ -94,7 +94,8 @@ command spans from opentelemetry-instrumentation-redis)
   ``trading.phase=risk_assessment``, ``pattern.confidence``, ``risk.approved``,
   ``risk.reason``, ``risk.position_size_usd``; children ``portfolio-check``
   (``portfolio.free_usd``, ``portfolio.exposure_usd``, ``portfolio.open_positions``),
-  ``threshold-validation``, ``position-limit-check``.
+  ``threshold-validation`` (confirms the listing from the warmed ``listing:*`` cache),
+  ``position-limit-check``.
 ``trading-execution-flow``: ``trading.symbol``, ``trading.operation`` (execution, or
   order_recovery), ``trading.phase=live_trading``, ``execution.id``,
   ``order.client_order_id``, ``order.side``, ``order.outcome`` (once known; else

@@ -244,7 +244,8 @@ class PatternDiscoveryAgent(Agent):
         return [matches[e.symbol] for e in entries]
 
     def listing(self, symbol: str) -> CalendarEntry | None:
-        """A listing's calendar entry: from the warmed cache, else a fresh calendar."""
+        """A listing's calendar entry: from the warmed cache (``listing:*``), else a fresh
+        calendar."""
         cached = self.desk.cache.get(f"listing:{symbol}")
         if cached.hit:
             return _entry_from(cached.value)
@@ -273,9 +274,13 @@ class RiskAgent(Agent):
 
     agent_type = "risk-assessment"
 
-    def __init__(self, desk: Desk, breaker_allows: Callable[[], tuple[bool, str]]) -> None:
+    def __init__(
+        self, desk: Desk, breaker_allows: Callable[[], tuple[bool, str]],
+        confirm_listing: Callable[[str], CalendarEntry | None],
+    ) -> None:
         super().__init__(desk)
         self.breaker_allows = breaker_allows
+        self.confirm_listing = confirm_listing
 
     def assess(self, match: PatternMatch) -> RiskDecision:
         desk, cfg = self.desk, self.desk.config
@@ -316,6 +321,9 @@ class RiskAgent(Agent):
                 return RiskDecision(False, why)
             if match.confidence < cfg.confidence_threshold:
                 return RiskDecision(False, "confidence_below_threshold")
+            # the listing must still be on the calendar (warmed cache, else the API)
+            if self.confirm_listing(match.symbol) is None:
+                return RiskDecision(False, "listing_not_on_calendar")
         with desk.tracer.span("position-limit-check") as span:
             span.set_attributes({"risk.max_open_positions": cfg.max_open_positions,
                                  "risk.max_exposure_usd": cfg.max_exposure_fraction * equity})

@@ -145,7 +145,7 @@ class SniperBot:
         )
         self.safety = SafetyMonitor(self.desk)
         self.discovery = PatternDiscoveryAgent(self.desk)
-        self.risk = RiskAgent(self.desk, self.safety.allows_entry)
+        self.risk = RiskAgent(self.desk, self.safety.allows_entry, self.discovery.listing)
         self.execution = ExecutionAgent(self.desk, self.safety.record_outcome)
         self.orchestrator = MultiAgentOrchestrator(clock, self.tracer, self.logger, self.bot_id)
         self.scheduled: set[str] = set()  # symbols with a snipe scheduled or done

@@ -91,8 +91,13 @@ def test_snipe_tree_assesses_risk_then_places_polls_and_tracks(
                  attributes={"trading.symbol": "SNIPEUSDT", "trading.operation": "risk_assessment",
                              "risk.approved": True, "risk.reason": "approved",
                              "risk.position_size_usd": above(0)},
-                 children=["portfolio-check", "threshold-validation", "position-limit-check"],
-                 exact=True),
+                 children=[
+                     "portfolio-check",
+                     # the listing is confirmed from the cache the discovery warmed
+                     span("threshold-validation", children=[span("redis.get", attributes={
+                         "redis.key": "listing:SNIPEUSDT", "redis.hit": "true"})], exact=True),
+                     "position-limit-check",
+                 ], exact=True),
             span("trading-execution-flow", status="OK",
                  attributes={"trading.symbol": "SNIPEUSDT", "trading.operation": "execution",
                              "trading.phase": "live_trading", "order.side": "BUY",
