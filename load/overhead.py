@@ -252,6 +252,10 @@ def run_locust(
         "exit_code": proc.returncode,
         "log": str(runs / f"{stem}.log"),
     }
+    # The SDK drops telemetry (and says so) when a batch queue overflows: a run that
+    # dropped some would look cheaper than it is.
+    log_text = (runs / f"{stem}.log").read_text(errors="replace")
+    data["sdk_drop_warnings"] = log_text.count("dropping")
     if result.exists():
         data.update(json.loads(result.read_text()))
         lost = data["failures"] + data["reconcile_failures"]
@@ -265,28 +269,59 @@ def run_locust(
     return data
 
 
-def run_micro(plan: Plan) -> dict[str, Any] | None:
-    if not plan.micro_rounds:
-        return None
-    print(f"micro-benchmarks ({plan.micro_rounds} rounds) ...", file=sys.stderr, flush=True)
+def _bench(*args: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "micro.json"
         subprocess.run(
-            [
-                sys.executable,
-                str(HERE / "bench.py"),
-                "--rounds",
-                str(plan.micro_rounds),
-                "--json",
-                str(path),
-                "--quiet",
-            ],
-            check=True,
-            cwd=HERE.parent,
-            timeout=600,
-        )
+            [sys.executable, str(HERE / "bench.py"), "--json", str(path), "--quiet", *args],
+            check=True, cwd=HERE.parent, timeout=600,
+        )  # fmt: skip
         data: dict[str, Any] = json.loads(path.read_text())
         return data
+
+
+GEVENT_PAIRS = 3
+
+
+def run_micro(plan: Plan) -> dict[str, Any] | None:
+    """The micro-benchmarks, and the SDK floor with and without gevent's patching: locust
+    runs every variant gevent-patched, where a span's locks are gevent locks."""
+    if not plan.micro_rounds:
+        return None
+    print(f"micro-benchmarks ({plan.micro_rounds} rounds) ...", file=sys.stderr, flush=True)
+    data = _bench("--rounds", str(plan.micro_rounds))
+    print("SDK floor, plain vs gevent-patched (alternating processes) ...", file=sys.stderr,
+          flush=True)  # fmt: skip
+    pairs = []
+    for _ in range(GEVENT_PAIRS):
+        plain = _bench("--only", "floor", "--rounds", "5")
+        patched = _bench("--only", "floor", "--rounds", "5", "--gevent")
+        pairs.append((plain["cases"], patched["cases"]))
+    data["gevent_floor"] = {
+        case: {
+            "plain_ns": statistics.median(p[case]["median_ns"] for p, _ in pairs),
+            "gevent_ns": statistics.median(g[case]["median_ns"] for _, g in pairs),
+            "ratio": statistics.median(
+                g[case]["median_ns"] / p[case]["median_ns"] for p, g in pairs
+            ),
+        }
+        for case in pairs[0][0]
+    }
+    return data
+
+
+def render_gevent_floor(micro: dict[str, Any]) -> str:
+    out = [
+        f"SDK floor under gevent (as in every locust run) vs plain threads "
+        f"({GEVENT_PAIRS} alternating process pairs)",
+        f"  {'case':<22} {'plain us':>9} {'gevent us':>10} {'ratio':>7}",
+    ]
+    for case, c in micro["gevent_floor"].items():
+        out.append(
+            f"  {case:<22} {c['plain_ns'] / 1000:9.2f} {c['gevent_ns'] / 1000:10.2f}"
+            f" {c['ratio']:7.3f}"
+        )
+    return "\n".join(out)
 
 
 # -- aggregation --------------------------------------------------------------------------------
@@ -313,6 +348,7 @@ def aggregate(plan: Plan, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["failures"] = sum(d["failures"] for d in ok)
             row["unreconciled"] = sum(d["reconcile_failures"] for d in ok)
             row["bad_exits"] = sum(1 for d in mine if d is None or d["exit_code"] != 0)
+            row["sdk_drop_warnings"] = sum(d["sdk_drop_warnings"] for d in mine if d)
             rows.append(row)
     return rows
 
@@ -355,6 +391,8 @@ def render(plan: Plan, rows: list[dict[str, Any]], micro: dict[str, Any] | None)
     out += [f"  {line}" for line in goals(plan, rows, micro)]
     if micro is not None:
         out += ["", bench.render(micro)]
+        if "gevent_floor" in micro:
+            out += ["", render_gevent_floor(micro)]
     return "\n".join(out)
 
 
@@ -384,6 +422,8 @@ def goals(plan: Plan, rows: list[dict[str, Any]], micro: dict[str, Any] | None) 
             f"wrappers over raw SDK, worst: {_fmt(worst, '.3f')} "
             f"(goal <= {1 + bench.WRAPPER_BUDGET:.2f}) {verdict}"
         )
+    drops = sum(r["sdk_drop_warnings"] for r in rows)
+    lines.append(f"SDK 'dropping' warnings (batch queue overflow): {drops}")
     bad = sum(r["failures"] + r["unreconciled"] + r["bad_exits"] for r in rows)
     cycles = sum(r["cycles"] for r in rows)
     lines.append(
