@@ -92,7 +92,10 @@ command spans from opentelemetry-instrumentation-redis)
   ``ml.patterns_detected``, ``ml.avg_confidence``, ``ml.high_confidence_patterns``.
 ``risk-assessment``: ``trading.symbol``, ``trading.operation=risk_assessment``,
   ``trading.phase=risk_assessment``, ``pattern.confidence``, ``risk.approved``,
-  ``risk.reason``, ``risk.position_size_usd``; children ``portfolio-check``
+  ``risk.reason`` (approved, portfolio_unavailable, circuit_breaker_open,
+  confidence_below_threshold, listing_not_on_calendar, position_already_open,
+  max_open_positions, max_exposure, insufficient_free_balance),
+  ``risk.position_size_usd``; children ``portfolio-check``
   (``portfolio.free_usd``, ``portfolio.exposure_usd``, ``portfolio.open_positions``),
   ``threshold-validation`` (confirms the listing from the warmed ``listing:*`` cache),
   ``position-limit-check``.
