@@ -524,6 +524,13 @@ def _render_logging(result: dict[str, Any]) -> str:
     for c in comps:
         if c.baseline == "stdlib_lazy":
             out.append(f"  structured_otel vs stdlib_lazy (stream handler): ratio {c.ratio:.3f}")
+    on = next(c.ratio for c in comps if c.case == "structured_otel" and c.baseline != "stdlib_lazy")
+    off = next(c.ratio for c in comps if c.case == "structured_disabled")
+    for target in (lo, hi):
+        # Share of former print() calls that must fall below the level for structured
+        # logging to cost (1 - target) of print overall: (1-f)*on + f*off = 1 - target.
+        f = (on - (1 - target)) / (on - off) if on > off else float("nan")
+        out.append(f"  a {target:.0%} reduction needs {f:.1%} of the calls below the active level")
     return "\n".join(out)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import re
 import statistics
@@ -140,6 +141,8 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
             raise UsageError(
                 f"--warmup ({a.warmup}) must be shorter than --duration ({a.duration})"
             )
+        if importlib.util.find_spec("locust") is None:
+            raise UsageError("locust is not installed: pip install -e '.[load]'")
     except UsageError as exc:
         p.error(str(exc))
     return Plan(

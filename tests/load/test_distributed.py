@@ -188,3 +188,26 @@ def test_bad_variant_is_a_clear_error_before_the_run(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "unknown telemetry variant 'bogus'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--variants", "none,fancy"], "unknown variant 'fancy'"),
+        (["--users", "0"], "--users must be at least 1, got 0"),
+        (["--duration", "ten seconds"], "duration 'ten seconds' doesn't parse"),
+        (["--latency", "slow"], "exchange latency 'slow' is not zero, realistic"),
+    ],
+)
+def test_overhead_runner_rejects_bad_input_before_starting(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    out_dir = tmp_path / "out"
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "load" / "overhead.py"), "--out", str(out_dir), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not out_dir.exists(), "nothing may start (or be written) on bad input"
