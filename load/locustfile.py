@@ -29,6 +29,7 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from array import array  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
@@ -105,10 +106,14 @@ class _Measurement:
         self.warmup = 1.0
         self.users = 0
         self.periods: dict[int, tuple[float, float, int]] = {}  # user -> first, last, n
+        # Start time of every cycle, per bot seed: the runner compares variants over the
+        # same cycles of the same bots (same work), not merely over the same seconds.
+        self.starts: dict[int, array[float]] = {}
         self.outcomes: dict[str, int] = {}
         self.errors: list[str] = []
 
     def cycle_started(self, user: int, t: float) -> None:
+        self.starts.setdefault(user, array("d")).append(t)
         if self.open:
             first, _, k = self.periods.get(user, (t, t, 0))
             self.periods[user] = (first, t, k + 1)
@@ -172,6 +177,10 @@ class _Measurement:
             # ru_maxrss: the process's high-water mark, in KiB on Linux
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "exported": self.installed.exported() if self.installed else {},
+            # seconds since the window opened (negative: warm-up), per seed
+            "cycle_starts": {
+                seed: [round(t - self.t0, 6) for t in ts] for seed, ts in self.starts.items()
+            },
         }
 
 
@@ -243,12 +252,13 @@ class SniperUser(User):
     def on_start(self) -> None:
         # Seeds follow spawn order, so every variant replays the same bots and schedules.
         SniperUser._next_seed += 1
-        self.bot = driver.BotDriver(seed=SniperUser._next_seed)
+        self.seed = SniperUser._next_seed
+        self.bot = driver.BotDriver(seed=self.seed)
 
     @task
     def cycle(self) -> None:
         t0 = time.perf_counter()
-        M.cycle_started(id(self), t0)
+        M.cycle_started(self.seed, t0)
         error: BaseException | None = None
         orders = 0
         try:

@@ -15,6 +15,7 @@ the same invocation.
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import importlib.util
 import json
@@ -344,6 +345,12 @@ def aggregate(plan: Plan, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
                 values = [x for x in (_get(a, key) for a in mine) if x is not None]
                 row[key] = statistics.median(values) if values else None
+            # Throughput is compared over the same cycles, not the same seconds (see there).
+            same = [same_cycles_ratio(a, b) for a, b in zip(mine, base, strict=True)]
+            spread = [x for x in same if x is not None]
+            row["throughput ratio"] = statistics.median(spread) if spread else None
+            row["throughput ratio min"] = min(spread) if spread else None
+            row["throughput ratio max"] = max(spread) if spread else None
             ok = [d for d in mine if d is not None and "cycles" in d]
             row["runs"] = len(ok)
             row["cycles"] = sum(d["cycles_total"] for d in ok)
@@ -354,6 +361,32 @@ def aggregate(plan: Plan, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row["sdk_drop_warnings"] = sum(d["sdk_drop_warnings"] for d in mine if d)
             rows.append(row)
     return rows
+
+
+def same_cycles_ratio(run: dict[str, Any] | None, base: dict[str, Any] | None) -> float | None:
+    """Throughput of ``run`` relative to ``base`` over the same cycles of the same bots.
+
+    Both replay identical bots (seeds), so cycle i of a bot is the same work in every
+    variant. For each bot, take the cycles both runs started inside their measurement
+    windows and compare the rates at which they got through them; a fixed time window
+    instead would compare different mixes of cheap and expensive cycles.
+    """
+    if not run or not base or "cycle_starts" not in run or "cycle_starts" not in base:
+        return None
+    rate_run = rate_base = 0.0
+    for seed, tr in run["cycle_starts"].items():
+        tb = base["cycle_starts"].get(seed)
+        if not tb:
+            continue
+        first = max(bisect.bisect_left(tr, 0.0), bisect.bisect_left(tb, 0.0))
+        last = min(
+            bisect.bisect_right(tr, run["window_s"]), bisect.bisect_right(tb, base["window_s"])
+        ) - 1  # fmt: skip
+        if last - first < 2:
+            continue
+        rate_run += (last - first) / (tr[last] - tr[first])
+        rate_base += (last - first) / (tb[last] - tb[first])
+    return rate_run / rate_base if rate_base else None
 
 
 def _get(d: dict[str, Any] | None, key: str) -> float | None:
@@ -407,7 +440,8 @@ def goals(plan: Plan, rows: list[dict[str, Any]], micro: dict[str, Any] | None) 
             verdict = "met" if t is not None and t >= THROUGHPUT_GOAL else "MISSED"
             lines.append(
                 f"throughput {row['variant']}/none at latency={row['latency']}: "
-                f"{_fmt(t, '.3f')} (goal >= {THROUGHPUT_GOAL}) {verdict}"
+                f"{_fmt(t, '.3f')} (rounds {_fmt(row['throughput ratio min'], '.3f')}.."
+                f"{_fmt(row['throughput ratio max'], '.3f')}; goal >= {THROUGHPUT_GOAL}) {verdict}"
             )
         if row["variant"] in ("all", "all-otlp"):
             cpu = row["cpu/op ratio"]
@@ -456,7 +490,7 @@ def write_outputs(
         "baseline": BASELINE,
         "rows": rows,
         "goals": goals(plan, rows, micro),
-        "runs": runs,
+        "runs": [{k: x for k, x in d.items() if k != "cycle_starts"} for d in runs],
         "otlp_receiver": receiver,
         "micro": micro,
     }
