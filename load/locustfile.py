@@ -2,10 +2,12 @@
 
     locust -f load/locustfile.py --headless -u 10 -r 10 -t 30s --sniper-variant all
 
-Each locust user owns one bot; one task run is one sniper cycle (discovery -> pattern ->
-risk -> execution -> safety), reported as request ``SNIPER cycle``. A failed cycle or an
-order that does not reconcile at user stop (``CHECK reconcile``) is a failure in locust's
-stats: a real fault of the bot, never a harness artefact.
+Each locust user owns one bot (seeded by spawn order, so every variant replays the same
+bots); one task run is one sniper cycle, a safety interval of the bot's schedule with the
+discovery, snipes and exits that fall due in it (see ``driver``), reported as request
+``SNIPER cycle``. A failed cycle or an order that does not reconcile when the user stops
+(``CHECK reconcile``) is a failure in locust's stats: a real fault of the bot, never a
+harness artefact.
 
 Options (also environment variables): ``--sniper-variant`` (SNIPER_LOAD_VARIANT: none,
 traces, metrics, logs, all, all-otlp), ``--sniper-latency`` (SNIPER_LOAD_LATENCY: ``zero``,
@@ -13,6 +15,7 @@ traces, metrics, logs, all, all-otlp), ``--sniper-latency`` (SNIPER_LOAD_LATENCY
 ``--sniper-result`` (write this process's measurement as JSON; ``{pid}`` is replaced, for
 ``--processes``), ``--sniper-warmup`` (seconds excluded from the measurement).
 Distributed runs work as usual: ``--processes N``, or ``--master`` / ``--worker``.
+The ``all-otlp`` variant exports to a receiver: start one with ``python load/receiver.py``.
 """
 
 from __future__ import annotations
@@ -226,11 +229,11 @@ def _stopping(**_: Any) -> None:
 def _quitting(environment: Environment, **_: Any) -> None:
     M.stop()
     if M.installed is not None:
-        M.installed.shutdown()  # flush: export cost belongs to the run
+        M.installed.shutdown()  # flush what was recorded, so export counts are complete
     if M.result_path and not isinstance(environment.runner, MasterRunner):
         path = M.result_path.replace("{pid}", str(os.getpid()))
         with open(path, "w") as f:
-            json.dump(M.as_dict(), f, indent=2)
+            json.dump(M.as_dict(), f)
 
 
 for _hook, _listener in (
