@@ -19,6 +19,7 @@ import bisect
 import csv
 import importlib.util
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -477,6 +478,7 @@ def write_outputs(
     runs: list[dict[str, Any]],
     micro: dict[str, Any] | None,
     receiver: dict[str, Any] | None,
+    machine: dict[str, Any],
 ) -> None:
     doc = {
         "plan": {
@@ -488,6 +490,7 @@ def write_outputs(
             "warmup_s": plan.warmup,
         },
         "baseline": BASELINE,
+        "machine": machine,
         "rows": rows,
         "goals": goals(plan, rows, micro),
         "runs": [{k: x for k, x in d.items() if k != "cycle_starts"} for d in runs],
@@ -521,6 +524,7 @@ def write_outputs(
 
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_args(argv)
+    load_before = os.getloadavg()
     (plan.out / "runs").mkdir(parents=True, exist_ok=True)
     order = plan.runs()
     progress = Progress(len(order))
@@ -536,8 +540,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             receiver.stop()
     micro = run_micro(plan)
     rows = aggregate(plan, runs)
-    write_outputs(plan, rows, runs, micro, received)
+    machine = {"cpus": os.cpu_count(), "loadavg_before": load_before,
+               "loadavg_after": os.getloadavg()}  # fmt: skip
+    write_outputs(plan, rows, runs, micro, received, machine)
     print(render(plan, rows, micro))
+    print(
+        f"\nmachine: {machine['cpus']} CPUs, load average {load_before[0]:.2f} before, "
+        f"{machine['loadavg_after'][0]:.2f} after (load from others makes wall-clock ratios noisy)"
+    )
     print(
         f"\nwritten: {plan.out / 'overhead.json'}, {plan.out / 'overhead.csv'}"
         + (f", {plan.out / 'micro.csv'}" if micro else "")
