@@ -540,13 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             receiver.stop()
     micro = run_micro(plan)
     rows = aggregate(plan, runs)
-    machine = {"cpus": os.cpu_count(), "loadavg_before": load_before,
-               "loadavg_after": os.getloadavg()}  # fmt: skip
+    load_after = os.getloadavg()
+    machine: dict[str, Any] = {
+        "cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after,
+    }  # fmt: skip
     write_outputs(plan, rows, runs, micro, received, machine)
     print(render(plan, rows, micro))
     print(
         f"\nmachine: {machine['cpus']} CPUs, load average {load_before[0]:.2f} before, "
-        f"{machine['loadavg_after'][0]:.2f} after (load from others makes wall-clock ratios noisy)"
+        f"{load_after[0]:.2f} after (load from others makes wall-clock ratios noisy)"
     )
     print(
         f"\nwritten: {plan.out / 'overhead.json'}, {plan.out / 'overhead.csv'}"
