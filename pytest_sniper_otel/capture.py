@@ -86,6 +86,7 @@ class SessionTelemetry:
         self.reader: InMemoryMetricReader | None = None
         self.logger_provider: Any = None
         self.tracer_provider: Any = None
+        self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
         self._seq = itertools.count()
         self._install_traces()
         self._install_metrics()
@@ -205,13 +206,18 @@ class SessionTelemetry:
         old_level = root.level
         handler = None
         if self.logger_provider is not None:
-            from .logs import bridge_handler
+            if self._bridge is None:
+                from .logs import bridge_handler
 
+                self._bridge = bridge_handler(self.logger_provider)
+            handler = self._bridge
             # The handler's own level enforces log_level: the root logger may already be
             # lower (pytest --log-level=DEBUG, a conftest's basicConfig).
-            handler = bridge_handler(self.logger_provider, log_level)
+            handler.setLevel(log_level)
             root.addHandler(handler)
-            if old_level == logging.NOTSET or old_level > log_level:
+            # Records below the root's level never reach a handler: lower it for the test
+            # (NOTSET, 0, already lets everything through).
+            if old_level > log_level:
                 root.setLevel(log_level)
         self.current = window
         self.last_window = window
@@ -221,7 +227,8 @@ class SessionTelemetry:
             self.current = None
             if handler is not None:
                 root.removeHandler(handler)
-                root.setLevel(old_level)
+                if root.level != old_level:
+                    root.setLevel(old_level)
             window._closed = True
 
     def require(self, signal: str) -> None:

@@ -366,3 +366,27 @@ def test_bad_log_level_is_a_usage_error(app: pytest.Pytester) -> None:
     result = run_inprocess(app, "--sniper-otel-log-level=LOUD")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: sniper-otel log level 'LOUD' is not a logging level name"])
+
+
+def test_root_logger_level_is_only_ever_lowered(app: pytest.Pytester) -> None:
+    # A root logger at NOTSET lets everything through; the capture must not raise it to
+    # INFO and hide DEBUG records from the user's own handlers (caplog here).
+    app.makeconftest("import logging\nlogging.getLogger().setLevel(logging.NOTSET)\n")
+    app.makepyfile(
+        test_root="""
+        import logging
+
+        from app import log
+
+        def test_debug_still_reaches_caplog(telemetry, caplog):
+            log.debug("d")
+            log.info("i")
+            assert [r.getMessage() for r in caplog.records] == ["d", "i"]
+            assert [r.body for r in telemetry.logs] == ["i"]
+
+        def test_level_restored():
+            assert logging.getLogger().level == logging.NOTSET
+        """
+    )
+    result = run_inprocess(app)
+    result.assert_outcomes(passed=2)
