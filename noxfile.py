@@ -34,3 +34,11 @@ def load(session: nox.Session) -> None:
     go to load/overhead.py, e.g. `nox -s load -- --rounds 5 --duration 10s`."""
     session.install("-e", ".[load]")
     session.run("python", "load/overhead.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Plugin speed goals (issue 2): suite overhead, telemetry fixture cost, matching at scale.
+    Pass options through: `nox -s bench -- --rounds 7 --json bench.json`."""
+    session.install("-e", ".")
+    session.run("python", "load/bench_plugin.py", *session.posargs)
