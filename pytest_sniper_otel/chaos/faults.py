@@ -336,6 +336,19 @@ class FaultSpec:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args}) {self.schedule.describe()}"
 
+    def __repr__(self) -> str:
+        # As code, so that a failing example Hypothesis prints can be pasted back.
+        s = self.schedule
+        parts = [repr(self.name), f"start={s.start:g}"]
+        if s.duration is not None:
+            parts.append(f"duration={s.duration:g}")
+        if s.probability != 1.0:
+            parts.append(f"probability={s.probability:g}")
+        if s.seed is not None:
+            parts.append(f"seed={s.seed}")
+        parts += [f"{k}={v!r}" for k, v in self.params.items()]
+        return f"fault({', '.join(parts)})"
+
     def to_json(self) -> dict[str, Any]:
         return {"fault": self.name, "params": {k: _jsonable(v) for k, v in self.params.items()},
                 "schedule": dataclasses.asdict(self.schedule)}

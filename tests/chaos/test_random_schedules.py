@@ -1,0 +1,42 @@
+"""Hypothesis draws fault schedules; the invariants must hold under every one of them.
+
+A failure shrinks to a minimal schedule, printed as ``fault(...)`` code together with the
+bot seed; the note below prints the call that reproduces it.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from pytest_sniper_otel.chaos import FaultSpec, run_scenario
+from pytest_sniper_otel.chaos.strategies import fault_schedules, random_scenario
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=fault_schedules(max_faults=4), seed=st.integers(0, 10_000))
+def test_invariants_hold_under_random_schedules(schedule: list[FaultSpec], seed: int) -> None:
+    scenario = random_scenario(schedule)
+    note(f"reproduce: run_scenario(random_scenario({schedule!r}), seed={seed})")
+    run = run_scenario(scenario, seed=seed)
+    run.raise_for_failures()
+
+
+def test_a_failing_schedule_shrinks_to_the_fault_that_breaks_it() -> None:
+    from hypothesis import find
+
+    # A made-up invariant that a Redis outage breaks: no cache error at all. Telemetry
+    # faults never change what the bot does, so the outage alone is the minimal schedule.
+    def breaks(schedule: list[FaultSpec]) -> bool:
+        scenario = random_scenario(schedule, duration=60.0, warmup=30.0, recovery=0.0)
+        return run_scenario(scenario, seed=1).summary["cache"]["errors"] > 0
+
+    names = ("redis.outage", "telemetry.exporter_raises", "telemetry.queue_overflow")
+    minimal = find(
+        fault_schedules(max_faults=3, duration=60.0, names=names),
+        breaks,
+        settings=settings(max_examples=40, deadline=None, database=None,
+                          suppress_health_check=list(HealthCheck)),
+    )
+    assert [f.name for f in minimal] == ["redis.outage"]
+    assert repr(minimal[0]).startswith("fault('redis.outage', start=0, duration=")
