@@ -23,7 +23,14 @@ SHOW_CHOICES = ("failed", "always", "never")
 class _Settings:
     show: str
     log_level: int
-    color: bool
+    markup: bool
+
+    @property
+    def color(self) -> bool:
+        # Decided on use, not at configure: importing spans there would cost every run.
+        from .spans import use_color
+
+        return use_color(self.markup)
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
@@ -84,14 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
     level = logging.getLevelName(level_name.upper())
     if not isinstance(level, int):
         raise pytest.UsageError(f"sniper-otel log level {level_name!r} is not a logging level name")
-    from .spans import use_color
-
     markup = (
         config.get_terminal_writer().hasmarkup
         if config.pluginmanager.has_plugin("terminalreporter")
         else False
     )
-    config.stash[_SETTINGS] = _Settings(show=show, log_level=level, color=use_color(markup))
+    config.stash[_SETTINGS] = _Settings(show=show, log_level=level, markup=markup)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -108,10 +113,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def _configure_chaos_seed(config: pytest.Config) -> None:
+    raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
+    try:
+        # An int (the default "0") needs no chaos import, which would cost every run ~20 ms.
+        config.stash[_CHAOS_SEED] = int(raw)
+        return
+    except (TypeError, ValueError):
+        pass
     from .chaos.faults import FaultError
     from .chaos.fixture import parse_seed
 
-    raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
     try:
         config.stash[_CHAOS_SEED] = parse_seed(raw)
     except FaultError as exc:
@@ -124,6 +135,9 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
     from .capture import install_session
 
     settings = request.config.stash[_SETTINGS]
+    plugins = request.config.pluginmanager
+    if not plugins.has_plugin(_ReportSections.name):
+        plugins.register(_ReportSections(), _ReportSections.name)
     with install_session().capture(log_level=settings.log_level, color=settings.color) as captured:
         request.node.stash[_TELEMETRY] = captured
         yield captured
@@ -176,21 +190,27 @@ def chaos(
         yield ctl
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, Any]:
-    report = yield
-    captured = item.stash.get(_TELEMETRY, None)
-    if captured is not None and report.when == "teardown":
-        # Don't keep every test's spans alive until the session ends.
-        del item.stash[_TELEMETRY]
-    if captured is None or (report.when == "teardown" and not report.failed):
+class _ReportSections:
+    """Adds "Captured telemetry <when>" to reports. Registered by the first test that asks
+    for ``telemetry``, so a suite that never does pays no per-test hook."""
+
+    name = "sniper-otel-report-sections"
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        captured = item.stash.get(_TELEMETRY, None)
+        if captured is not None and report.when == "teardown":
+            # Don't keep every test's spans alive until the session ends.
+            del item.stash[_TELEMETRY]
+        if captured is None or (report.when == "teardown" and not report.failed):
+            return report
+        show = item.config.stash[_SETTINGS].show
+        if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
+            report.sections.append((f"Captured telemetry {report.when}", captured.render()))
         return report
-    show = item.config.stash[_SETTINGS].show
-    if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
-        report.sections.append((f"Captured telemetry {report.when}", captured.render()))
-    return report
 
 
 def pytest_assertrepr_compare(

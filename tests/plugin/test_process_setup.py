@@ -100,8 +100,13 @@ def test_header_before_opentelemetry_is_imported(pytester: pytest.Pytester) -> N
         tracer = trace.get_tracer("bot")  # collected after the header: nothing installed yet
         orders = metrics.get_meter("bot").create_counter("orders_total")
 
-        def test_nothing_installed_yet():
-            assert "opentelemetry.sdk.trace" not in sys.modules
+        def test_nothing_installed_yet(request):
+            # A suite that never asks for telemetry pays for none of it: no SDK, none of
+            # the plugin's heavier modules, no per-test report hook.
+            ours = ("opentelemetry.sdk", "pytest_sniper_otel.")
+            loaded = [m for m in sys.modules if m.startswith(ours)]
+            assert loaded == ["pytest_sniper_otel.plugin"]
+            assert not request.config.pluginmanager.has_plugin("sniper-otel-report-sections")
 
         def test_installs_on_first_use(telemetry):
             from pytest_sniper_otel.capture import installed_session
