@@ -42,3 +42,11 @@ def bench(session: nox.Session) -> None:
     Pass options through: `nox -s bench -- --rounds 7 --json bench.json`."""
     session.install("-e", ".")
     session.run("python", "load/bench_plugin.py", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos suite's scorecard, then its wall time against the 60 s budget."""
+    session.install("-e", ".")
+    session.run("sniper-otel", "chaos", "--no-progress")
+    session.run("python", "load/bench_chaos.py", *session.posargs)
