@@ -219,16 +219,25 @@ def pytest_assertrepr_compare(
     spans = sys.modules.get("pytest_sniper_otel.spans")
     if op != "==" or spans is None:
         return None
-    spec, other = (left, right) if isinstance(left, spans.SpanSpec) else (right, left)
-    if not isinstance(spec, spans.SpanSpec):
-        return None
-    if isinstance(other, spans.SpanNode):
+
+    def all_of(kind: type, value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(v, kind) for v in value)
+
+    spec_left = isinstance(left, spans.SpanSpec) or (bool(left) and all_of(spans.SpanSpec, left))
+    expected, other = (left, right) if spec_left else (right, left)
+    specs: Any
+    roots: Any
+    if isinstance(expected, spans.SpanSpec) and isinstance(other, spans.SpanNode):
         # A node is compared as itself, not as one root among others.
-        roots = [other]
-        mismatch = spans.match(spec, other)
-    elif isinstance(other, list) and all(isinstance(n, spans.SpanNode) for n in other):
-        roots = other
-        mismatch = spans.match_forest([spec], roots, any_order=True)
+        specs, roots = [expected], [other]
+        mismatch = spans.match(expected, other)
+    elif isinstance(expected, spans.SpanSpec) and all_of(spans.SpanNode, other):
+        specs, roots = [expected], other
+        mismatch = spans.match_forest(specs, roots, any_order=True)
+    elif all_of(spans.SpanSpec, expected) and all_of(spans.SpanNode, other):
+        # list == list: pairwise in order, same length, which is an ordered exact match.
+        specs, roots = expected, other
+        mismatch = spans.match_forest(specs, roots, exact=True)
     else:
         return None
     if mismatch is None:
@@ -236,5 +245,5 @@ def pytest_assertrepr_compare(
     color = config.stash[_SETTINGS].color
     # The first line is the summary pytest puts after "assert": make it the divergence, so
     # the reason survives pytest's truncation of long explanations (-vv shows everything).
-    text: str = spans.render_mismatch(mismatch, [spec], roots, color=color)
+    text: str = spans.render_mismatch(mismatch, specs, roots, color=color)
     return text.splitlines()

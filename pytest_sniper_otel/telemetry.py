@@ -53,6 +53,7 @@ class Telemetry:
         self._clock = clock or (lambda: time.time_ns())
         self._spans: list[ReadableSpan] = []
         self._start_seq: dict[int, int] = {}
+        self._open: dict[int, str] = {}  # started in this window and not ended (yet)
         self._logs: list[Any] = []
         self._metrics = MetricAccumulator()
         self._forest: tuple[int, list[SpanNode]] | None = None
@@ -62,9 +63,12 @@ class Telemetry:
     def _span_started(self, s: Span, seq: int) -> None:
         if s.context is not None:
             self._start_seq[s.context.span_id] = seq
+            self._open[s.context.span_id] = s.name
 
     def _span_ended(self, s: ReadableSpan) -> None:
         self._spans.append(s)
+        if s.context is not None:
+            self._open.pop(s.context.span_id, None)
 
     def _log_emitted(self, record: Any) -> None:
         self._logs.append(record)
@@ -89,6 +93,12 @@ class Telemetry:
         if self._forest is None or self._forest[0] != n:
             self._forest = (n, build_forest(self._spans[:n], self._start_seq))
         return self._forest[1]
+
+    @property
+    def open_spans(self) -> list[str]:
+        """Names of spans started in this test that have not ended (so were not captured),
+        in start order. A span that is never ended is never exported either."""
+        return list(dict(self._open).values())
 
     def find_spans(self, name: Any, **options: Any) -> list[SpanNode]:
         """Every captured span (at any depth) matching ``span(name, **options)``."""
@@ -117,7 +127,19 @@ class Telemetry:
         roots = self.roots
         mismatch = match_forest(specs, roots, any_order=any_order, exact=exact)
         if mismatch is not None:
-            raise AssertionError(render_mismatch(mismatch, specs, roots, color=self._color))
+            text = render_mismatch(mismatch, specs, roots, color=self._color)
+            raise AssertionError(text + self._open_note())
+
+    def _open_note(self) -> str:
+        """A hint for failures: spans that were started but not ended are not captured."""
+        names = self.open_spans
+        if not names:
+            return ""
+        shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+        return (
+            f"\n\nnot captured: {len(names)} span{'s' if len(names) != 1 else ''} started in "
+            f"this test never ended: {shown}"
+        )
 
     def assert_no_span(self, name: Any, **options: Any) -> None:
         """Assert that no captured span, at any depth, matches ``span(name, **options)``."""
@@ -268,6 +290,7 @@ class Telemetry:
         """Forget everything captured so far in this test."""
         self._spans.clear()
         self._start_seq.clear()
+        self._open.clear()
         self._logs.clear()
         self._metrics.clear()
         self._forest = None
@@ -279,6 +302,8 @@ class Telemetry:
         parts: list[str] = []
         if self._session.traces_problem is None:
             parts += [f"spans ({len(self._spans)}):", *render_tree(self.roots, color=self._color)]
+            if self._open:
+                parts.append(f"   started, never ended: {', '.join(self.open_spans)}")
         if self._session.logs_problem is None:
             logs = self.logs
             parts += ["", f"logs ({len(logs)}):", *(f"   {r.describe()}" for r in logs[:50])]

@@ -43,6 +43,13 @@ def test_assert_span_tree(telemetry, clock):
     telemetry.assert_span_tree(span("flow", children=[span("risk", kind="CLIENT")]))
 
 
+def test_lists_equal(telemetry, clock):
+    bot(clock)
+    tracer.start_span("audit").end()
+    assert telemetry.roots == [span("flow"), span("audit")]
+    assert telemetry.roots == [span("flow"), span("audit"), span("extra")]
+
+
 def test_no_span(telemetry, clock):
     bot(clock)
     with tracer.start_as_current_span("flow"):
@@ -86,6 +93,21 @@ SPEC_ON_THE_LEFT = """
          risk [UNSET] 0ms
 """  # noqa: E501
 
+LISTS_EQUAL = """
+    assert span tree mismatch at top level: no root span matched span('extra') among captured spans (candidates: none)
+
+    expected:
+       span('flow')
+       span('audit')
+    >> span('extra')
+
+    captured (2 roots, 4 spans):
+       flow [UNSET] 500ms {symbol='BTCUSDT'}
+         detect [UNSET] 500ms
+         risk [UNSET] 0ms
+       audit [UNSET] 0ms
+"""  # noqa: E501
+
 NO_SPAN = """
     expected no span matching span('flow'), found 2: flow, flow
 
@@ -110,11 +132,12 @@ def test_equality_explains_the_mismatch(
     _no_ci(monkeypatch)
     app.makepyfile(test_eq=TREE)
     result = run_inprocess(app, "--sniper-otel-show=never", "-vv")
-    result.assert_outcomes(failed=5)
+    result.assert_outcomes(failed=6)
     assert_failures(
         result,
         {
             "test_roots_equal": ROOTS_EQUAL,
+            "test_lists_equal": LISTS_EQUAL,
             "test_node_equal": NODE_EQUAL,
             "test_spec_on_the_left": SPEC_ON_THE_LEFT,
         },

@@ -159,3 +159,30 @@ def test_markers_are_registered_with_their_signature(app: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         ["@pytest.mark.sniper_otel_clock(start=None, *, otel_follows=True): start the `clock`*"]
     )
+
+
+def test_section_names_spans_that_never_ended(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        test_leak="""
+        from app import tracer
+
+        def test_leaks(telemetry):
+            tracer.start_span("pattern-check")      # never ended: never exported either
+            with tracer.start_as_current_span("flow"):
+                pass
+            assert False
+        """
+    )
+    result = run_inprocess(app)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- Captured telemetry call -*",
+            "spans (1):",
+            "   flow [[]UNSET[]] *ms",
+            "   started, never ended: pattern-check",
+            "",
+            "logs (0):",
+        ],
+        consecutive=True,
+    )

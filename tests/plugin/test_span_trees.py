@@ -317,6 +317,12 @@ def test_failing_span_trees(app: pytest.Pytester) -> None:
         '    tracer.start_span("a").end()\n'
         '    tracer.start_span("b").end()\n'
         '    telemetry.assert_span_tree([span("a")], exact=True)\n'
+        "def test_span_never_ended(telemetry, clock):\n"
+        '    tracer.start_span("leaked")\n'
+        '    with tracer.start_as_current_span("done"):\n'
+        "        pass\n"
+        '    assert telemetry.open_spans == ["leaked"]\n'
+        '    telemetry.assert_span_tree(span("leaked"))\n'
         "def test_roots_out_of_order(telemetry, clock):\n"
         '    tracer.start_span("a").end()\n'
         "    clock.tick(1)\n"
@@ -325,7 +331,7 @@ def test_failing_span_trees(app: pytest.Pytester) -> None:
     )
     app.makepyfile(test_trees="\n\n".join(tests))
     result = run_inprocess(app, "--sniper-otel-show=never")
-    result.assert_outcomes(failed=len(FAILING) + 3)
+    result.assert_outcomes(failed=len(FAILING) + 4)
     assert_failures(result, {name: message for name, (_, message) in FAILING.items()})
     assert_failures(
         result,
@@ -349,6 +355,17 @@ def test_failing_span_trees(app: pytest.Pytester) -> None:
                    a [UNSET] 0ms
                 >> b [UNSET] 0ms
             """,
+            "test_span_never_ended": """
+                span tree mismatch at top level: no root span matched span('leaked') among captured spans (candidates: 'done')
+
+                expected:
+                >> span('leaked')
+
+                captured (1 root, 1 span):
+                   done [UNSET] 0ms
+
+                not captured: 1 span started in this test never ended: 'leaked'
+            """,  # noqa: E501
             "test_roots_out_of_order": """
                 span tree mismatch at a: span('a') matched only before the previous expected sibling (children are matched in start order; use any_order=True)
 
