@@ -2,6 +2,9 @@
 
 1. suite overhead: a generated suite whose tests never ask for ``telemetry``, run with the
    plugin and with ``-p no:sniper_otel``, rounds alternating (ABBA). Goal: within 3 %.
+   On a shared machine other people's load only ever adds time, so the verdict compares
+   the fastest run of each arm; the median of per-round ratios and the child's CPU time
+   are printed beside it.
 2. fixture cost: one generated suite where every fourth test asks for ``telemetry`` (and
    every fourth for a no-op yield fixture); pytest's own per-phase durations (setup + call +
    teardown) of the kinds are compared in the same run. Goal: at most 0.2 ms added per
@@ -324,14 +327,24 @@ def _table(results: dict[str, Any]) -> str:
         s = results["suite"]
         rows.append(
             (
-                f"suite of {s['tests']} tests without telemetry: with/without plugin, wall",
-                f"{s['ratio']:.3f}x ({s['median_with_s']:.2f}s vs {s['median_without_s']:.2f}s)",
+                f"suite of {s['tests']} tests without telemetry: with/without plugin, wall,"
+                " fastest runs",
+                f"{s['ratio_of_minima']:.3f}x",
                 "<= 1.03x",
-                _ok(s["ratio"] <= 1.03),
+                _ok(s["ratio_of_minima"] <= 1.03),
             )
         )
-        rows.append(("  same, CPU time of the pytest process", f"{s['cpu_ratio']:.3f}x", "", ""))
-        rows.append(("  same, ratio of the fastest runs", f"{s['ratio_of_minima']:.3f}x", "", ""))
+        rows.append(
+            (
+                "  same, median of the per-round wall ratios",
+                f"{s['ratio']:.3f}x ({s['median_with_s']:.2f}s vs {s['median_without_s']:.2f}s)",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            ("  same, median of the per-round CPU-time ratios", f"{s['cpu_ratio']:.3f}x", "", "")
+        )
     if "fixture" in results:
         f = results["fixture"]
         rows.append(
