@@ -30,12 +30,13 @@ from ..metrics import MetricsSnapshot, SeriesPoint
 from .expr import (
     Absent,
     Aggregate,
-    Condition,
+    Clause,
     Expression,
     Quantile,
     RateSum,
     RateTerm,
     Selector,
+    clauses,
     windows,
 )
 from .naming import label_value
@@ -238,8 +239,14 @@ def _counter_value(p: SeriesPoint) -> float:
     return float(p.count) if p.kind == "histogram" else float(p.value or 0.0)
 
 
-def _evaluate_value(expr: Expression, history: _History, t_ms: int) -> float | None:
-    """The expression's single value at ``t_ms`` (``None``: no result, as an empty vector)."""
+def _evaluate(expr: Expression, history: _History, t_ms: int) -> tuple[bool, float | None]:
+    """Whether ``expr`` holds at ``t_ms``, and its (first clause's) value."""
+    results = [(c, _clause_value(c, history, t_ms)) for c in clauses(expr)]
+    return all(_holds(c, v) for c, v in results), results[0][1]
+
+
+def _clause_value(expr: Clause, history: _History, t_ms: int) -> float | None:
+    """The clause's single value at ``t_ms`` (``None``: no result, as an empty vector)."""
     if isinstance(expr, Absent):
         return None if history.instant(expr.selector, t_ms) else 1.0
     v = expr.value
@@ -305,12 +312,11 @@ def _quantile(v: Quantile, history: _History, t_ms: int) -> float | None:
     return bucket_quantile(v.q, list(per_bound.items()))
 
 
-def _holds(expr: Expression, value: float | None) -> bool:
+def _holds(expr: Clause, value: float | None) -> bool:
     if value is None:
         return False
     if isinstance(expr, Absent):
         return True
-    assert isinstance(expr, Condition)
     t, op = expr.threshold, expr.op
     if op == ">":
         return value > t
@@ -326,8 +332,9 @@ def _holds(expr: Expression, value: float | None) -> bool:
 def alert_labels(rule: AlertRule) -> dict[str, str]:
     """The labels of the alert ``rule`` raises, as Prometheus builds them."""
     labels: dict[str, str] = {}
-    if isinstance(rule.expression, Absent):  # absent() keeps the selector's equality labels
-        for m in rule.expression.selector.matchers:
+    first = clauses(rule.expression)[0]  # 'and' keeps the left side's labels
+    if isinstance(first, Absent):  # absent() keeps the selector's equality labels
+        for m in first.selector.matchers:
             if m.op == "=":
                 labels[m.label] = m.value
     return {**labels, **rule.all_labels}
@@ -408,10 +415,10 @@ class AlertEvaluator:
         states: dict[str, AlertState] = {}
         values: dict[str, float | None] = {}
         for r in self.rules:
-            value = _evaluate_value(r.expression, self._history, t_ms)
+            holds, value = _evaluate(r.expression, self._history, t_ms)
             st = self._state[r.name]
             before = st.state
-            if _holds(r.expression, value):
+            if holds:
                 if st.active_since_ms is None:
                     st.active_since_ms = t_ms
                     st.state = AlertState.PENDING

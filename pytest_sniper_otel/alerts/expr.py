@@ -2,7 +2,8 @@
 
 Grammar (whitespace is free; durations are ``30s``, ``5m``, ``1h``, ``1h30m``)::
 
-    expr     := "absent(" selector ")"                      absence
+    expr     := clause ( "and" clause )*                    all must hold (e.g. a traffic floor)
+    clause   := "absent(" selector ")"                      absence
               | value CMP number                            CMP: > >= < <= == !=
     value    := AGG "(" selector ")"                        threshold, AGG: max min sum avg
               | "quantile(" q "," selector "[" window "]" ")"
@@ -162,16 +163,33 @@ class Absent:
     selector: Selector
 
 
-Expression = Condition | Absent
+Clause = Condition | Absent
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """``a and b``: holds when every clause holds; its value is the first clause's."""
+
+    clauses: tuple[Clause, ...]
+
+
+Expression = Condition | Absent | AllOf
+
+
+def clauses(expr: Expression) -> tuple[Clause, ...]:
+    return expr.clauses if isinstance(expr, AllOf) else (expr,)
 
 
 def selectors(expr: Expression) -> list[Selector]:
-    if isinstance(expr, Absent):
-        return [expr.selector]
-    v = expr.value
-    if isinstance(v, Aggregate | Quantile):
-        return [v.selector]
-    return [t.selector for t in rate_terms(v)]
+    out: list[Selector] = []
+    for c in clauses(expr):
+        if isinstance(c, Absent):
+            out.append(c.selector)
+        elif isinstance(c.value, Aggregate | Quantile):
+            out.append(c.value.selector)
+        else:
+            out += [t.selector for t in rate_terms(c.value)]
+    return out
 
 
 def rate_terms(ratio: Ratio) -> list[RateTerm]:
@@ -180,14 +198,13 @@ def rate_terms(ratio: Ratio) -> list[RateTerm]:
 
 
 def windows(expr: Expression) -> list[float]:
-    if isinstance(expr, Absent):
-        return []
-    v = expr.value
-    if isinstance(v, Quantile):
-        return [v.window]
-    if isinstance(v, Ratio):
-        return [t.window for t in rate_terms(v)]
-    return []
+    out: list[float] = []
+    for c in clauses(expr):
+        if isinstance(c, Condition) and isinstance(c.value, Quantile):
+            out.append(c.value.window)
+        elif isinstance(c, Condition) and isinstance(c.value, Ratio):
+            out += [t.window for t in rate_terms(c.value)]
+    return out
 
 
 # parsing -----------------------------------------------------------------------------
@@ -252,25 +269,32 @@ class _Parser:
         return t.text == text and t.kind in ("op", "ident")
 
     def parse(self) -> Expression:
+        found = [self.clause()]
+        while self.tok.kind == "ident" and self.tok.text == "and":
+            self.i += 1
+            found.append(self.clause())
+        if self.tok.kind != "end":
+            raise self.fail("'and' or end of expression")
+        return found[0] if len(found) == 1 else AllOf(tuple(found))
+
+    def clause(self) -> Clause:
         if self.peek("absent"):
             self.i += 1
             self.take("(")
             sel = self.selector()
             self.take(")")
-            expr: Expression = Absent(sel)
-        else:
-            value = self.value()
-            if self.tok.text not in COMPARISONS:
-                raise self.fail("a comparison (> >= < <= == !=) and a threshold")
-            op = COMPARISONS[self.tok.text]
-            self.i += 1
-            expr = Condition(value, op, self.number())
-        if self.tok.kind != "end":
-            raise self.fail("end of expression")
-        return expr
+            return Absent(sel)
+        value = self.value()
+        if self.tok.text not in COMPARISONS:
+            raise self.fail("a comparison (> >= < <= == !=) and a threshold")
+        op = COMPARISONS[self.tok.text]
+        self.i += 1
+        return Condition(value, op, self.number())
 
     def value(self) -> Value:
         t = self.tok
+        if t.kind == "end":
+            raise self.fail("an expression")
         if t.kind == "ident" and t.text in AGGREGATIONS and self.peek("(", 1):
             self.i += 2
             sel = self.selector()
@@ -400,9 +424,12 @@ def check_against(expr: Expression, catalog: Mapping[str, MetricSpec]) -> None:
                 raise ExpressionError(
                     f"metric {sel.metric!r} has no attribute {m.label!r} (attributes: {have})"
                 )
-    if isinstance(expr, Absent):
-        return
-    v = expr.value
+    for c in clauses(expr):
+        if isinstance(c, Condition):
+            _check_kinds(c.value, catalog)
+
+
+def _check_kinds(v: Value, catalog: Mapping[str, MetricSpec]) -> None:
     if isinstance(v, Aggregate) and catalog[v.selector.metric].kind == "histogram":
         raise ExpressionError(
             f"{v.func}({v.selector.metric}): a histogram has no single value; "

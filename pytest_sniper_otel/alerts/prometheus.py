@@ -26,11 +26,13 @@ from .evaluator import alert_labels
 from .expr import (
     Absent,
     Aggregate,
+    AllOf,
     Condition,
     Expression,
     Quantile,
     RateSum,
     Selector,
+    clauses,
     format_duration,
 )
 from .naming import label_name, label_value, sample_name
@@ -73,6 +75,8 @@ def _rate_sum(group: RateSum, catalog: Mapping[str, MetricSpec]) -> str:
 
 def promql(expr: Expression, catalog: Mapping[str, MetricSpec]) -> str:
     """``expr`` in PromQL over the exported metric names."""
+    if isinstance(expr, AllOf):  # on(): our values carry no labels to match on
+        return " and on() ".join(promql(c, catalog) for c in expr.clauses)
     if isinstance(expr, Absent):
         return f"absent({_selector(expr.selector, catalog, 'count')})"
     return f"{promql_value(expr, catalog)} {expr.op} {_number(expr.threshold)}"
@@ -248,7 +252,7 @@ def _value_checks(
     checks = []
     for t, values in zip(times, recording.values, strict=True):
         for r in rules:
-            expr = r.expression
+            expr = clauses(r.expression)[0]
             if isinstance(expr, Absent) or r.name not in values:
                 continue
             value = values[r.name]

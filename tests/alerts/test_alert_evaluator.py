@@ -235,6 +235,20 @@ def test_absent_fires_until_the_metric_appears() -> None:
     assert [e.states["Gone"] for e in ev.timeline()] == [F, R]
 
 
+def test_and_needs_every_clause_and_reports_the_first_value() -> None:
+    ev = evaluator("max(portfolio_drawdown_ratio) > 0.1 and sum(cache_hits_total) >= 3")
+    for i, (dd, hits) in enumerate([(0.2, 1), (0.2, 3), (0.05, 4), (0.3, 5)]):
+        ev.observe(
+            snap(15 * i, gauge("portfolio_drawdown_ratio", dd), counter("cache_hits_total", hits))
+        )
+    assert states(ev) == [OFF, F, R, F]
+    assert values(ev) == [0.2, 0.2, 0.05, 0.3]
+    # a clause with no value (no series) keeps the whole rule quiet
+    ev = evaluator("max(portfolio_drawdown_ratio) > 0.1 and sum(cache_misses_total) >= 0")
+    ev.observe(snap(0, gauge("portfolio_drawdown_ratio", 0.5)))
+    assert states(ev) == [OFF]
+
+
 # feeding ---------------------------------------------------------------------------------
 def test_snapshots_must_move_forward() -> None:
     ev = evaluator("max(portfolio_drawdown_ratio) > 0.1")

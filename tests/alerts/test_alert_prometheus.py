@@ -187,9 +187,10 @@ def test_every_shipped_rule_agrees_with_promtool_on_its_drill(
 USER_RULES = [
     rule("SlowOrderApi", 'quantile(0.9, api_request_latency_ms{endpoint=~"/api/v3/.*"}[2m]) > 400',
          for_="30s"),
-    rule("NotOk", 'rate(api_request_latency_ms{outcome!="ok"}[1m]) / '
-         '(rate(api_request_latency_ms{outcome="ok"}[1m])'
-         ' + rate(api_request_latency_ms{outcome!="ok"}[1m])) > 0.1'),
+    rule("NotOk", 'rate(api_request_latency_ms{outcome!="success"}[1m]) / '
+         '(rate(api_request_latency_ms{outcome="success"}[1m])'
+         ' + rate(api_request_latency_ms{outcome!="success"}[1m])) > 0.1'
+         " and rate(api_request_latency_ms[1m]) > 0.5 and max(circuit_breaker_open) < 1"),
     rule("HealthMissing", 'absent(agent_health_score{agent_id="agent-2"})', for_="15s",
          labels={"team": "agents"}),
     rule("AvgHealth", "avg(agent_health_score) <= 0.8"),

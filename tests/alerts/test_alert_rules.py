@@ -55,6 +55,12 @@ from pytest_sniper_otel.flow.catalog import METRICS, MetricSpec
         ("absent(execution_latency_ms)", "absent(execution_latency_ms_milliseconds_count)"),
         ("sum(trading_success_rate) < 50", "sum(trading_success_rate_percent) < 50.0"),
         ("sum(cache_hits_total) > 1e3", "sum(cache_hits_total) > 1000.0"),
+        (
+            "max(circuit_breaker_open) > 0 and rate(cache_hits_total[1m]) > 1"
+            " and absent(circuit_breaker_open)",
+            "max(circuit_breaker_open) > 0.0 and on() sum(rate(cache_hits_total[1m])) > 1.0"
+            " and on() absent(circuit_breaker_open)",
+        ),
     ],
 )
 def test_every_expression_type_renders_to_promql_over_exported_names(
@@ -152,6 +158,20 @@ def test_durations() -> None:
             "rule 'Tpl': annotation 'summary' uses a template; annotations must be plain text",
         ),
         (
+            {"name": "AndWhat", "expr": "max(circuit_breaker_open) > 0 and"},
+            "rule 'AndWhat': malformed expression 'max(circuit_breaker_open) > 0 and': "
+            "expected an expression at column 34, found end of expression",
+        ),
+        (
+            {
+                "name": "Or",
+                "expr": "max(circuit_breaker_open) > 0 or max(circuit_breaker_open) < 0",
+            },
+            "rule 'Or': malformed expression "
+            "'max(circuit_breaker_open) > 0 or max(circuit_breaker_open) < 0': "
+            "expected 'and' or end of expression at column 31, found 'or'",
+        ),
+        (
             {"name": "Extra", "expr": "max(agent_health_score) < 1", "window": "5m"},
             "rule 'Extra': unknown field(s) window",
         ),
@@ -213,7 +233,7 @@ def test_default_rules_cover_the_issue_list() -> None:
     metrics = {r.name: r.expr for r in DEFAULT_RULES}
     for needed in (
         "execution_latency_ms",
-        'outcome=~"error|timeout"',
+        'outcome=~"server_error|timeout|transport_error|malformed"',
         'outcome="rate_limited"',
         "cache_hits_total",
         'result="error"',
