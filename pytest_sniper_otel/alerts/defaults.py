@@ -13,6 +13,7 @@ from .rules import AlertRule, RuleSet, rule
 
 _API_ALL = "api_request_latency_ms"
 _CACHE_ALL = "cache_operation_latency_ms"
+_FAILURES = '"server_error|timeout|transport_error|malformed"'
 
 DEFAULT_RULES: tuple[AlertRule, ...] = (
     rule(
@@ -24,7 +25,9 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "ExchangeApiErrorRatioHigh",
-        f'rate({_API_ALL}{{outcome=~"error|timeout"}}[5m]) / rate({_API_ALL}[5m]) > 0.05',
+        # the exchange failing us; not rate_limited (its own rule) nor client_error (the
+        # exchange refusing an order, e.g. its risk control: business as usual)
+        f"rate({_API_ALL}{{outcome=~{_FAILURES}}}[5m]) / rate({_API_ALL}[5m]) > 0.05",
         for_="2m",
         severity="critical",
         annotations={"summary": "more than 5% of MEXC API requests fail or time out"},
@@ -38,12 +41,12 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "CacheHitRateLow",
-        "rate(cache_hits_total[10m])"
-        " / (rate(cache_hits_total[10m]) + rate(cache_misses_total[10m]))"
-        " < 0.5",
-        for_="5m",
+        "rate(cache_hits_total[5m])"
+        " / (rate(cache_hits_total[5m]) + rate(cache_misses_total[5m]))"
+        " < 0.6",
+        for_="2m",
         severity="warning",
-        annotations={"summary": "cache hit rate below 50% over 10 minutes"},
+        annotations={"summary": "cache hit rate below 60% over 5 minutes"},
     ),
     rule(
         "RedisUnavailable",
@@ -54,24 +57,31 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "AgentHealthLow",
+        # health is the share of an agent's last 20 operations that went well, so one early
+        # failure reads 0.0: a sustained low score is what matters
         "min(agent_health_score) < 0.5",
-        for_="2m",
+        for_="5m",
         severity="warning",
         annotations={"summary": "an agent's health score is below 0.5"},
     ),
     rule(
         "ModelConfidenceDrift",
-        "quantile(0.5, model_confidence_distribution[15m]) < 0.5",
-        for_="10m",
+        # ready-state calls only: most listings score low, so the overall median says little
+        'quantile(0.5, model_confidence_distribution{pattern_type="ready_state"}[15m]) < 0.7',
+        for_="5m",
         severity="warning",
-        annotations={"summary": "median model confidence below 0.5 over 15 minutes"},
+        annotations={"summary": "median confidence of ready-state calls below 0.7 (15 minutes)"},
     ),
     rule(
         "PatternFalsePositiveRateHigh",
-        "max(pattern_false_positive_rate) > 0.3",
+        # the bot's gauge is a ratio over the calls judged so far: meaningless on a handful,
+        # so it needs 15 high-confidence detections before it may fire (steady state reaches
+        # 0.79 on 15-20 calls)
+        "max(pattern_false_positive_rate) > 0.85"
+        ' and sum(pattern_detections_total{confidence_tier="high"}) >= 15',
         for_="10m",
         severity="warning",
-        annotations={"summary": "pattern false-positive rate above 30%"},
+        annotations={"summary": "pattern false-positive rate above 85% for 10 minutes"},
     ),
     rule(
         "WebsocketConnectionsDown",
@@ -82,10 +92,11 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "PortfolioDrawdownHigh",
-        "max(portfolio_drawdown_ratio) > 0.1",
+        # the bot halts trading at 15% (BotConfig.max_drawdown); healthy runs reach 12%
+        "max(portfolio_drawdown_ratio) > 0.135",
         for_="1m",
         severity="critical",
-        annotations={"summary": "portfolio more than 10% below its peak equity"},
+        annotations={"summary": "portfolio 13.5% below its peak equity, close to the 15% halt"},
     ),
     rule(
         "CircuitBreakerOpen",

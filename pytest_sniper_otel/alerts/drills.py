@@ -60,7 +60,8 @@ class Conditions:
     cache_error_fraction: float = 0.0
     agent_health: tuple[float, ...] = (0.95, 0.9, 0.92)
     inferences: int = 3
-    model_confidence: float = 0.8
+    high_confidence_detections: int = 1
+    model_confidence: float = 0.85
     false_positive_rate: float = 0.1
     websocket_connections: int = 2
     drawdown: float = 0.02
@@ -136,11 +137,13 @@ class SyntheticBot:
             api,
             c.api_latency_ms,
             c.api_requests - errors - timeouts,
-            outcome="ok",
+            outcome="success",
             status_code=200,
             **common,
         )
-        self._observe(api, c.api_latency_ms, errors, outcome="error", status_code=500, **common)
+        self._observe(
+            api, c.api_latency_ms, errors, outcome="server_error", status_code=503, **common
+        )
         self._observe(api, 10_000.0, timeouts, outcome="timeout", status_code=0, **common)
         self._observe(
             api, 5.0, c.api_rate_limited, outcome="rate_limited", status_code=429, **common
@@ -169,6 +172,13 @@ class SyntheticBot:
             c.inferences,
             pattern_type="ready_state",
             risk_level="medium",
+        )
+        self._count(
+            "pattern_detections_total",
+            c.high_confidence_detections,
+            symbol="NEWUSDT",
+            pattern_type="ready_state",
+            confidence_tier="high",
         )
         self._gauge(
             "pattern_false_positive_rate",
@@ -232,21 +242,19 @@ DRILLS: tuple[Drill, ...] = (
     Drill("exchange API errors", {"api_error_fraction": 0.3}, ("ExchangeApiErrorRatioHigh",)),
     Drill("exchange API timeouts", {"api_timeout_fraction": 0.2}, ("ExchangeApiErrorRatioHigh",)),
     Drill("exchange rate limiting", {"api_rate_limited": 5}, ("ExchangeRateLimited",)),
-    Drill(
-        "cache hit rate drop", {"cache_hit_fraction": 0.2}, ("CacheHitRateLow",), fire_within=900.0
-    ),
+    Drill("cache hit rate drop", {"cache_hit_fraction": 0.3}, ("CacheHitRateLow",)),
     Drill("redis outage", {"cache_error_fraction": 1.0}, ("RedisUnavailable",)),
     Drill("agent degraded", {"agent_health": (0.95, 0.3, 0.92)}, ("AgentHealthLow",)),
     Drill(
         "model confidence drift",
-        {"model_confidence": 0.3},
+        {"model_confidence": 0.5},
         ("ModelConfidenceDrift",),
         duration=1800.0,
         fire_within=1500.0,
     ),
     Drill(
         "false positives",
-        {"false_positive_rate": 0.45},
+        {"false_positive_rate": 0.9},
         ("PatternFalsePositiveRateHigh",),
         fire_within=900.0,
     ),
