@@ -186,7 +186,13 @@ class Fault:
         self._target = target
         self.records.append(Activity(started=at))
         self.active = True
-        self.apply(target)
+        try:
+            self.apply(target)
+        except BaseException:
+            # a failed apply leaves nothing to roll back
+            self.records.pop()
+            self.active = False
+            raise
 
     def rollback(self, at: float) -> None:
         """Undo :meth:`inject`. Safe to call twice; never raises for a fault that is off."""

@@ -14,7 +14,7 @@ makes the server stop answering, and a client with a ``socket_timeout`` raises
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
@@ -136,18 +136,29 @@ class Eviction(Fault):
 @register
 @dataclass
 class ClientPause(Fault):
-    """A real server stops answering (``CLIENT PAUSE``) for up to ``max_pause`` real seconds;
-    rollback sends ``CLIENT UNPAUSE``. Needs a real Redis (6.2+)."""
+    """A real server stops serving (``CLIENT PAUSE``). Needs a real Redis (6.2+).
 
-    mode: str = "ALL"
-    max_pause: float = 60.0
+    ``mode="WRITE"`` (default) pauses writes, as a failover does: reads still answer, writes
+    block until the bot's ``socket_timeout``. The pause is renewed at every step, so it lasts
+    the fault's simulated window, and rollback sends ``CLIENT UNPAUSE``.
+
+    ``mode="ALL"`` pauses every command, the admin connection's too, so it can neither be
+    renewed nor lifted: it lasts ``max_pause`` *real* seconds and rollback waits them out.
+    """
+
+    mode: str = "WRITE"
+    max_pause: float = 0.5
     name = "redis.client_pause"
     target = "redis"
-    summary = "real server only: CLIENT PAUSE (commands time out) until rollback"
+    summary = "real server only: CLIENT PAUSE WRITE (renewed each step) or ALL (max_pause s)"
+
+    RENEW_MS: ClassVar[int] = 30_000
 
     def validate(self) -> None:
         require(self.mode in ("ALL", "WRITE"), f"mode must be ALL or WRITE, got {self.mode!r}")
         positive(self.max_pause, "max_pause")
+        require(self.mode == "WRITE" or self.max_pause <= 5,
+                f"max_pause is real seconds in ALL mode and must be <= 5, got {self.max_pause}")
 
     def apply(self, target: Any) -> None:
         client, _ = _client(target, self.name)
@@ -155,18 +166,46 @@ class ClientPause(Fault):
             raise FaultError(
                 f"{self.name} needs a real Redis server (fakeredis has no CLIENT PAUSE)"
             )
-        # A separate connection: the paused client's own pool may be broken by the fault.
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs["socket_timeout"] = 2.0
-        admin: Any = redis.Redis(**kwargs)
+        # A separate connection, opened before the pause (a new one could not handshake).
+        pool = client.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_timeout": 2.0}
+        admin: Any = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **kwargs))
+        admin.ping()
         self._admin = admin
-        admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), self.mode)
+        self._until = 0.0
+        if self.mode == "ALL":
+            self._until = _real_time() + self.max_pause
+            admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), "ALL")
+        else:
+            self._pause()
+        self.strikes()
+
+    def _pause(self) -> None:
+        self._admin.execute_command("CLIENT", "PAUSE", self.RENEW_MS, "WRITE")
+
+    def step(self, target: Any, at: float, dt: float) -> None:
+        if self.mode == "WRITE":
+            self._pause()
+            self.strikes()
 
     def revert(self, target: Any) -> None:
         try:
-            self._admin.execute_command("CLIENT", "UNPAUSE")
+            if self.mode == "WRITE":
+                self._admin.execute_command("CLIENT", "UNPAUSE")
+            else:
+                import threading
+
+                # time.sleep may be frozen-aware; an Event wait is real time
+                threading.Event().wait(max(0.0, self._until - _real_time()))
         finally:
             self._admin.close()
+
+
+def _real_time() -> float:
+    from .export import _real_perf_counter
+
+    return _real_perf_counter()()
 
 
 def _client(target: Any, fault: str) -> tuple[Any, Any]:
