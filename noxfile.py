@@ -50,3 +50,30 @@ def chaos(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("sniper-otel", "chaos", "--no-progress")
     session.run("python", "load/bench_chaos.py", *session.posargs)
+
+
+@nox.session
+def rules(session: nox.Session) -> None:
+    """Alert rules against real Prometheus: export the rule file and promtool tests (every
+    rule's drill, plus `-- --recording FILE`), then `promtool check rules` and `promtool test
+    rules`. Fails on any disagreement between our evaluator and Prometheus."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    session.install("-e", ".")
+    promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if not promtool:
+        # promtool ships in Debian's prometheus package: unpack it, start no daemon
+        cache = Path(".nox", "promtool").resolve()
+        promtool = str(cache / "usr" / "bin" / "promtool")
+        if not Path(promtool).exists():
+            cache.mkdir(parents=True, exist_ok=True)
+            with session.chdir(cache):
+                session.run("apt-get", "update", "-qq", external=True)
+                session.run("apt-get", "download", "prometheus", external=True)
+                deb = max(cache.glob("prometheus_*.deb"))
+                session.run("dpkg", "-x", str(deb), str(cache), external=True)
+    out = Path(session.create_tmp(), "rules")
+    session.run("sniper-otel", "rules", "verify", str(out), *session.posargs,
+                env={"PROMTOOL": promtool})
