@@ -124,6 +124,50 @@ def suite_overhead(n_tests: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def suite_decomposed(n_tests: int, rounds: int) -> dict[str, Any]:
+    """The same overhead in two parts that can be measured through the noise of a shared
+    machine: a fixed part (a one-test suite, many ABBA rounds, fastest CPU time of each arm)
+    and a per-test part (median setup + call + teardown of ``n_tests`` trivial tests, as
+    pytest times each phase, in each arm). Estimated ratio for the ``n_tests`` suite:
+    (T + fixed + n * per_test) / T, with T the fastest CPU time without the plugin."""
+    fixed_runs: dict[str, list[float]] = {"with": [], "without": []}
+    per_test: dict[str, list[float]] = {"with": [], "without": []}
+    arms: list[tuple[str, tuple[str, ...]]] = [("with", ()), ("without", ("-p", "no:sniper_otel"))]
+    with tempfile.TemporaryDirectory(prefix="bench-fixed-") as tmp:
+        root = Path(tmp)
+        _write_suite(root, 1)
+        _pytest(root)
+        for r in range(4 * rounds):
+            for arm, extra in arms if r % 2 == 0 else arms[::-1]:
+                fixed_runs[arm].append(_pytest(root, *extra)[1])
+    with tempfile.TemporaryDirectory(prefix="bench-pertest-") as tmp:
+        root = Path(tmp)
+        _write_suite(root, n_tests)
+        (root / "conftest.py").write_text(PHASES_CONFTEST)
+        out = root / "phases.json"
+        os.environ["BENCH_PHASES_OUT"] = str(out)
+        try:
+            _pytest(root)
+            for r in range(max(3, rounds // 2)):
+                for arm, extra in arms if r % 2 == 0 else arms[::-1]:
+                    _pytest(root, *extra)
+                    phases: dict[str, dict[str, float]] = json.loads(out.read_text())
+                    durations = [sum(p.values()) for p in list(phases.values())[20:]]
+                    per_test[arm].append(statistics.median(durations))
+        finally:
+            os.environ.pop("BENCH_PHASES_OUT", None)
+    fixed = min(fixed_runs["with"]) - min(fixed_runs["without"])
+    each = statistics.median(per_test["with"]) - statistics.median(per_test["without"])
+    return {
+        "fixed_ms": fixed * 1e3,
+        "per_test_us": each * 1e6,
+        "one_test_suite_cpu_with_s": fixed_runs["with"],
+        "one_test_suite_cpu_without_s": fixed_runs["without"],
+        "per_test_median_with_us": [v * 1e6 for v in per_test["with"]],
+        "per_test_median_without_us": [v * 1e6 for v in per_test["without"]],
+    }
+
+
 # -- 2. fixture cost -------------------------------------------------------------------------
 
 PHASES_CONFTEST = """
@@ -345,6 +389,17 @@ def _table(results: dict[str, Any]) -> str:
         rows.append(
             ("  same, median of the per-round CPU-time ratios", f"{s['cpu_ratio']:.3f}x", "", "")
         )
+        d = s.get("decomposed")
+        if d:
+            rows.append(
+                (
+                    "  estimate from its parts: fixed + per test x n",
+                    f"{d['estimated_ratio']:.3f}x ({d['fixed_ms']:.1f} ms + "
+                    f"{d['per_test_us']:.2f} us x {s['tests']})",
+                    "<= 1.03x",
+                    _ok(d["estimated_ratio"] <= 1.03),
+                )
+            )
     if "fixture" in results:
         f = results["fixture"]
         rows.append(
@@ -424,6 +479,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "suite" in parts:
         print(f"suite overhead: {rounds} rounds x 2 arms x {n_tests} tests ...", flush=True)
         results["suite"] = suite_overhead(n_tests, rounds)
+        print("suite overhead, fixed and per-test parts ...", flush=True)
+        decomposed = suite_decomposed(n_tests, rounds)
+        base = min(results["suite"]["cpu_without_s"])
+        added = decomposed["fixed_ms"] / 1e3 + n_tests * decomposed["per_test_us"] / 1e6
+        decomposed["estimated_ratio"] = (base + added) / base
+        results["suite"]["decomposed"] = decomposed
     if "fixture" in parts:
         print(f"fixture cost: {n_tests} tests with telemetry among {4 * n_tests} ...", flush=True)
         results["fixture"] = fixture_cost(n_tests, max(3, rounds - 2) if not args.quick else 1)
