@@ -1,0 +1,113 @@
+"""Scenarios and the runner: bad input fails before anything runs; runs verify and journal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_sniper_otel.chaos import Scenario, expect_alert, fault, run_scenario
+from pytest_sniper_otel.chaos.faults import FaultError
+
+
+def _scenario(**overrides: Any) -> Scenario:
+    fields: dict[str, Any] = {
+        "name": "t", "title": "test", "faults": [fault("redis.outage", start=30, duration=60)],
+        "warmup": 30.0, "duration": 120.0, "recovery": 60.0, "baseline": False,
+    }
+    fields.update(overrides)
+    return Scenario(**fields)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"faults": [fault("redis.outage", start=200)]},
+         "scenario 't': fault redis.outage starts at 200s, after the method ends (120s)"),
+        ({"checks": ["ledger_reconciles", "nothing_lost"]},
+         "scenario 't': unknown check(s) nothing_lost"),
+        ({"breaker": "sometimes"},
+         "scenario 't': breaker must be one of closed, opens_and_closes, any, got 'sometimes'"),
+        ({"faults": ["redis.outage"]},
+         "scenario 't': faults must be fault(...) specs, got 'redis.outage'"),
+        ({"name": "has space"}, "scenario name 'has space' must be letters, digits and _"),
+    ],
+)
+def test_bad_scenarios_are_named(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(FaultError) as info:
+        _scenario(**overrides)
+    assert str(info.value).startswith(message)
+
+
+def test_an_unknown_alert_fails_before_the_bot_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_sniper_otel.flow import bot
+
+    def no_bot(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the bot was built although the scenario is invalid")
+
+    monkeypatch.setattr(bot.SniperBot, "create", no_bot)
+    scenario = _scenario(alerts=[expect_alert("RedisDown")])
+    with pytest.raises(FaultError, match=r"expects alert 'RedisDown', which no rule defines"):
+        run_scenario(scenario)
+
+
+def test_a_run_verifies_journals_and_rolls_back(tmp_path: Path) -> None:
+    scenario = _scenario(
+        faults=[fault("redis.outage", start=30, duration=180)], duration=240.0, recovery=120.0,
+        alerts=[expect_alert("RedisUnavailable", within="3m", resolves_within="2m")],
+    )
+    run = run_scenario(scenario, seed=3)
+    assert run.ok, run.failure_message()
+    assert {c.name for c in run.checks} == set(scenario.checks)
+    assert run.faults[0].records[0].started == 30.0
+    assert run.faults[0].records[0].ended == 210.0
+    assert run.faults[0].total_hits() > 0
+    assert run.alert_results[0]["fired"] and run.alert_results[0]["detection_delay"] <= 180
+    run.write_journal(tmp_path / "journal.json")
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert journal["status"] == "completed" and journal["seed"] == 3
+    assert [(e["action"], e["at"]) for e in journal["run"] + journal["rollbacks"]] == [
+        ("inject", 30.0), ("rollback", 210.0)]
+    assert journal["steady_states"]["before"]["met"] is True
+    assert {v["check"] for v in journal["verification"]} == set(scenario.checks)
+
+
+def test_a_broken_invariant_is_reported_with_the_seed() -> None:
+    # A Redis outage does not take the websocket down: expecting that alert must break.
+    scenario = _scenario(alerts=[expect_alert("WebsocketConnectionsDown", within="1m")])
+    run = run_scenario(scenario, seed=5)
+    assert not run.ok
+    assert [c.name for c in run.broken] == ["alerts"]
+    message = run.failure_message()
+    assert "WebsocketConnectionsDown never fired (expected within 60s of the fault)" in message
+    assert "reproduce: sniper-otel chaos --scenario t --seed 5" in message
+
+
+def test_a_crash_mid_run_is_an_error_and_faults_are_still_rolled_back() -> None:
+    from dataclasses import dataclass
+
+    from pytest_sniper_otel.chaos.faults import Fault, register
+
+    @register
+    @dataclass
+    class Explodes(Fault):
+        name = "model.test_explodes"
+        target = "model"
+
+        def apply(self, target: Any) -> None:
+            target.knobs.inference_slowdown = 3.0
+
+        def step(self, target: Any, at: float, dt: float) -> None:
+            raise RuntimeError("boom")
+
+        def revert(self, target: Any) -> None:
+            target.knobs.inference_slowdown = 1.0
+
+    run = run_scenario(_scenario(faults=[fault("model.test_explodes", start=10, duration=20)]))
+    assert run.error == "RuntimeError: boom" and not run.ok
+    f = run.faults[0]
+    assert not f.active and f.records[0].ended is not None
+    assert run.bot.model.knobs.inference_slowdown == 1.0
+    assert run.to_json()["status"] == "aborted"
