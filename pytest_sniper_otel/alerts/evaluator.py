@@ -18,6 +18,7 @@ Semantics follow Prometheus 2.42 so that ``promtool test rules`` agrees with us:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -394,13 +395,19 @@ class AlertEvaluator:
         """Poll now, then ``advance(interval)`` and poll again until ``duration`` has passed.
 
         ``advance`` moves simulated time and lets the system work, e.g. ``clock.tick`` or
-        ``bot.run_for``.
+        ``bot.run_for``. Scrapes are stamped on the scraper's schedule (first poll plus whole
+        intervals), as Prometheus does, even when ``advance`` overshoots a little: a bot whose
+        last operation ends past the interval must not push scrapes off the grid.
         """
-        steps = round(duration / self.interval)
-        out = self.poll()
-        for _ in range(steps):
+        if self.source is None:
+            raise SpecError("AlertEvaluator.run() needs source=, e.g. telemetry.metrics_snapshot")
+        first = self.source()
+        out = self.observe(first)
+        step_ns = round(self.interval * 1e9)
+        for k in range(1, round(duration / self.interval) + 1):
             advance(self.interval)
-            out += self.poll()
+            at = first.time_unix_nano + k * step_ns
+            out += self.observe(dataclasses.replace(self.source(), time_unix_nano=at))
         return out
 
     def observe_all(self, snapshots: Iterable[MetricsSnapshot]) -> list[Transition]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -161,17 +160,6 @@ def test_recordings_round_trip_and_must_be_on_the_interval_grid(tmp_path: Path) 
 
 
 # promtool ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = find_promtool()
-    if found is None:
-        message = "promtool not found: set PROMTOOL or put it on PATH (Debian package prometheus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + "; under CI the cross-check is required")
-        pytest.skip(message)
-    return found
-
-
 def test_every_shipped_rule_agrees_with_promtool_on_its_drill(
     promtool: str, tmp_path: Path
 ) -> None:
