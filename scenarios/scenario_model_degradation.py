@@ -9,14 +9,12 @@ baseline), so each effect is measured against what the healthy model did at the 
 * once fully drifted, average confidence is clearly lower (scores clamp at 0);
 * the hallucinations show as "ready" candidates in ``analyze-patterns`` spans, at least
   twice as many as the healthy model found;
+* ``ModelConfidenceDrift`` fires (its median of ready-state confidence drops below 0.7
+  for five minutes) and resolves once the drift is rolled back;
 * trading stays safe: every intent ends in one outcome and the ledger reconciles.
-
-The default model alerts (``ModelConfidenceDrift``, ``PatternFalsePositiveRateHigh``) also
-fire in a fault-free run of the reference bot, so the baseline reports them as noise rather
-than evidence; the comparisons above are what this scenario relies on.
 """
 
-from pytest_sniper_otel.chaos import Scenario, fault
+from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
 
 
 def _mean(spans, attribute):
@@ -55,6 +53,8 @@ SCENARIO = Scenario(
         fault("model.false_positive_burst", start="6m", duration="6m", rate=0.6),
     ],
     duration=840.0,
+    # the drift ramps for 3 minutes, then the rule needs its condition for 5
+    alerts=[expect_alert("ModelConfidenceDrift", within="10m", resolves_within="5m")],
     breaker="any",
     verify=_degradation_observed,
 )
