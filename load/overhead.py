@@ -8,7 +8,7 @@ over rounds, of its ratio to the ``none`` variant *of the same round*. Then the
 micro-benchmarks (SDK cost floor, wrappers vs raw SDK, logging vs the seed's claim) run in
 the same invocation.
 
-    python load/overhead.py [--rounds 3] [--duration 6s] [--users 10] [--out out/load]
+    python load/overhead.py [--rounds 3] [--duration 5s] [--users 10] [--out out/load]
     nox -s load
 """
 
@@ -111,11 +111,11 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--users", type=int, default=10, help="locust users (one bot each)")
-    p.add_argument("--duration", default="6s", help="per run, e.g. 6s, 1m30s")
+    p.add_argument("--duration", default="5s", help="per run, e.g. 6s, 1m30s")
     p.add_argument("--warmup", default="1s", help="excluded from each run's measurement")
     p.add_argument("--out", default="out/load", help="directory for JSON, CSV and logs")
     p.add_argument(
-        "--micro-rounds", type=int, default=15, help="rounds of the micro-benchmarks (0 skips them)"
+        "--micro-rounds", type=int, default=12, help="rounds of the micro-benchmarks (0 skips them)"
     )
     a = p.parse_args(argv)
     try:
@@ -285,7 +285,7 @@ def _bench(*args: str) -> dict[str, Any]:
         return data
 
 
-GEVENT_PAIRS = 3
+GEVENT_PAIRS = 2
 
 
 def run_micro(plan: Plan) -> dict[str, Any] | None:
