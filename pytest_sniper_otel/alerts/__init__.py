@@ -17,14 +17,17 @@ Rules
           / rate(api_request_latency_ms[5m]) > 0.05               ratio of rates
         quantile(0.99, execution_latency_ms[5m]) > 2000           histogram quantile over a window
         absent(agent_health_score)                                absence
+        max(pattern_false_positive_rate) > 0.85
+          and sum(pattern_detections_total) >= 15                 every clause must hold (floors)
 
 Evaluation
     ``ev = AlertEvaluator(rules=None, *, interval=15.0, source=telemetry.metrics_snapshot)``
     (``rules=None``: the defaults). Feed it with ``ev.observe(snapshot)`` (one scrape and one
     evaluation at the snapshot's simulated time), ``ev.poll()`` (``observe(source())``),
     ``ev.observe_all(timeline)`` or ``ev.run(duration, advance)`` (poll, ``advance(interval)``,
-    repeat; ``advance`` is e.g. ``clock.tick``). Each returns the :class:`Transition` list
-    it caused. Read ``ev.states`` (name -> :class:`AlertState`: inactive, pending, firing,
+    repeat; ``advance`` is e.g. ``clock.tick`` or ``bot.run_for``; scrapes are stamped on the
+    scraper's schedule even if ``advance`` overshoots). Each returns the :class:`Transition`
+    list it caused. Read ``ev.states`` (name -> :class:`AlertState`: inactive, pending, firing,
     resolved), ``ev.history`` (every transition, with time and value), ``ev.episodes``
     (pending_at / fired_at / resolved_at per episode), ``ev.timeline()`` (one
     :class:`Evaluation` per observation), ``ev.fired()``, ``ev.report()``.
@@ -33,7 +36,8 @@ Evaluation
     the simulated clock; ``ev.start`` is the first observation.
 
     Counters are cumulative per test from their first sample: as in Prometheus, what a
-    series counted before its first scrape is not part of any rate.
+    series counted before its first scrape is not part of any rate. A series missing from a
+    snapshot is stale at once (Prometheus' staleness marker), not kept for 5 minutes.
 
 Assertions (each failure lists every transition with its time since the start)
     ``ev.assert_fired(name, *, within, after) -> delay``

@@ -270,3 +270,22 @@ def test_a_series_that_leaves_a_scrape_is_marked_stale() -> None:
     assert input_series(snaps) == [
         {"series": "circuit_breaker_open{}", "values": "_ 1.0 1.0 stale _ 1.0 stale"}
     ]
+
+
+def test_cli_verify_turns_a_saved_recording_into_a_promtool_test(
+    promtool: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROMTOOL", promtool)
+    Recording.of(run_drill(DRILLS[-1]).evaluator, "saved run").save(tmp_path / "run.json")
+    out = tmp_path / "out"
+    code = rules_cli(["verify", str(out), "--recording", str(tmp_path / "run.json"), "--no-drills"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sniper-otel-rules.yml",
+        "test-00-saved-run.yml",
+    ]
+    assert printed.count("SUCCESS") == 2
