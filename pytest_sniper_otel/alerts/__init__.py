@@ -1,7 +1,7 @@
 """Alerting on the bot's OpenTelemetry metrics: rules as data, an evaluator, Prometheus export.
 
 Rules
-    ``rule(name, expr, *, for_="2m", severity="warning", labels={}, annotations={})`` builds an
+    ``rule(name, expr, *, for_=0.0, severity="warning", labels=None, annotations=None)`` builds an
     :class:`AlertRule`; :func:`load_rules` takes rules, dicts or a JSON file and returns a
     :class:`RuleSet` validated against a metric catalogue (the reference bot's
     ``flow.catalog.METRICS`` unless ``catalog=`` names your bot's). Bad input fails at load
