@@ -147,10 +147,15 @@ class Activity:
     ended: float | None = None
     hits: int = 0
     misses: int = 0
+    # the system's own clock (epoch seconds) at inject and rollback, when a runner knows it:
+    # under clock faults it differs from scenario time
+    clock_started: float | None = None
+    clock_ended: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"started": self.started, "ended": self.ended, "hits": self.hits,
-                "misses": self.misses}
+                "misses": self.misses, "clock_started": self.clock_started,
+                "clock_ended": self.clock_ended}
 
 
 # -- base class --------------------------------------------------------------------------------
@@ -175,7 +180,7 @@ class Fault:
         self.rng = random.Random(f"{seed}:{self.name}:{index}")
         self.records: list[Activity] = []
         self.active = False
-        self.clock_now: Callable[[], float] = lambda: 0.0
+        self.clock_now: Callable[[], float | None] = lambda: None
         self._target: Any = None
 
     # lifecycle used by runners -------------------------------------------------------------
@@ -184,7 +189,7 @@ class Fault:
         if self.active:
             return
         self._target = target
-        self.records.append(Activity(started=at))
+        self.records.append(Activity(started=at, clock_started=self.clock_now()))
         self.active = True
         try:
             self.apply(target)
@@ -203,6 +208,7 @@ class Fault:
             self.revert(self._target)
         finally:
             self.records[-1].ended = at
+            self.records[-1].clock_ended = self.clock_now()
 
     def strikes(self) -> bool:
         """Draw once: does this occurrence get hit? Counted in the current activity."""

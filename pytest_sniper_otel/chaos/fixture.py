@@ -67,7 +67,7 @@ class ChaosController:
         self.clock = clock
         self.telemetry = telemetry
         self.targets = Targets()
-        self.timeline = FaultTimeline(seed)
+        self.timeline = FaultTimeline(seed, clock=clock.time)
         self.now = 0.0  # seconds since the fixture started
         self.runs: list[ScenarioRun] = []
         self._pending = list(pending)

@@ -105,8 +105,12 @@ class JournalEntry:
 class FaultTimeline:
     """Faults bound to targets, driven by a scenario-relative time ``t`` (seconds)."""
 
-    def __init__(self, seed: int, *, offset: float = 0.0, until: float = math.inf) -> None:
+    def __init__(
+        self, seed: int, *, offset: float = 0.0, until: float = math.inf,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.seed = seed
+        self.clock = clock  # the system's clock, recorded in each fault's activity
         self.offset = offset  # scenario time at which schedules' zero falls
         self.until = until  # scenario time at which every fault is rolled back
         self.entries: list[tuple[Fault, Any]] = []
@@ -114,6 +118,8 @@ class FaultTimeline:
 
     def add(self, spec: FaultSpec, target: Any) -> Fault:
         f = spec.build(len(self.entries), self.seed)
+        if self.clock is not None:
+            f.clock_now = self.clock
         self.entries.append((f, target))
         return f
 
@@ -202,13 +208,17 @@ class ScenarioRun:
     error: str | None = None
 
     def window(self, index: int) -> tuple[float, float]:
-        """Epoch seconds (bot clock at the run's start + scenario time) when fault ``index``
-        was first injected and last rolled back."""
+        """The bot's clock (epoch seconds) when fault ``index`` was first injected and last
+        rolled back: what span and ledger times compare against, even under clock faults."""
         f = self.faults[index]
         if not f.records:
             raise LookupError(f"fault {f.name} was never injected")
+        first, last = f.records[0], f.records[-1]
         base = self.t0 + self.scenario.warmup
-        return base + f.records[0].started, base + (f.records[-1].ended or math.inf)
+        start = first.clock_started if first.clock_started is not None else base + first.started
+        end = last.clock_ended if last.clock_ended is not None else (
+            base + last.ended if last.ended is not None else math.inf)
+        return start, end
 
     def spans_between(self, name: str, start: float, end: float) -> list[Any]:
         """Spans called ``name`` that started within [start, end) (epoch seconds)."""
@@ -408,7 +418,7 @@ def _execute(
     run.export_timeout = pipeline.export_timeout
     warm, method_end, total = scenario.warmup, scenario.warmup + scenario.duration, scenario.total
     evaluator = evaluator_cls(rules, interval=EVALUATION_INTERVAL)
-    timeline = FaultTimeline(run.seed, offset=warm, until=method_end)
+    timeline = FaultTimeline(run.seed, offset=warm, until=method_end, clock=clock.time)
     run.telemetry = telemetry
     noise = set(run.baseline_alerts)
     with pipeline.enabled():

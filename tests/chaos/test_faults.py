@@ -96,7 +96,8 @@ def test_overlapping_call_faults_stack_and_roll_back_in_any_order() -> None:
     limit.rollback(at=8.0)
     assert client.transport is client.original
     assert [a.to_json() for a in limit.records] == [
-        {"started": 5.0, "ended": 8.0, "hits": 1, "misses": 0}]
+        {"started": 5.0, "ended": 8.0, "hits": 1, "misses": 0, "clock_started": None,
+         "clock_ended": None}]
     assert slow.records[0].hits == 2
 
 

@@ -66,8 +66,11 @@ def test_rate_limited_window(client, chaos):
     assert client.statuses[:10] == [200] * 10
     assert client.statuses[10:30] == [429] * 20
     assert client.statuses[30:] == [200] * 30
+    start = 1767225600.0  # the clock fixture's default start, 2026-01-01T00:00:00Z
     assert [a.to_json() for a in limit.records] == [
-        {"started": 10.0, "ended": 30.0, "hits": 20, "misses": 0}]
+        {"started": 10.0, "ended": 30.0, "hits": 20, "misses": 0,
+         # each 429 costs 10 ms of simulated time, so the clock ran 0.2 s ahead
+         "clock_started": start + 10, "clock_ended": pytest.approx(start + 30.2)}]
 
 
 def test_fails_while_a_fault_is_active(client, chaos):
