@@ -501,6 +501,9 @@ class ExecutionAgent(Agent):
         )
         if state is not None and state.executed_qty > 0:
             self._track_position(intent, state)
+            # A fill moved money: the cached free balance is stale, and risk would approve
+            # orders the account can no longer pay for.
+            desk.cache.delete("account:balances", reason="balance_changed")
         success = outcome in (Outcome.FILLED, Outcome.PARTIALLY_FILLED)
         self.note(success)
         desk.metrics.record_execution_latency(intent.symbol, (time.monotonic() - started) * 1000.0,

@@ -254,19 +254,20 @@ def test_model_knobs_make_false_positives_and_slow_inference(
 @pytest.mark.sniper_bot(seed=1, config=BotConfig(
     listings=listings(100, 105), conditions=CALM, initial_balance=1_000.0,
     max_position_usd=950.0, max_position_fraction=0.9, max_exposure_fraction=1.0))
-def test_a_stale_cached_balance_meets_insufficient_balance_at_the_exchange(
+def test_a_fill_invalidates_the_cached_balance_so_risk_sizes_from_a_fresh_one(
     sniper_bot: SniperBot, telemetry
 ) -> None:
     sniper_bot.run_for(106)
-    first, second = sniper_bot.ledger
+    [first] = sniper_bot.ledger
     assert first.outcome == Outcome.FILLED
-    # risk sized the second entry from the balance cached before the first fill
-    assert second.outcome == Outcome.REJECTED
-    assert second.reason == "30004 insufficient balance"
+    assert telemetry.metric("cache_invalidations_total",
+                            attributes={"reason": "balance_changed"}).value == 1
+    # the second entry is refused by risk (fresh balance), not by the exchange (stale one)
     [risk] = telemetry.find_spans("risk-assessment", attributes={"trading.symbol": "L001USDT"})
+    assert risk.attributes["risk.reason"] == "max_exposure"
     [check] = [c for c in risk.children if c.name == "portfolio-check"]
-    assert check.attributes["portfolio.free_usd"] == 1_000.0
-    assert [c.attributes["redis.hit"] for c in check.children if c.name == "redis.get"] == ["true"]
+    assert check.attributes["portfolio.free_usd"] == pytest.approx(1_000.0 - first.filled_quote)
+    assert [c.attributes["redis.hit"] for c in check.children if c.name == "redis.get"] == ["false"]
     assert sniper_bot.reconcile() == []
 
 

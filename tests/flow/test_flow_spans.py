@@ -112,6 +112,7 @@ def test_snipe_tree_assesses_risk_then_places_polls_and_tracks(
                           children=[span("mexc-api-request",
                                          attributes={"mexc.endpoint": "order.status"})]),
                      span("track-position", attributes={"position.qty": above(0)}),
+                     span("redis.del", attributes={"redis.key": "account:balances"}),
                  ], exact=True),
         ], exact=True,
     ))
@@ -135,7 +136,7 @@ def test_safety_and_exit_trees(sniper_bot: SniperBot, telemetry) -> None:
         "workflow-execution", attributes={"workflow.name": "position-exit"},
         children=[span("trading-execution-flow", status="OK",
                        attributes={"order.side": "SELL", "order.outcome": "filled"},
-                       children=["place-order", "poll-order-status", "track-position"],
+                       children=["place-order", "poll-order-status", "track-position", "redis.del"],
                        exact=True)],
     ))
     telemetry.assert_no_span("risk-assessment", attributes={"risk.approved": False})
