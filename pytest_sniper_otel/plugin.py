@@ -59,6 +59,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed of chaos faults and scenarios: an int, or 'random' (printed in the header)",
     )
     parser.addini("sniper_otel_chaos_seed", "default for --sniper-otel-chaos-seed", default="0")
+    group.addoption(
+        "--sniper-otel-chaos-journal",
+        default=None,
+        metavar="DIR",
+        help="write the JSON journal of every chaos scenario run (chaos.run) into DIR",
+    )
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists: its markup decides colour
@@ -186,6 +192,8 @@ def chaos(
     with controller(
         seed=request.config.stash[_CHAOS_SEED], clock=clock, telemetry=telemetry,
         marker_args=marker.args if marker else (), marker_kwargs=marker.kwargs if marker else {},
+        journal_dir=request.config.getoption("--sniper-otel-chaos-journal"),
+        test_id=request.node.nodeid,
     ) as ctl:
         yield ctl
 

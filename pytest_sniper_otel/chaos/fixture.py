@@ -24,8 +24,10 @@ passed, failed or raised.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .faults import Fault, FaultError, FaultSpec, Schedule
@@ -209,7 +211,8 @@ class ChaosController:
 @contextmanager
 def controller(
     *, seed: int, clock: SimClock, telemetry: Telemetry, marker_args: tuple[Any, ...] = (),
-    marker_kwargs: dict[str, Any] | None = None,
+    marker_kwargs: dict[str, Any] | None = None, journal_dir: str | None = None,
+    test_id: str = "",
 ) -> Iterator[ChaosController]:
     faults, marker_seed = marker_options(*marker_args, **(marker_kwargs or {}))
     c = ChaosController(seed=seed if marker_seed is None else marker_seed, clock=clock,
@@ -217,7 +220,19 @@ def controller(
     try:
         yield c
     finally:
-        c.close()
+        try:
+            c.close()
+        finally:
+            if journal_dir:
+                write_journals(c.runs, Path(journal_dir), test_id)
+
+
+def write_journals(runs: Sequence[ScenarioRun], directory: Path, test_id: str) -> None:
+    """One ``<test id>--<scenario>.json`` per run (pass or fail), for CI artifacts."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id).strip("_") or "chaos"
+    for run in runs:
+        run.write_journal(directory / f"{stem}--{run.scenario.name}.json")
 
 
 def parse_seed(value: str | int | None) -> int:

@@ -113,3 +113,23 @@ def test_not_a_spec(chaos):
         "*FaultError: sniper_otel_chaos takes fault(...) specs as positional arguments, "
         "got 'exchange.http_error'*",
     ])
+
+
+def test_journals_are_written_for_ci(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+from pytest_sniper_otel.chaos import Scenario, fault
+
+QUICK = Scenario(name="quick", title="t", faults=[fault("redis.outage", start=10, duration=30)],
+                 warmup=10.0, duration=60.0, recovery=10.0, baseline=False)
+
+
+def test_quick(chaos):
+    chaos.run(QUICK, check=False)
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--sniper-otel-chaos-journal=out")
+    result.assert_outcomes(passed=1)
+    journal = pytester.path / "out" / "test_journals_are_written_for_ci.py_test_quick--quick.json"
+    import json
+
+    data = json.loads(journal.read_text())
+    assert data["experiment"]["name"] == "quick" and data["run"][0]["fault"] == "redis.outage"
