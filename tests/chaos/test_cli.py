@@ -18,10 +18,10 @@ def _module(directory: Path, name: str, body: str) -> None:
     (directory / f"scenario_{name}.py").write_text(HEADER + body, encoding="utf-8")
 
 
-def _scenario(name: str, faults: str, alerts: str = "") -> str:
+def _scenario(name: str, faults: str, alerts: str = "", tags: str = "{}") -> str:
     return (
         f"SCENARIO = Scenario(name={name!r}, title='a quick one', faults=[{faults}],"
-        f" alerts=[{alerts}], **{QUICK!r})\n"
+        f" alerts=[{alerts}], tags={tags}, **{QUICK!r})\n"
     )
 
 
@@ -121,3 +121,37 @@ def test_the_repository_suite_is_found_and_valid() -> None:
     assert all(s.total >= 600 for s in scenarios)
     targets = {spec.target for s in scenarios for spec in s.faults}
     assert targets == {"exchange", "market", "feed", "redis", "clock", "model", "telemetry"}
+
+
+@pytest.mark.real_redis
+def test_redis_url_runs_the_suite_on_a_real_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    url = os.environ.get("SNIPER_OTEL_REDIS_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail("CI is set but SNIPER_OTEL_REDIS_URL is not")
+        pytest.skip("set SNIPER_OTEL_REDIS_URL=redis://host:port/db to run against a real Redis")
+    suite = tmp_path / "suite"
+    _module(suite, "outage", _scenario(
+        "outage", "fault('redis.outage', start=30, duration=180)",
+        "expect_alert('RedisUnavailable', within='3m', resolves_within='2m')"))
+    _module(suite, "pause", _scenario("pause", "fault('redis.client_pause', start=30, duration=60)",
+                                      tags="{'requires': 'real_redis'}"))
+    code = main(["chaos", "--path", str(suite), "--no-progress", "--redis-url", url])
+    out, _ = capsys.readouterr()
+    assert code == 0, out
+    assert out.splitlines()[0].endswith("2 scenarios, seed 0, redis, simulated clock")
+    assert "redis.client_pause x" in out
+
+
+def test_redis_url_that_does_not_answer_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite"
+    _module(suite, "a", _scenario("a", "fault('redis.outage')"))
+    code = main(["chaos", "--path", str(suite), "--redis-url", "redis://127.0.0.1:1/0"])
+    assert code == 2
+    assert "--redis-url redis://127.0.0.1:1/0 is not reachable" in capsys.readouterr().err
