@@ -83,29 +83,55 @@ def spans_ended(run: ScenarioRun) -> CheckResult:
 
 
 def logs_correlated(run: ScenarioRun) -> CheckResult:
-    logs = [r for r in run.telemetry.logs if r.severity_number >= 13]  # WARN and above
+    logs = run.telemetry.logs
     known = {(s.context.trace_id, s.context.span_id) for s in run.spans if s.context is not None}
     bad = [r for r in logs if (r.trace_id, r.span_id) not in known]
     if bad:
         return _broken("logs_correlated", [f"uncorrelated: {r.describe()}" for r in bad])
-    return _ok("logs_correlated", f"{len(logs)} warning/error logs carry a captured span's ids")
+    warnings = sum(r.severity_number >= 13 for r in logs)
+    return _ok("logs_correlated", f"{len(logs)} logs ({warnings} warnings/errors) carry a "
+               "captured span's ids")
+
+
+def _has_exception(span: Any) -> bool:
+    return any(e.name == "exception" for e in span.events)
 
 
 def error_spans_carry_exception(run: ScenarioRun) -> CheckResult:
+    """Every ERROR span records its exception, or (an outcome like "rejected") says why in
+    its status and has a descendant that recorded the exception behind it."""
+    children: dict[int, list[Any]] = defaultdict(list)
+    for s in run.spans:
+        if s.parent is not None:
+            children[s.parent.span_id].append(s)
+
+    def caused_below(span: Any) -> bool:
+        stack = list(children.get(span.context.span_id, ()))
+        while stack:
+            child = stack.pop()
+            if child.status.status_code is StatusCode.ERROR and _has_exception(child):
+                return True
+            stack.extend(children.get(child.context.span_id, ()))
+        return False
+
     errors = [s for s in run.spans if s.status.status_code is StatusCode.ERROR]
     bad = []
+    own = 0
     for s in errors:
-        events = [e for e in s.events if e.name == "exception"]
-        if not events and not (s.status.description or "").strip():
-            bad.append(f"{s.name}: ERROR status with neither an exception event nor a description")
-        elif events and not all((e.attributes or {}).get("exception.type") for e in events):
-            bad.append(f"{s.name}: exception event without exception.type")
-    with_event = sum(any(e.name == "exception" for e in s.events) for s in errors)
+        if _has_exception(s):
+            own += 1
+            if not all((e.attributes or {}).get("exception.type")
+                       for e in s.events if e.name == "exception"):
+                bad.append(f"{s.name}: exception event without exception.type")
+        elif not (s.status.description or "").strip():
+            bad.append(f"{s.name}: ERROR status with no exception and no description")
+        elif not caused_below(s):
+            bad.append(f"{s.name} ({s.status.description}): no exception on it or below it")
     if bad:
         return _broken("error_spans_carry_exception", bad)
     return _ok("error_spans_carry_exception",
-               f"{len(errors)} error spans, {with_event} with an exception event, "
-               "the rest with a status description")
+               f"{len(errors)} error spans: {own} record their exception, "
+               f"{len(errors) - own} outcomes point to one below them")
 
 
 def retries_are_error_siblings(run: ScenarioRun) -> CheckResult:
