@@ -111,3 +111,33 @@ def test_a_crash_mid_run_is_an_error_and_faults_are_still_rolled_back() -> None:
     assert not f.active and f.records[0].ended is not None
     assert run.bot.model.knobs.inference_slowdown == 1.0
     assert run.to_json()["status"] == "aborted"
+
+
+def test_checks_catch_a_leaked_span_and_an_uncorrelated_log() -> None:
+    import logging
+    from dataclasses import dataclass
+
+    from opentelemetry import trace
+
+    from pytest_sniper_otel.chaos.faults import Fault, register
+
+    @register
+    @dataclass
+    class Sloppy(Fault):
+        """Instrumentation gone wrong: a span that never ends, a log outside any span."""
+
+        name = "model.test_sloppy"
+        target = "model"
+
+        def apply(self, target: Any) -> None:
+            self.leaked = trace.get_tracer("sloppy").start_span("leaked-span")
+            logging.getLogger("sniper.sloppy").warning("logged outside any span")
+
+    run = run_scenario(_scenario(faults=[fault("model.test_sloppy", start=10, duration=20)]))
+    broken = {c.name: c.detail for c in run.broken}
+    assert broken == {
+        "spans_ended": "leaked-span never ended",
+        "logs_correlated": broken["logs_correlated"],
+    }
+    assert broken["logs_correlated"].startswith("uncorrelated: WARN  sniper.sloppy: logged "
+                                                "outside any span [uncorrelated]")
