@@ -335,7 +335,16 @@ def run_scenario(
     run = ScenarioRun(scenario, run_seed, started=dt.datetime.now(dt.UTC).isoformat())
     wall0 = _wall()
     if scenario.baseline and scenario.faults:
-        run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step)
+        fresh = _baseline_key(scenario, run_seed, rules, redis) not in _BASELINES
+        if fresh and progress is not None:
+            # an uncached baseline costs as much as the run: show it as the first half
+            outer = progress
+            outer(scenario.name, 0.0)
+            run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step,
+                                     lambda _, f: outer(scenario.name, f / 2))
+            progress = lambda name, f: outer(name, 0.5 + f / 2)  # noqa: E731
+        else:
+            run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step)
         run.baseline_alerts = list(run.baseline.unexpected_alerts)
     with ExitStack() as stack:
         if clock is None:
@@ -360,12 +369,16 @@ def run_scenario(
 _BASELINES: dict[tuple[Any, ...], ScenarioRun] = {}
 
 
+def _baseline_key(scenario: Scenario, seed: int, rules: RuleSet, redis: Any) -> tuple[Any, ...]:
+    return (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
+
+
 def _baseline(
     scenario: Scenario, seed: int, clock: SimClock | None, redis: Any, rules: RuleSet,
-    step: float,
+    step: float, progress: Progress | None = None,
 ) -> ScenarioRun:
     """The same bot, seed and duration without any fault (cached per process)."""
-    key = (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
+    key = _baseline_key(scenario, seed, rules, redis)
     cached = _BASELINES.get(key)
     if cached is not None:
         return cached
@@ -387,7 +400,7 @@ def _baseline(
                 clock = stack.enter_context(SimClock())
             window = stack.enter_context(session.capture())
             result = run_scenario(control, seed=seed, telemetry=window, clock=clock,
-                                  redis=redis, rules=rules, step=step)
+                                  redis=redis, rules=rules, step=step, progress=progress)
     finally:
         session.current = outer
     if result.error is not None:
