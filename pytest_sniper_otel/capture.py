@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -261,3 +262,53 @@ def install_session() -> SessionTelemetry:
 
 def installed_session() -> SessionTelemetry | None:
     return _SESSION
+
+
+def preview() -> str:
+    """What the first capture will install or attach to, read from the global providers as
+    they are now without touching them; once installed, what it did.
+
+    The report header uses this. Installing at header time would pre-empt a provider that
+    a session fixture installs later (the SDK ignores a second set_tracer_provider): the
+    user's exporters would go dark, and only in runs that print a header.
+    """
+    if _SESSION is not None:
+        return _SESSION.describe()
+    from opentelemetry import _logs, metrics, trace
+
+    from .logs import is_sdk_logger_provider
+
+    plan: dict[str, str] = {}
+    tracer_provider = trace.get_tracer_provider()
+    if isinstance(tracer_provider, trace.ProxyTracerProvider):
+        plan["traces"] = "install SDK TracerProvider"
+    elif _is_loaded_instance(tracer_provider, "opentelemetry.sdk.trace", "TracerProvider"):
+        plan["traces"] = f"attach to {_describe(tracer_provider)}"
+    else:
+        plan["traces"] = f"UNAVAILABLE ({_describe(tracer_provider)})"
+    meter_provider = metrics.get_meter_provider()
+    if _is_loaded_instance(meter_provider, "opentelemetry.sdk.metrics", "MeterProvider"):
+        if _READER is not None and getattr(_READER, "_collect", None) is not None:
+            plan["metrics"] = f"read {_describe(meter_provider)} via metric_reader()"
+        else:
+            plan["metrics"] = f"UNAVAILABLE (foreign {_describe(meter_provider)})"
+    elif "Proxy" in type(meter_provider).__name__:
+        plan["metrics"] = "install SDK MeterProvider (DELTA reader)"
+    else:
+        plan["metrics"] = f"UNAVAILABLE ({_describe(meter_provider)})"
+    logger_provider = _logs.get_logger_provider()
+    if is_sdk_logger_provider(logger_provider, load=False):
+        plan["logs"] = f"attach to {_describe(logger_provider)}"
+    elif "Proxy" in type(logger_provider).__name__:
+        plan["logs"] = "install SDK LoggerProvider + logging bridge"
+    else:
+        plan["logs"] = f"UNAVAILABLE ({_describe(logger_provider)})"
+    return "on first use of the telemetry fixture: " + "; ".join(
+        f"{k}: {v}" for k, v in plan.items()
+    )
+
+
+def _is_loaded_instance(obj: object, module: str, name: str) -> bool:
+    # Without importing the SDK: if it isn't imported, nothing is an instance of its classes.
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(obj, getattr(loaded, name))

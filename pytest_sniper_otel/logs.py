@@ -7,6 +7,7 @@ of it lives in this module so that a rename upstream touches one place.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,11 @@ def new_logger_provider() -> LoggerProvider:
     return LoggerProvider()
 
 
-def is_sdk_logger_provider(provider: object) -> bool:
+def is_sdk_logger_provider(provider: object, *, load: bool = True) -> bool:
+    """Whether ``provider`` is the SDK's LoggerProvider. ``load=False``: don't import the SDK
+    to find out (if it isn't imported, nothing can be an instance of its classes)."""
+    if not load and "opentelemetry.sdk._logs" not in sys.modules:
+        return False
     from opentelemetry.sdk._logs import LoggerProvider
 
     return isinstance(provider, LoggerProvider)

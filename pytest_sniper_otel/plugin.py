@@ -108,12 +108,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     seed = config.stash[_CHAOS_SEED]
     chaos = f"sniper-otel chaos seed: {seed} (reproduce with --sniper-otel-chaos-seed={seed})"
-    # A provider a conftest already installed is attached to now, so the header tells the
-    # truth; otherwise installing waits for the first test that asks for `telemetry`.
+    # What the first `telemetry` will install or attach to, read without installing: a
+    # provider set later by a session fixture must still win. No OTel imported yet: nothing
+    # to read, and importing it here would cost every run.
     if "opentelemetry.trace" in sys.modules:
-        from .capture import install_session
+        from .capture import preview
 
-        return [f"sniper-otel: {install_session().describe()}", chaos]
+        return [f"sniper-otel: {preview()}", chaos]
     return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture",
             chaos]
 

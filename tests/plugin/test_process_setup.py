@@ -11,9 +11,14 @@ from __future__ import annotations
 import pytest
 from pytester_helpers import assert_failures, literal, run_subprocess
 
+WILL_INSTALL = (
+    "sniper-otel: on first use of the telemetry fixture: traces: install SDK TracerProvider; "
+    "metrics: install SDK MeterProvider (DELTA reader); logs: install SDK LoggerProvider + "
+    "logging bridge"
+)
 INSTALLED = (
-    "sniper-otel: traces: installed SDK TracerProvider; metrics: installed SDK MeterProvider "
-    "(DELTA reader); logs: installed SDK LoggerProvider + logging bridge"
+    "traces: installed SDK TracerProvider; metrics: installed SDK MeterProvider (DELTA reader); "
+    "logs: installed SDK LoggerProvider + logging bridge"
 )
 
 IMPORT_TIME_CONFTEST = '''
@@ -71,8 +76,8 @@ def test_import_time_tracer_before_any_provider(pytester: pytest.Pytester) -> No
     pytester.makepyfile(test_isolation=ISOLATION_TESTS)
     result = run_subprocess(pytester, "-p", "no:randomly")
     result.assert_outcomes(passed=7, failed=1)
-    # A conftest imported opentelemetry, so the header installs now and says so.
-    result.stdout.fnmatch_lines([literal(INSTALLED)])
+    # A conftest imported opentelemetry: the header reads the providers (and installs none).
+    result.stdout.fnmatch_lines([literal(WILL_INSTALL)])
     result.stdout.fnmatch_lines(
         ["*- Captured telemetry call -*", "spans (1):", "   doomed [[]UNSET[]] *ms"]
     )
@@ -92,7 +97,7 @@ def test_under_xdist_two_workers(pytester: pytest.Pytester) -> None:
 
 def test_header_before_opentelemetry_is_imported(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_lazy="""
+        test_lazy=f"""
         import sys
 
         from opentelemetry import metrics, trace
@@ -110,12 +115,12 @@ def test_header_before_opentelemetry_is_imported(pytester: pytest.Pytester) -> N
 
         def test_installs_on_first_use(telemetry):
             from pytest_sniper_otel.capture import installed_session
-            assert installed_session().describe() == "{}"
+            assert installed_session().describe() == "{INSTALLED}"
             with tracer.start_as_current_span("late"):
                 orders.add(2)
             assert [s.name for s in telemetry.spans] == ["late"]
             assert telemetry.metric("orders_total").value == 2
-        """.format(INSTALLED.removeprefix("sniper-otel: "))
+        """
     )
     result = run_subprocess(pytester, "-p", "no:randomly")
     result.assert_outcomes(passed=2)
@@ -181,9 +186,10 @@ def test_providers_installed_by_a_conftest(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             literal(
-                "sniper-otel: traces: attached to opentelemetry.sdk.trace.TracerProvider; "
+                "sniper-otel: on first use of the telemetry fixture: traces: attach to "
+                "opentelemetry.sdk.trace.TracerProvider; "
                 f"metrics: UNAVAILABLE (foreign {meter_provider}); "
-                "logs: attached to opentelemetry.sdk._logs._internal.LoggerProvider"
+                "logs: attach to opentelemetry.sdk._logs._internal.LoggerProvider"
             )
         ]
     )
@@ -243,8 +249,9 @@ def test_meter_provider_built_with_metric_reader(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "sniper-otel: traces: installed SDK TracerProvider; metrics: reading "
-            "opentelemetry.sdk.metrics._internal.MeterProvider via metric_reader(); logs: *"
+            "sniper-otel: on first use of the telemetry fixture: traces: install SDK "
+            "TracerProvider; metrics: read opentelemetry.sdk.metrics._internal.MeterProvider "
+            "via metric_reader(); logs: *"
         ]
     )
 
@@ -267,9 +274,56 @@ def test_non_sdk_tracer_provider(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "sniper-otel: traces: UNAVAILABLE (opentelemetry.trace.NoOpTracerProvider); *",
+            "sniper-otel: on first use of the telemetry fixture: traces: UNAVAILABLE "
+            "(opentelemetry.trace.NoOpTracerProvider); *",
             "E   *CaptureUnavailable: sniper-otel cannot capture traces: the global TracerProvider "
             "is opentelemetry.trace.NoOpTracerProvider, not an SDK TracerProvider; the plugin "
             "cannot attach a span processor to it",
         ]
     )
+
+
+SESSION_FIXTURE_CONFTEST = """
+import pytest
+from opentelemetry import trace  # an initial conftest imports OTel: the header reads it
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+EXPORTED = InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def otel_pipeline():
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(EXPORTED))
+    trace.set_tracer_provider(provider)
+    yield
+"""
+
+
+@pytest.mark.parametrize("verbosity", ["-v", "-q"])
+def test_provider_installed_by_a_session_fixture(pytester: pytest.Pytester, verbosity: str) -> None:
+    # The header runs before any fixture. Had it installed providers, the session fixture's
+    # set_tracer_provider would be ignored and its exporter get nothing, in runs that print
+    # a header (not under -q). The plugin attaches on first use instead.
+    pytester.makeconftest(SESSION_FIXTURE_CONFTEST)
+    pytester.makepyfile(
+        test_pipeline="""
+        from opentelemetry import trace
+
+        from conftest import EXPORTED
+        from pytest_sniper_otel.capture import installed_session
+
+        def test_captured_and_exported(telemetry):
+            with trace.get_tracer("bot").start_as_current_span("s"):
+                pass
+            assert [s.name for s in telemetry.spans] == ["s"]
+            assert [s.name for s in EXPORTED.get_finished_spans()] == ["s"]
+            assert installed_session().setup["traces"] == (
+                "attached to opentelemetry.sdk.trace.TracerProvider"
+            )
+        """
+    )
+    result = run_subprocess(pytester, verbosity)
+    result.assert_outcomes(passed=1)
