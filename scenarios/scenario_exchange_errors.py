@@ -1,6 +1,6 @@
 """Exchange 5xx errors: the client retries with backoff and trading carries on.
 
-For four minutes, 40% of MEXC calls answer ``503 Service Unavailable``. The exchange
+For five minutes, 60% of MEXC calls answer ``503 Service Unavailable``. The exchange
 client retries each failed attempt with capped exponential backoff, so every retry shows up
 as a sibling ``mexc-api-request`` span after an ERROR attempt, and ``api_request_latency_ms``
 counts the failures by ``outcome``. The error-ratio alert must notice within seven minutes
@@ -15,9 +15,11 @@ from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
 
 SCENARIO = Scenario(
     name="exchange_errors",
-    title="40% of exchange calls fail with 503 for four minutes",
+    title="60% of exchange calls fail with 503 for five minutes",
     faults=[
-        fault("exchange.http_error", start="1m", duration="4m", probability=0.4, status=503),
+        # Dense enough that each endpoint's error series is scraped more than once: a series'
+        # first sample is not an increase, so sparse errors are invisible to rate().
+        fault("exchange.http_error", start="1m", duration="5m", probability=0.6, status=503),
     ],
     # The rule looks at a 5 minute rate and must hold for 2 minutes; with a call every few
     # seconds the error series needs a few scrapes to exist, so allow window + for.
