@@ -196,6 +196,20 @@ def scorecard(result: SuiteResult) -> str:
     lines.append("")
     lines.append("alerts e/f/r: expected / fired within their window / resolved after rollback;"
                  " detection: delay from fault start to firing")
+    wanted = [(r.scenario.name, a) for r in result.runs for a in r.alert_results]
+    if wanted:
+        lines.append("")
+        lines.append("expected alerts:")
+        name_w = max(len(n) for n, _ in wanted)
+        alert_w = max(len(a["alert"]) for _, a in wanted)
+        for name, a in wanted:
+            fired = (f"fired +{a['detection_delay']:.0f}s (window {a['expected_within']:.0f}s)"
+                     if a["fired"] else "never fired")
+            resolved = (f"resolved +{a['resolution_delay']:.0f}s after rollback"
+                        if a["resolved"] else "not resolved")
+            mark = "ok" if not a["problem"] else "BROKEN"
+            lines.append(f"  {name:<{name_w}}  {a['alert']:<{alert_w}}  {fired:<28}  "
+                         f"{resolved:<32}  {mark}")
     for run in result.runs:
         if not run.ok:
             lines.append("")
