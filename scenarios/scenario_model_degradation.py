@@ -61,7 +61,8 @@ SCENARIO = Scenario(
     duration=1680.0,
     # the rule's 15 minute median must tip, then hold for 5 minutes
     # the rule's window (15m) plus its for (5m)
-    alerts=[expect_alert("ModelConfidenceDrift", within="20m", resolves_within="10m")],
+    alerts=[expect_alert("ModelConfidenceDrift", within="20m", resolves_within="10m",
+                         cause="model.confidence_drift")],
     recovery=600.0,
     breaker="any",
     verify=_degradation_observed,

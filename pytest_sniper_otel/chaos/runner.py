@@ -545,13 +545,13 @@ def _hypothesis(
 def _alert_results(
     run: ScenarioRun, scenario: Scenario, evaluator: AlertEvaluator, t0: float
 ) -> None:
-    start_rel, end_rel = scenario.fault_window()
-    fault_start = t0 + scenario.warmup + start_rel
-    rollback = t0 + scenario.warmup + end_rel
     start = evaluator.start
     run.transitions = [tr.describe(start) for tr in evaluator.history]
     expected = {a.alert for a in scenario.alerts}
     for a in scenario.alerts:
+        start_rel, end_rel = scenario.fault_window(a.cause)
+        fault_start = t0 + scenario.warmup + start_rel
+        rollback = t0 + scenario.warmup + end_rel
         delay = evaluator.detection_delay(a.alert, fault_start)
         fired = [e for e in evaluator.episodes if e.rule == a.alert and e.fired_at is not None]
         # the last episode's resolution, counted from the rollback (0 if it came earlier)
@@ -571,7 +571,7 @@ def _alert_results(
                 problem = (f"{a.alert} resolved {resolution:g}s after rollback, later than "
                            f"{a.resolves_within:g}s")
         run.alert_results.append({
-            "alert": a.alert, "expected_within": a.within,
+            "alert": a.alert, "cause": a.cause or "all faults", "expected_within": a.within,
             "fired": delay is not None, "detection_delay": delay,
             "resolved": resolution is not None, "resolution_delay": resolution,
             "problem": problem,

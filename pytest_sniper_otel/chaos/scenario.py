@@ -48,27 +48,30 @@ BREAKER = ("closed", "opens_and_closes", "any")
 
 @dataclass(frozen=True)
 class AlertExpectation:
-    """``alert`` fires within ``within`` seconds of the first fault's start and resolves
-    within ``resolves_within`` seconds of the last rollback."""
+    """``alert`` fires within ``within`` seconds of its cause's start and resolves within
+    ``resolves_within`` seconds of the cause's rollback. The cause is the first fault named
+    ``cause``, or all of the scenario's faults (first start, last rollback) when None."""
 
     alert: str
     within: float = 300.0
     resolves_within: float | None = 300.0
+    cause: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"alert": self.alert, "within": self.within,
-                "resolves_within": self.resolves_within}
+                "resolves_within": self.resolves_within, "cause": self.cause}
 
 
 def expect_alert(
-    alert: str, *, within: float | str = "5m", resolves_within: float | str | None = "5m"
+    alert: str, *, within: float | str = "5m", resolves_within: float | str | None = "5m",
+    cause: str | None = None,
 ) -> AlertExpectation:
     """An alert that must fire within ``within`` of the fault and resolve after rollback."""
     w = seconds(within, what="within")
     r = None if resolves_within is None else seconds(resolves_within, what="resolves_within")
     if w <= 0 or (r is not None and r <= 0):
         raise FaultError(f"alert {alert!r}: within and resolves_within must be > 0")
-    return AlertExpectation(alert, w, r)
+    return AlertExpectation(alert, w, r, cause)
 
 
 @dataclass(frozen=True)
@@ -134,9 +137,14 @@ class Scenario:
         if self.breaker not in BREAKER:
             raise FaultError(f"{where}: breaker must be one of {', '.join(BREAKER)}, "
                              f"got {self.breaker!r}")
+        names = [spec.name for spec in self.faults]
         for expectation in self.alerts:
             if not isinstance(expectation, AlertExpectation):
                 raise FaultError(f"{where}: alerts must be expect_alert(...), got {expectation!r}")
+            if expectation.cause is not None and expectation.cause not in names:
+                raise FaultError(f"{where}: alert {expectation.alert!r} names cause "
+                                 f"{expectation.cause!r}, which is not one of its faults "
+                                 f"({', '.join(names) or 'none'})")
 
     @property
     def total(self) -> float:
@@ -157,12 +165,14 @@ class Scenario:
                     f"defines{hint} (alerts: {', '.join(names)})"
                 )
 
-    def fault_window(self) -> tuple[float, float]:
-        """(first start, last end) of the faults, relative to the method's start."""
-        if not self.faults:
+    def fault_window(self, cause: str | None = None) -> tuple[float, float]:
+        """(first start, last end) of the faults (those named ``cause`` if given: the first
+        of them), relative to the method's start."""
+        faults = [f for f in self.faults if cause in (None, f.name)][: 1 if cause else None]
+        if not faults:
             return (0.0, 0.0)
-        start = min(f.schedule.start for f in self.faults)
-        end = max(min(f.schedule.end, self.duration) for f in self.faults)
+        start = min(f.schedule.start for f in faults)
+        end = max(min(f.schedule.end, self.duration) for f in faults)
         return (start, end)
 
     def to_json(self) -> dict[str, Any]:

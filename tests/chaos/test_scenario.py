@@ -33,6 +33,9 @@ def _scenario(**overrides: Any) -> Scenario:
         ({"faults": ["redis.outage"]},
          "scenario 't': faults must be fault(...) specs, got 'redis.outage'"),
         ({"name": "has space"}, "scenario name 'has space' must be letters, digits and _"),
+        ({"alerts": [expect_alert("RedisUnavailable", cause="redis.latency")]},
+         "scenario 't': alert 'RedisUnavailable' names cause 'redis.latency', which is not one "
+         "of its faults (redis.outage)"),
     ],
 )
 def test_bad_scenarios_are_named(overrides: dict[str, Any], message: str) -> None:
