@@ -133,3 +133,22 @@ def test_quick(chaos):
 
     data = json.loads(journal.read_text())
     assert data["experiment"]["name"] == "quick" and data["run"][0]["fault"] == "redis.outage"
+
+
+def test_bind_bot_drives_faults_against_the_sniper_bot(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+from pytest_sniper_otel.chaos import fault
+
+
+def test_outage_then_recovery(sniper_bot, chaos, telemetry):
+    chaos.bind_bot(sniper_bot)
+    outage = chaos.add(fault("redis.outage", start=60, duration=120))
+    chaos.advance(300, step=5.0, run=sniper_bot.run_for)
+    assert outage.records[0].started == 60 and outage.records[0].ended == 180
+    assert outage.total_hits() == sniper_bot.cache.errors > 0
+    failed = telemetry.metric("cache_operation_latency_ms", {"result": "error"}).count
+    assert failed == sniper_bot.cache.errors
+    assert "get_connection" not in vars(sniper_bot.cache.client.connection_pool)
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
