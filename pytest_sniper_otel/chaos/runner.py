@@ -358,9 +358,9 @@ def run_scenario(
         try:
             _execute(run, scenario, clock, telemetry, redis, rules, AlertEvaluator, progress,
                      step)
-        except FaultError:
-            raise
-        except Exception as exc:  # a crash is a broken run, reported with its cause
+        except Exception as exc:
+            # Input was validated above; anything raised now (a fault that cannot act on
+            # its target, a crash) is a broken run, reported with its cause.
             run.error = f"{type(exc).__name__}: {exc}"
     run.wall_seconds = _wall() - wall0
     return run
