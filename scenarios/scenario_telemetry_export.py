@@ -1,6 +1,6 @@
 """Telemetry failures: the exporter raises, hangs, crawls, and the queue overflows.
 
-In turn: the span exporter raises (collector down), hangs (a real 50 ms wait, then the
+In turn: the span exporter raises (collector down), hangs (a real 200 ms wait, then the
 pipeline gives up on it and stops waiting), crawls (each export keeps it busy 30 s of
 simulated time) and the queue shrinks to 16 items. Trading must not slow down or break:
 discovery keeps its cadence and no export wait blocks the bot. Every lost span or log is

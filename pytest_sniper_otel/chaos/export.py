@@ -90,7 +90,7 @@ class ExportPipeline(SpanProcessor):
         *,
         max_queue: int = 2048,
         max_batch: int = 512,
-        export_timeout: float = 0.05,
+        export_timeout: float = 0.2,
         exporter: SpanExporter | None = None,
         log_exporter: Any = None,
     ) -> None:
