@@ -17,8 +17,9 @@ target     what the object must offer
 exchange   ``.transport``: a callable ``(ApiRequest) -> ApiResponse``
 market     ``.conditions``: exchange-side knobs (``partial_fill_rate``...)
 feed       ``.disconnect(reason, down_for=...)`` and ``.connect()``
-redis      a redis-py client (sync ``Redis``, ``FakeRedis`` included)
-clock      a :class:`~pytest_sniper_otel.clock.SimClock`-like ``jump``/``time``
+redis      a redis-py client (sync ``Redis``, ``FakeRedis`` included), or an object with
+           ``.client`` (and ``.clock`` to charge latency on)
+clock      ``.clock`` with ``jump``/``time``, ``.components``: name -> object with ``.clock``
 model      attributes ``confidence_bias``, ``inference_delay``, ``false_positive_rate``
 telemetry  a :class:`~pytest_sniper_otel.chaos.export.ExportPipeline`
 ========== ===================================================================
