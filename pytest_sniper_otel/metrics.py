@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import MetricKindError, MetricNotFound
+from .errors import MetricKindError, MetricNotFound, SpecError
 
 MetricKind = Literal["counter", "updowncounter", "gauge", "histogram"]
 Attributes = Mapping[str, Any]
@@ -94,13 +94,25 @@ class MetricsSnapshot:
         """A :class:`MetricView` of ``name`` filtered by ``attributes`` (a subset match).
 
         Raises :class:`MetricNotFound`, listing what was captured, if ``name`` was never
-        recorded.
+        recorded, and :class:`SpecError` if an attribute key appears on none of its series
+        (a typo would otherwise read as a legitimate zero).
         """
         __tracebackhide__ = True
         if name not in self.series:
             raise MetricNotFound(_not_found_message(name, self.names()))
         wanted = dict(attributes or {})
         all_points = self.series[name]
+        keys = {k for p in all_points for k in p.attributes}
+        unknown = sorted(k for k in wanted if k not in keys)
+        if unknown:
+            hints = []
+            for k in unknown:
+                close = difflib.get_close_matches(k, sorted(keys), n=1)
+                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise SpecError(
+                f"metric {name!r} has no series with attribute {', '.join(hints)}; "
+                f"its attribute keys are: {', '.join(sorted(keys)) or 'none'}"
+            )
         matched = tuple(p for p in all_points if _attributes_include(p.attributes, wanted))
         return MetricView(name, wanted, matched, all_points)
 

@@ -134,6 +134,11 @@ def test_cardinality(telemetry):
 def test_quantile_out_of_range(telemetry):
     latency.record(5)
     telemetry.metric("latency_ms").quantile(1.5)
+
+
+def test_attribute_key_typo(telemetry):
+    orders.add(1, {"side": "buy"})
+    telemetry.metric("orders_total", {"sied": "buy"})
 """
 
 
@@ -146,7 +151,7 @@ def test_metric_views(app: pytest.Pytester) -> None:
 def test_metric_errors(app: pytest.Pytester) -> None:
     app.makepyfile(test_metrics=METRICS_FAILING)
     result = run_inprocess(app, "--sniper-otel-show=never")
-    result.assert_outcomes(failed=7)
+    result.assert_outcomes(failed=8)
     errors = "pytest_sniper_otel.errors"
     assert_failures(
         result,
@@ -187,6 +192,14 @@ def test_metric_errors(app: pytest.Pytester) -> None:
         result,
         {"test_quantile_out_of_range": "quantile must be within [0, 1], got 1.5"},
         exc="ValueError",
+    )
+    assert_failures(
+        result,
+        {
+            "test_attribute_key_typo": "metric 'orders_total' has no series with attribute "
+            "'sied' (did you mean 'side'?); its attribute keys are: side"
+        },
+        exc=f"{errors}.SpecError",
     )
 
 
