@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from . import layers
 from .faults import Fault, FaultError, register, require
 
 
@@ -100,11 +101,11 @@ class ClockSkew(Fault):
             )
         owner = components[self.component]
         self._owner = owner
-        self._saved = owner.clock
-        owner.clock = SkewedClock(self._saved, self.offset)
+        # skew relative to the real clock, not to another skew fault's view of it
+        layers.push(owner, "clock", self, SkewedClock(layers.base(owner, "clock"), self.offset))
 
     def revert(self, target: Any) -> None:
-        self._owner.clock = self._saved
+        layers.pop(self._owner, "clock", self)
 
 
 def _clock(target: Any, fault: str) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..flow.exchange import ApiRequest, ApiResponse, TransportError, TransportTimeout
+from . import layers
 from .faults import Fault, FaultError, chance, positive, register, require
 
 Call = Callable[[ApiRequest], ApiResponse]
@@ -281,11 +282,10 @@ class PartialFills(Fault):
 
     def apply(self, target: Any) -> None:
         conditions = _attr(target, "conditions", self.name)
-        self._saved = conditions.partial_fill_rate
-        conditions.partial_fill_rate = self.rate
+        layers.push(conditions, "partial_fill_rate", self, self.rate)
 
     def revert(self, target: Any) -> None:
-        target.conditions.partial_fill_rate = self._saved
+        layers.pop(target.conditions, "partial_fill_rate", self)
 
 
 @register

@@ -2,9 +2,10 @@
 
 Target ``model``: an object with ``.knobs`` carrying ``confidence_drift`` (added to every
 score), ``inference_slowdown`` (latency multiplier) and ``false_positive_burst`` (chance a
-listing without a ready signal is scored as ready). Each fault sets its knob at inject and
-restores the previous value at rollback. ``ramp`` (seconds) grows the drift linearly, the
-way a model drifts, instead of stepping.
+listing without a ready signal is scored as ready). Each fault pushes a value onto its
+knob at inject and pops it at rollback (:mod:`.layers`), so overlapping faults unwind in
+any order. ``ramp`` (seconds) grows the drift linearly, the way a model drifts, instead of
+stepping.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from . import layers
 from .faults import Fault, FaultError, chance, positive, register, require
 
 
@@ -29,11 +31,11 @@ class _KnobFault(Fault):
             raise FaultError(
                 f"{self.name}: target {type(target).__name__} has no knobs.{self.knob}"
             )
-        self._saved = getattr(knobs, self.knob)
-        setattr(knobs, self.knob, self.value())
+        self._base = layers.base(knobs, self.knob)
+        layers.push(knobs, self.knob, self, self.value())
 
     def revert(self, target: Any) -> None:
-        setattr(target.knobs, self.knob, self._saved)
+        layers.pop(target.knobs, self.knob, self)
 
 
 @register
@@ -54,13 +56,13 @@ class ConfidenceDrift(_KnobFault):
 
     def value(self) -> float:
         self._elapsed = 0.0
-        return self.shift if self.ramp == 0 else 0.0
+        return float(self._base) + (self.shift if self.ramp == 0 else 0.0)
 
     def step(self, target: Any, at: float, dt: float) -> None:
         if self.ramp > 0:
             self._elapsed += dt
             done = min(1.0, self._elapsed / self.ramp)
-            target.knobs.confidence_drift = self._saved + self.shift * done
+            layers.update(target.knobs, self.knob, self, self._base + self.shift * done)
 
 
 @register

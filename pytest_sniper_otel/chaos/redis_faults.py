@@ -127,10 +127,23 @@ class Eviction(Fault):
 
     def _evict(self, target: Any, *, everything: bool) -> None:
         client, _ = _client(target, self.name)
-        doomed = [k for k in client.scan_iter(match=self.pattern, count=500)
-                  if everything or self.strikes()]
-        if doomed:
-            self.evicted += int(client.delete(*doomed))
+        # Eviction happens inside the server: it must not pass through the other faults'
+        # connection hook (an outage, latency on the bot's clock), and an unreachable
+        # server evicts nothing we could see.
+        pool = client.connection_pool
+        hook = vars(pool).get("get_connection")
+        if isinstance(hook, _PoolHook):
+            del pool.get_connection
+        try:
+            doomed = [k for k in client.scan_iter(match=self.pattern, count=500)
+                      if everything or self.strikes()]
+            if doomed:
+                self.evicted += int(client.delete(*doomed))
+        except redis.RedisError:
+            pass
+        finally:
+            if isinstance(hook, _PoolHook):
+                pool.get_connection = hook
 
 
 @register

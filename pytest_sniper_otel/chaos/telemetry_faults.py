@@ -1,91 +1,80 @@
 """Telemetry faults: the export path raising, hanging, crawling or overflowing.
 
-Target: an :class:`~pytest_sniper_otel.chaos.export.ExportPipeline`. Each fault swaps the
-pipeline's exporter (or its queue size) and restores it on rollback. Trading must carry on
-regardless; what is lost shows up in ``telemetry_dropped_total{signal, reason}``.
+Target: an :class:`~pytest_sniper_otel.chaos.export.ExportPipeline`. The first exporter
+fault on a slot (``exporter`` for spans, ``log_exporter`` for logs) puts an
+:class:`ExporterChain` in front of the real exporter and the last rollback removes it, so
+overlapping faults unwind in any order; queue limits are layered the same way
+(:mod:`.layers`). Trading must carry on regardless; what is lost shows up in
+``telemetry_dropped_total{signal, reason}``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from . import layers
 from .export import ExportPipeline
 from .faults import Fault, FaultError, positive, register, require
 
 _SIGNALS = ("traces", "logs", "all")
+Export = Callable[[Sequence[Any]], Any]
 
 
 class ExporterUnavailable(ConnectionError):
     """What a collector that refuses connections looks like to an exporter."""
 
 
-class _FaultyExporter(SpanExporter):
-    def __init__(self, fault: Fault, inner: Any) -> None:
-        self.fault = fault
+class ExporterChain(SpanExporter):
+    """Routes each export through the active exporter faults, newest first."""
+
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        if self.fault.strikes():
-            return self.misbehave(spans)
-        result: SpanExportResult = self.inner.export(spans)
-        return result
-
-    def misbehave(self, spans: Sequence[Any]) -> SpanExportResult:
-        raise NotImplementedError
-
-    def shutdown(self) -> None:
-        release = getattr(self, "release", None)
-        if release is not None:
-            release.set()
-
-
-class _Raising(_FaultyExporter):
-    def misbehave(self, spans: Sequence[Any]) -> SpanExportResult:
-        raise ExporterUnavailable("collector refused the connection (chaos)")
-
-
-class _Hanging(_FaultyExporter):
-    def __init__(self, fault: Fault, inner: Any) -> None:
-        super().__init__(fault, inner)
-        self.release = threading.Event()
-
-    def misbehave(self, spans: Sequence[Any]) -> SpanExportResult:
-        # Blocks its worker thread until rollback; the pipeline gives up after its timeout.
-        self.release.wait()
-        return SpanExportResult.FAILURE
-
-
-class _Slow(_FaultyExporter):
-    def __init__(self, fault: Fault, inner: Any, latency: float) -> None:
-        super().__init__(fault, inner)
-        self.latency = latency
+        self.faults: list[_ExporterFault] = []
 
     @property
     def export_latency(self) -> float:
-        # Read once per batch by the pipeline: the probability applies per batch.
-        return self.latency if self.fault.strikes() else 0.0
+        # read once per batch by the pipeline; each slow fault draws its probability
+        return max((f.latency_now() for f in list(self.faults)), default=0.0)
 
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        result: SpanExportResult = self.inner.export(spans)
-        return result
+    def export(self, spans: Sequence[Any]) -> Any:
+        call: Export = self.inner.export
+        for f in list(self.faults):
+            call = _bind(f, call)
+        return call(spans)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+
+def _bind(f: _ExporterFault, nxt: Export) -> Export:
+    def export(spans: Sequence[Any]) -> Any:
+        if f.intercepts and f.strikes():
+            return f.misbehave(spans, nxt)
+        return nxt(spans)
+
+    return export
 
 
 @dataclass
 class _ExporterFault(Fault):
     signal: str = "traces"
     target = "telemetry"
+    intercepts = True  # False: it only slows the pipeline down
 
     def validate(self) -> None:
         require(self.signal in _SIGNALS, f"signal must be one of {', '.join(_SIGNALS)}, "
                                          f"got {self.signal!r}")
 
-    def make(self, inner: Any) -> _FaultyExporter:
+    def misbehave(self, spans: Sequence[Any], nxt: Export) -> Any:
         raise NotImplementedError
+
+    def latency_now(self) -> float:
+        return 0.0
 
     def _slots(self) -> list[str]:
         return {"traces": ["exporter"], "logs": ["log_exporter"],
@@ -93,17 +82,24 @@ class _ExporterFault(Fault):
 
     def apply(self, target: Any) -> None:
         pipeline = _pipeline(target)
-        self._saved = {slot: getattr(pipeline, slot) for slot in self._slots()}
-        self._installed = {slot: self.make(inner) for slot, inner in self._saved.items()}
-        for slot, exporter in self._installed.items():
-            setattr(pipeline, slot, exporter)
+        self.release = threading.Event()
+        self._chains = []
+        for slot in self._slots():
+            chain = getattr(pipeline, slot)
+            if not isinstance(chain, ExporterChain):
+                chain = ExporterChain(chain)
+                setattr(pipeline, slot, chain)
+            chain.faults.append(self)
+            self._chains.append((slot, chain))
 
     def revert(self, target: Any) -> None:
         pipeline = _pipeline(target)
-        for slot, exporter in self._installed.items():
-            exporter.shutdown()  # releases a hanging export thread
-            if getattr(pipeline, slot) is exporter:
-                setattr(pipeline, slot, self._saved[slot])
+        self.release.set()  # frees an export thread this fault is holding
+        for slot, chain in self._chains:
+            if self in chain.faults:
+                chain.faults.remove(self)
+            if not chain.faults and getattr(pipeline, slot) is chain:
+                setattr(pipeline, slot, chain.inner)
 
 
 @register
@@ -114,8 +110,8 @@ class ExporterRaises(_ExporterFault):
     name = "telemetry.exporter_raises"
     summary = "span/log exporter raises ConnectionError on export"
 
-    def make(self, inner: Any) -> _FaultyExporter:
-        return _Raising(self, inner)
+    def misbehave(self, spans: Sequence[Any], nxt: Export) -> Any:
+        raise ExporterUnavailable("collector refused the connection (chaos)")
 
 
 @register
@@ -126,8 +122,10 @@ class ExporterHangs(_ExporterFault):
     name = "telemetry.exporter_hangs"
     summary = "exporter blocks forever; the pipeline times out and its queue overflows"
 
-    def make(self, inner: Any) -> _FaultyExporter:
-        return _Hanging(self, inner)
+    def misbehave(self, spans: Sequence[Any], nxt: Export) -> Any:
+        # Blocks its worker thread until rollback; the pipeline gives up after its timeout.
+        self.release.wait()
+        return SpanExportResult.FAILURE
 
 
 @register
@@ -138,13 +136,14 @@ class ExporterSlow(_ExporterFault):
     latency: float = 5.0
     name = "telemetry.exporter_slow"
     summary = "each export takes `latency` simulated seconds; backlog overflows the queue"
+    intercepts = False
 
     def validate(self) -> None:
         super().validate()
         positive(self.latency, "latency")
 
-    def make(self, inner: Any) -> _FaultyExporter:
-        return _Slow(self, inner, self.latency)
+    def latency_now(self) -> float:
+        return self.latency if self.strikes() else 0.0
 
 
 @register
@@ -166,13 +165,14 @@ class QueueOverflow(Fault):
 
     def apply(self, target: Any) -> None:
         pipeline = _pipeline(target)
-        self._saved = pipeline.max_queue, pipeline.max_batch
-        pipeline.max_queue = self.max_queue
-        pipeline.max_batch = max(1, min(pipeline.max_batch, self.max_queue // 2 or 1))
+        batch = max(1, min(layers.base(pipeline, "max_batch"), self.max_queue // 2 or 1))
+        layers.push(pipeline, "max_queue", self, self.max_queue)
+        layers.push(pipeline, "max_batch", self, batch)
 
     def revert(self, target: Any) -> None:
         pipeline = _pipeline(target)
-        pipeline.max_queue, pipeline.max_batch = self._saved
+        layers.pop(pipeline, "max_queue", self)
+        layers.pop(pipeline, "max_batch", self)
 
 
 def _pipeline(target: Any) -> ExportPipeline:
