@@ -265,8 +265,12 @@ class ScenarioRun:
         if self.error:
             lines.append(f"  error: {self.error}")
         lines += [f"  {c.name}: {c.detail}" for c in self.broken]
-        lines.append(f"reproduce: sniper-otel chaos --scenario {self.scenario.name} "
-                     f"--seed {self.seed}")
+        if self.scenario.tags.get("origin") == "hypothesis":
+            lines.append(f"reproduce: run_scenario(random_scenario({list(self.scenario.faults)!r}"
+                         f"), seed={self.seed})")
+        else:
+            lines.append(f"reproduce: sniper-otel chaos --scenario {self.scenario.name} "
+                         f"--seed {self.seed}")
         if self.transitions:
             lines += ["alert transitions:", *(f"  {t}" for t in self.transitions)]
         return "\n".join(lines)

@@ -115,4 +115,5 @@ def random_scenario(
         checks=INVARIANTS,
         breaker="any",
         baseline=False,
+        tags={"origin": "hypothesis"},
     )

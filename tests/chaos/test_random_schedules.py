@@ -1,12 +1,12 @@
 """Hypothesis draws fault schedules; the invariants must hold under every one of them.
 
-A failure shrinks to a minimal schedule, printed as ``fault(...)`` code together with the
-bot seed; the note below prints the call that reproduces it.
+A failure shrinks to a minimal schedule; its message ends with the call that reproduces it,
+``run_scenario(random_scenario([fault(...), ...]), seed=N)``.
 """
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_sniper_otel.chaos import FaultSpec, run_scenario
@@ -16,9 +16,8 @@ from pytest_sniper_otel.chaos.strategies import fault_schedules, random_scenario
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=fault_schedules(max_faults=4), seed=st.integers(0, 10_000))
 def test_invariants_hold_under_random_schedules(schedule: list[FaultSpec], seed: int) -> None:
-    scenario = random_scenario(schedule)
-    note(f"reproduce: run_scenario(random_scenario({schedule!r}), seed={seed})")
-    run = run_scenario(scenario, seed=seed)
+    run = run_scenario(random_scenario(schedule), seed=seed)
+    # on failure the message ends with the call that reproduces the shrunk example
     run.raise_for_failures()
 
 
