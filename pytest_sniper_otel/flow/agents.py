@@ -88,18 +88,22 @@ class Agent:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
         self.agent_id = f"{desk.bot_id}/{self.agent_type}"
-        self._recent: deque[bool] = deque(maxlen=20)
+        self._recent: deque[tuple[float, bool]] = deque(maxlen=20)
 
     def context(self, operation: str, **kw: Any) -> LogContext:
         return LogContext(type(self).__name__, operation, agent_id=self.agent_id, **kw)
 
     def note(self, ok: bool) -> None:
-        self._recent.append(ok)
+        self._recent.append((self.desk.clock.time(), ok))
 
     @property
     def health_score(self) -> float:
-        """Share of the last 20 operations that went well (1.0 before any)."""
-        return sum(self._recent) / len(self._recent) if self._recent else 1.0
+        """Share of the last 20 operations within ``health_window`` that went well (1.0 when
+        there are none). The window lets a rarely acting agent (execution) recover after a
+        fault instead of reading 0 until its next order."""
+        since = self.desk.clock.time() - self.desk.config.health_window
+        recent = [ok for at, ok in self._recent if at >= since]
+        return sum(recent) / len(recent) if recent else 1.0
 
     def state(self) -> Iterable[object]:
         return (self._recent,)

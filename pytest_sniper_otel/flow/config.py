@@ -37,6 +37,8 @@ class BotConfig:
     max_drawdown: float = 0.15
     max_consecutive_failures: int = 3
     breaker_cooldown: float = 60.0
+    # an agent's health is the share of its operations in this window that went well
+    health_window: float = 300.0
     # cache TTLs (simulated seconds)
     calendar_ttl: float = 45.0  # every other 30 s poll is served from the cache
     listing_ttl: float = 900.0

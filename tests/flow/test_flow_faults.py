@@ -114,6 +114,9 @@ def test_persistent_5xx_ends_the_intent_failed_after_asking_the_exchange(
     assert [r.attributes["agent"] for r in telemetry.logs if r.body == "agent unhealthy"] == [
         "sniper-1/execution"]
     assert telemetry.find_spans("safety-check", attributes={"safety.min_agent_health": 0.0})
+    # with no further orders, the failures age out of the health window and it recovers
+    sniper_bot.run_for(sniper_bot.config.health_window)
+    assert telemetry.metric("agent_health_score", execution).value == 1.0
 
 
 def test_an_unknown_outcome_stays_pending_until_the_exchange_answers(
