@@ -358,7 +358,9 @@ class ExchangeSimulator:
             bal, need = self.balances.setdefault(base_asset, [0.0, 0.0]), base_qty
         if need <= 0:
             return _error(400, ERR_PARAM, "quantity must be positive")
-        if bal[0] + 1e-12 < need:
+        # Amounts live on a 1e-8 step but are floats here: compare within half a step, or
+        # float drift in a balance refuses a sell of exactly what the account holds.
+        if bal[0] + 5e-9 < need:
             return _error(400, ERR_BALANCE, "insufficient balance")
         if self._reject_rng.random() < self.conditions.reject_rate:
             return _error(400, ERR_RISK_REJECT, "order rejected by risk control")
