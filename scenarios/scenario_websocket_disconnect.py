@@ -4,7 +4,8 @@ The market-data feed disconnects and then flaps for three minutes, refusing reco
 90 s each time: longer than the alert's ``for: 1m`` plus a scrape, so detection does not
 depend on how the flaps happen to fall. The safety monitor falls back to REST prices (cached
 briefly) and retries the feed with backoff in ``websocket-reconnect`` spans.
-``websocket_connections_active`` drops to 0, so ``WebsocketConnectionsDown`` must fire within two minutes and resolve after rollback.
+``websocket_connections_active`` drops to 0, so ``WebsocketConnectionsDown`` must fire within
+two minutes and resolve after rollback.
 """
 
 from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
