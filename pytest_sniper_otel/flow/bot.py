@@ -307,6 +307,10 @@ class SniperBot:
 
     # -- gauges (read by the once-registered callbacks) -------------------------------------------
     def gauge_values(self, metric: str) -> Iterable[tuple[float, Attrs]]:
+        # A bot whose simulated clock has stopped belongs to a finished test that did not
+        # close it; until the garbage collector frees it, it must not report into the next.
+        if isinstance(self.clock, SimClock) and not self.clock.running:
+            return ()
         reader = self._gauges().get(metric)
         return reader() if reader is not None else ()
 

@@ -91,6 +91,7 @@ class Rollbacks(RuleBasedStateMachine):
             assert _seams(self.bot, self.pipeline) == self.before
         finally:
             self._recording.__exit__(None, None, None)
+            self.bot.close()
             self.clock.stop()
 
 
