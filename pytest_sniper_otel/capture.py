@@ -111,55 +111,37 @@ class SessionTelemetry:
                 if window is not None:
                     window._span_ended(span)
 
-        provider = trace.get_tracer_provider()
-        if isinstance(provider, trace.ProxyTracerProvider):
+        provider: Any = trace.get_tracer_provider()
+        action, detail = _assess("traces", provider)
+        if action == "install":
             provider = TracerProvider()
-            provider.add_span_processor(_SpanRouter())
             trace.set_tracer_provider(provider)
-            self.setup["traces"] = "installed SDK TracerProvider"
-        elif isinstance(provider, TracerProvider):
-            provider.add_span_processor(_SpanRouter())
-            self.setup["traces"] = f"attached to {_describe(provider)}"
+        if action == "unavailable":
+            self.traces_problem = detail
         else:
-            self.traces_problem = (
-                f"the global TracerProvider is {_describe(provider)}, not an SDK TracerProvider; "
-                "the plugin cannot attach a span processor to it"
-            )
-            self.setup["traces"] = f"UNAVAILABLE ({_describe(provider)})"
+            provider.add_span_processor(_SpanRouter())
+        self.setup["traces"] = _done(action, "traces", provider)
         self.tracer_provider = provider
 
     def _install_metrics(self) -> None:
         from opentelemetry import metrics
         from opentelemetry.sdk.metrics import MeterProvider
 
-        provider = metrics.get_meter_provider()
-        if isinstance(provider, MeterProvider):
-            reader = _READER
-            if reader is not None and getattr(reader, "_collect", None) is not None:
-                self.reader = reader
-                self.setup["metrics"] = f"reading {_describe(provider)} via metric_reader()"
-            else:
-                self.metrics_problem = (
-                    f"a {_describe(provider)} was installed before the plugin, and readers "
-                    "can't be added to a MeterProvider after it is built. Let the plugin "
-                    "install it, or pass pytest_sniper_otel.capture.metric_reader() in its "
-                    "metric_readers=[...]"
-                )
-                self.setup["metrics"] = f"UNAVAILABLE (foreign {_describe(provider)})"
-        elif type(provider).__name__.startswith("_Proxy") or "Proxy" in type(provider).__name__:
-            self.reader = metric_reader()
-            metrics.set_meter_provider(MeterProvider(metric_readers=[self.reader]))
-            self.setup["metrics"] = "installed SDK MeterProvider (DELTA reader)"
+        provider: Any = metrics.get_meter_provider()
+        action, detail = _assess("metrics", provider)
+        if action == "install":
+            provider = MeterProvider(metric_readers=[metric_reader()])
+            metrics.set_meter_provider(provider)
+        if action == "unavailable":
+            self.metrics_problem = detail
         else:
-            self.metrics_problem = (
-                f"the global MeterProvider is {_describe(provider)}, which the plugin cannot read"
-            )
-            self.setup["metrics"] = f"UNAVAILABLE ({_describe(provider)})"
+            self.reader = metric_reader()
+        self.setup["metrics"] = _done(action, "metrics", provider)
 
     def _install_logs(self) -> None:
         from opentelemetry import _logs
 
-        from .logs import is_sdk_logger_provider, new_logger_provider, routing_processor
+        from .logs import new_logger_provider, routing_processor
 
         def sink(record: Any) -> None:
             window = self.current
@@ -167,18 +149,16 @@ class SessionTelemetry:
                 window._log_emitted(record)
 
         provider: Any = _logs.get_logger_provider()
-        if is_sdk_logger_provider(provider):
-            provider.add_log_record_processor(routing_processor(sink))
-            self.setup["logs"] = f"attached to {_describe(provider)}"
-        elif "Proxy" in type(provider).__name__:
+        action, detail = _assess("logs", provider)
+        if action == "install":
             provider = new_logger_provider()
-            provider.add_log_record_processor(routing_processor(sink))
             _logs.set_logger_provider(provider)
-            self.setup["logs"] = "installed SDK LoggerProvider + logging bridge"
-        else:
-            self.logs_problem = f"the global LoggerProvider is {_describe(provider)}"
-            self.setup["logs"] = f"UNAVAILABLE ({_describe(provider)})"
+        self.setup["logs"] = _done(action, "logs", provider)
+        if action == "unavailable":
+            self.logs_problem = detail
             provider = None
+        else:
+            provider.add_log_record_processor(routing_processor(sink))
         self.logger_provider = provider
 
     # windows -------------------------------------------------------------------------
@@ -276,35 +256,79 @@ def preview() -> str:
         return _SESSION.describe()
     from opentelemetry import _logs, metrics, trace
 
-    from .logs import is_sdk_logger_provider
-
-    plan: dict[str, str] = {}
-    tracer_provider = trace.get_tracer_provider()
-    if isinstance(tracer_provider, trace.ProxyTracerProvider):
-        plan["traces"] = "install SDK TracerProvider"
-    elif _is_loaded_instance(tracer_provider, "opentelemetry.sdk.trace", "TracerProvider"):
-        plan["traces"] = f"attach to {_describe(tracer_provider)}"
-    else:
-        plan["traces"] = f"UNAVAILABLE ({_describe(tracer_provider)})"
-    meter_provider = metrics.get_meter_provider()
-    if _is_loaded_instance(meter_provider, "opentelemetry.sdk.metrics", "MeterProvider"):
-        if _READER is not None and getattr(_READER, "_collect", None) is not None:
-            plan["metrics"] = f"read {_describe(meter_provider)} via metric_reader()"
-        else:
-            plan["metrics"] = f"UNAVAILABLE (foreign {_describe(meter_provider)})"
-    elif "Proxy" in type(meter_provider).__name__:
-        plan["metrics"] = "install SDK MeterProvider (DELTA reader)"
-    else:
-        plan["metrics"] = f"UNAVAILABLE ({_describe(meter_provider)})"
-    logger_provider = _logs.get_logger_provider()
-    if is_sdk_logger_provider(logger_provider, load=False):
-        plan["logs"] = f"attach to {_describe(logger_provider)}"
-    elif "Proxy" in type(logger_provider).__name__:
-        plan["logs"] = "install SDK LoggerProvider + logging bridge"
-    else:
-        plan["logs"] = f"UNAVAILABLE ({_describe(logger_provider)})"
+    providers = {
+        "traces": trace.get_tracer_provider(),
+        "metrics": metrics.get_meter_provider(),
+        "logs": _logs.get_logger_provider(),
+    }
+    plan = {
+        signal: _PLANNED[action].format(**_wording(signal, provider))
+        for signal, provider in providers.items()
+        for action in [_assess(signal, provider)[0]]
+    }
     return "on first use of the telemetry fixture: " + "; ".join(
         f"{k}: {v}" for k, v in plan.items()
+    )
+
+
+# signal -> (SDK module, provider class, what is installed when the global is still a proxy)
+_SDK = {
+    "traces": ("opentelemetry.sdk.trace", "TracerProvider", "SDK TracerProvider"),
+    "metrics": ("opentelemetry.sdk.metrics", "MeterProvider", "SDK MeterProvider (DELTA reader)"),
+    "logs": ("opentelemetry.sdk._logs", "LoggerProvider", "SDK LoggerProvider + logging bridge"),
+}
+# How each decision reads in the report header, before and after it was carried out.
+_PLANNED = {
+    "install": "install {installs}",
+    "attach": "attach to {provider}",
+    "read": "read {provider} via metric_reader()",
+    "unavailable": "UNAVAILABLE ({foreign}{provider})",
+}
+_DONE = {
+    "install": "installed {installs}",
+    "attach": "attached to {provider}",
+    "read": "reading {provider} via metric_reader()",
+    "unavailable": "UNAVAILABLE ({foreign}{provider})",
+}
+
+
+def _wording(signal: str, provider: object) -> dict[str, str]:
+    module, name, installs = _SDK[signal]
+    foreign = "foreign " if _is_loaded_instance(provider, module, name) else ""
+    return {"provider": _describe(provider), "installs": installs, "foreign": foreign}
+
+
+def _done(action: str, signal: str, provider: object) -> str:
+    return _DONE[action].format(**_wording(signal, provider))
+
+
+def _assess(signal: str, provider: object) -> tuple[str, str]:
+    """What the plugin can do with a global provider, decided without importing the SDK.
+
+    ``("install", "")`` while the API's proxy is in place; ``("attach", "")`` to an SDK
+    tracer or logger provider; ``("read", "")`` an SDK MeterProvider built with
+    :func:`metric_reader`; otherwise ``("unavailable", why)``.
+    """
+    if "Proxy" in type(provider).__name__:
+        return "install", ""
+    module, name, _ = _SDK[signal]
+    described = _describe(provider)
+    if not _is_loaded_instance(provider, module, name):
+        why = {
+            "traces": f"the global TracerProvider is {described}, not an SDK TracerProvider; "
+            "the plugin cannot attach a span processor to it",
+            "metrics": f"the global MeterProvider is {described}, which the plugin cannot read",
+            "logs": f"the global LoggerProvider is {described}",
+        }[signal]
+        return "unavailable", why
+    if signal != "metrics":
+        return "attach", ""
+    if _READER is not None and getattr(_READER, "_collect", None) is not None:
+        return "read", ""
+    return "unavailable", (
+        f"a {described} was installed before the plugin, and readers can't be added to a "
+        "MeterProvider after it is built. Let the plugin install it, or pass "
+        "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...]"
     )
 
 

@@ -7,7 +7,6 @@ of it lives in this module so that a rename upstream touches one place.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,16 +63,6 @@ def new_logger_provider() -> LoggerProvider:
     from opentelemetry.sdk._logs import LoggerProvider
 
     return LoggerProvider()
-
-
-def is_sdk_logger_provider(provider: object, *, load: bool = True) -> bool:
-    """Whether ``provider`` is the SDK's LoggerProvider. ``load=False``: don't import the SDK
-    to find out (if it isn't imported, nothing can be an instance of its classes)."""
-    if not load and "opentelemetry.sdk._logs" not in sys.modules:
-        return False
-    from opentelemetry.sdk._logs import LoggerProvider
-
-    return isinstance(provider, LoggerProvider)
 
 
 def routing_processor(sink: Any) -> LogRecordProcessor:
