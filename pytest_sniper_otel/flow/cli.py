@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="also write the summary as JSON to PATH")
     parser.add_argument("--otlp-endpoint", metavar="URL",
-                        help="export spans and logs over OTLP/HTTP to URL "
+                        help="export spans, logs and metrics over OTLP/HTTP to URL "
                         "(needs opentelemetry-exporter-otlp-proto-http)")
     return parser
 
@@ -79,15 +79,18 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     from .bot import SniperBot
     from .catalog import METRICS
 
-    session = install_session()
     otlp: _Otlp | None = None
     if otlp_endpoint:
         try:
-            otlp = _Otlp(session, otlp_endpoint.rstrip("/"))
+            # before the session: the OTLP metric reader must be in the MeterProvider it reads
+            otlp = _Otlp(otlp_endpoint.rstrip("/"))
         except ImportError:
             print("sniper-otel run: --otlp-endpoint needs opentelemetry-exporter-otlp-proto-http "
                   "(pip install 'pytest-sniper-otel[otlp]')", file=sys.stderr)
             return 2
+    session = install_session()
+    if otlp is not None:
+        otlp.attach(session)
     redis_client = None
     if redis_url:
         import redis
@@ -155,13 +158,32 @@ def _render(s: dict[str, Any]) -> str:
 
 
 class _Otlp:
-    """OTLP/HTTP exporters for spans and logs, added to the session's SDK providers.
+    """OTLP/HTTP export of all three signals, beside the in-memory capture.
 
-    Metrics stay with the plugin's reader (a MeterProvider takes readers only when built);
-    ``--json`` carries their values.
+    A MeterProvider takes readers only when it is built, so this builds the global one with
+    both the plugin's reader and an OTLP reader before the session is installed; span and
+    log processors are added to the session's providers afterwards (:meth:`attach`).
     """
 
-    def __init__(self, session: Any, endpoint: str) -> None:
+    def __init__(self, endpoint: str) -> None:
+        from opentelemetry import metrics
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        from ..capture import metric_reader
+
+        self.endpoint = endpoint
+        self._processors: list[Any] = []
+        # exported at the end of the run (flush); the interval only bounds a long run's gaps
+        self._metrics = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics", timeout=5),
+            export_interval_millis=60_000)
+        metrics.set_meter_provider(
+            MeterProvider(metric_readers=[metric_reader(), self._metrics]))
+        self._processors.append(self._metrics)
+
+    def attach(self, session: Any) -> None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -169,16 +191,14 @@ class _Otlp:
 
         from .telemetry import DropCountingSpanExporter
 
-        self.endpoint = endpoint
         self.spans = DropCountingSpanExporter(
-            OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=5))
-        self._processors: list[Any] = []
+            OTLPSpanExporter(endpoint=f"{self.endpoint}/v1/traces", timeout=5))
         if session.tracer_provider is not None:
             self._processors.append(BatchSpanProcessor(self.spans))
             session.tracer_provider.add_span_processor(self._processors[-1])
         if session.logger_provider is not None:
             self._processors.append(BatchLogRecordProcessor(
-                OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5)))
+                OTLPLogExporter(endpoint=f"{self.endpoint}/v1/logs", timeout=5)))
             session.logger_provider.add_log_record_processor(self._processors[-1])
 
     def flush(self) -> None:
