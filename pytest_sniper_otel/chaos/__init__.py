@@ -10,8 +10,7 @@ scenario model and :mod:`.runner` for what a run does.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .. import _lazy_exports
 
 _EXPORTS = {
     "fault": "faults",
@@ -37,10 +36,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pytest_sniper_otel.chaos' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _EXPORTS, globals())
