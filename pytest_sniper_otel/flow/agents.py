@@ -469,7 +469,9 @@ class ExecutionAgent(Agent):
                 while (state is None or not state.final) and polls < cfg.max_status_polls:
                     desk.clock.tick(cfg.status_poll_interval)
                     polls += 1
-                    seen = desk.client.get_order(intent.symbol, intent.client_order_id)
+                    seen = desk.client.get_order(
+                        intent.symbol, intent.client_order_id, side=intent.side,
+                        quote_qty=intent.quote_qty, base_qty=intent.base_qty)
                     if seen is None and placed is None:
                         break  # the exchange never saw it
                     state = seen or state

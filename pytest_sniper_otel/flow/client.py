@@ -14,6 +14,7 @@ order id is idempotent on the exchange.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -82,15 +83,18 @@ class MalformedResponse(ValueError):
 
 # -- schemas: field -> type, a nested schema, or [schema] for a list ------------------------
 Schema = Mapping[str, Any]
-DECIMAL = "decimal"
+DECIMAL = "decimal"  # a finite, non-negative decimal string
+TIMESTAMP = "timestamp"  # epoch milliseconds: an int in [0, MAX_TIMESTAMP_MS]
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+INT_LIMIT = 2**63  # an int field outside int64 is a lie, not a number the exchange keeps
 
-CALENDAR_ENTRY: Schema = {"vcoinId": str, "symbol": str, "firstOpenTime": int, "sts": int,
-                          "st": int, "tt": int, "tradingOpen": bool}
-CALENDAR: Schema = {"code": int, "data": [CALENDAR_ENTRY], "serverTime": int}
+CALENDAR_ENTRY: Schema = {"vcoinId": str, "symbol": str, "firstOpenTime": TIMESTAMP,
+                          "sts": int, "st": int, "tt": int, "tradingOpen": bool}
+CALENDAR: Schema = {"code": int, "data": [CALENDAR_ENTRY], "serverTime": TIMESTAMP}
 TICKER: Schema = {"symbol": str, "price": DECIMAL}
 ORDER: Schema = {"orderId": str, "clientOrderId": str, "symbol": str, "side": str,
                  "status": str, "executedQty": DECIMAL, "cummulativeQuoteQty": DECIMAL,
-                 "transactTime": int}
+                 "transactTime": TIMESTAMP}
 ACCOUNT: Schema = {"balances": [{"asset": str, "free": DECIMAL, "locked": DECIMAL}]}
 ERROR: Schema = {"code": int, "msg": str}
 
@@ -115,12 +119,52 @@ def validate(value: Any, schema: Any, path: str = "$") -> list[str]:
             number = float(value) if isinstance(value, str) else None
         except ValueError:
             number = None
-        if number is None or number != number or number < 0:
-            return [f"{path}: expected a non-negative decimal string, got {value!r}"]
+        # "inf", "NaN", "1e400" parse as floats; none is an amount the exchange can hold
+        if number is None or not math.isfinite(number) or number < 0:
+            return [f"{path}: expected a finite non-negative decimal string, "
+                    f"got {_excerpt(value)}"]
+        return []
+    if schema == TIMESTAMP:
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 0 <= value <= MAX_TIMESTAMP_MS:
+            return [f"{path}: expected epoch milliseconds, got {_excerpt(value)}"]
         return []
     if (schema is int and isinstance(value, bool)) or not isinstance(value, schema):
         return [f"{path}: expected {schema.__name__}, got {type(value).__name__}"]
+    if schema is int and not -INT_LIMIT <= value < INT_LIMIT:
+        return [f"{path}: integer out of range, got {_excerpt(value)}"]
     return []
+
+
+def _excerpt(value: Any, limit: int = 40) -> str:
+    """A bounded repr: a hostile value may be megabytes long."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**limit:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return number
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON that holds only finite numbers; anything else raises ValueError.
+
+    ``NaN``/``Infinity`` literals and overflowing numbers (``1e400``) are refused, and a body
+    nested deeper than the parser's recursion limit is malformed, not a RecursionError.
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 # -- parsed results ---------------------------------------------------------------------------
@@ -206,16 +250,22 @@ class ExchangeClient:
         else:
             # floor to the exchange's 1e-8 step: never offer more than is held
             params["quantity"] = str(Decimal(base_qty).quantize(STEP, rounding=ROUND_DOWN))
+        expected = ExpectedOrder(client_order_id, symbol, side, quote_qty, base_qty)
         payload = self._call("order.place", "POST", "/api/v3/order", params, ORDER,
-                             signed=True, expect_order=client_order_id)
+                             signed=True, expect_order=expected)
         return _order_state(payload)
 
-    def get_order(self, symbol: str, client_order_id: str) -> OrderState | None:
-        """The order's state, or None when the exchange never saw it."""
+    def get_order(
+        self, symbol: str, client_order_id: str, *, side: str | None = None,
+        quote_qty: float = 0.0, base_qty: float = 0.0,
+    ) -> OrderState | None:
+        """The order's state, or None when the exchange never saw it. Given the ``side`` and
+        amount ordered, an answer that filled more than was asked is malformed."""
+        expected = ExpectedOrder(client_order_id, symbol, side, quote_qty, base_qty)
         try:
             payload = self._call("order.status", "GET", "/api/v3/order",
                                  {"symbol": symbol, "origClientOrderId": client_order_id},
-                                 ORDER, signed=True, expect_order=client_order_id)
+                                 ORDER, signed=True, expect_order=expected)
         except ApiError as exc:
             if exc.code == -2013:
                 return None
@@ -230,7 +280,7 @@ class ExchangeClient:
     # -- the retry loop ---------------------------------------------------------------------
     def _call(
         self, endpoint: str, method: str, path: str, params: Mapping[str, str], schema: Schema,
-        *, signed: bool = False, expect_order: str | None = None,
+        *, signed: bool = False, expect_order: ExpectedOrder | None = None,
     ) -> Any:
         policy = self.retry
         last: Exception | None = None
@@ -255,7 +305,7 @@ class ExchangeClient:
 
     def _attempt(
         self, endpoint: str, method: str, path: str, params: Mapping[str, str], schema: Schema,
-        signed: bool, expect_order: str | None, attempt: int,
+        signed: bool, expect_order: ExpectedOrder | None, attempt: int,
     ) -> _Outcome:
         attrs: dict[str, AttrValue] = {
             "http.request.method": method, "url.path": path, "mexc.endpoint": endpoint,
@@ -294,7 +344,8 @@ class ExchangeClient:
             return outcome
 
     def _interpret(
-        self, endpoint: str, response: ApiResponse, schema: Schema, expect_order: str | None
+        self, endpoint: str, response: ApiResponse, schema: Schema,
+        expect_order: ExpectedOrder | None,
     ) -> _Outcome:
         status = response.status
         if status == 429:
@@ -304,9 +355,9 @@ class ExchangeClient:
         if status >= 500:
             return _Outcome("server_error", error=ExchangeBusy(f"{endpoint}: HTTP {status}"))
         try:
-            payload = json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _malformed(f"{endpoint}: body is not JSON ({exc})")
+            payload = parse_json(response.body)
+        except (ValueError, UnicodeDecodeError, TypeError) as exc:
+            return _malformed(f"{endpoint}: body is not JSON ({_excerpt(str(exc), 120)})")
         if status >= 400:
             problems = validate(payload, ERROR)
             if problems:
@@ -315,10 +366,7 @@ class ExchangeClient:
                             error=ApiError(endpoint, status, payload["code"], payload["msg"]))
         problems = validate(payload, schema)
         if not problems and expect_order is not None:
-            if payload["clientOrderId"] != expect_order:
-                problems.append("$.clientOrderId: the answer is for another order")
-            if payload["status"] not in ORDER_STATUSES:
-                problems.append(f"$.status: unknown status {payload['status']!r}")
+            problems = expect_order.problems(payload)
         if problems:
             return _malformed(f"{endpoint}: {'; '.join(problems[:5])}")
         return _Outcome("success", payload=payload)
@@ -334,6 +382,35 @@ class ExchangeClient:
             query["signature"] = sign(self.credentials.api_secret, query)
             headers["X-MEXC-APIKEY"] = self.credentials.api_key
         return ApiRequest(method, path, endpoint, query, headers)
+
+
+@dataclass(frozen=True)
+class ExpectedOrder:
+    """What an order answer must agree with; ``side`` None leaves the amounts unchecked."""
+
+    client_order_id: str
+    symbol: str
+    side: str | None = None
+    quote_qty: float = 0.0
+    base_qty: float = 0.0
+
+    def problems(self, payload: Mapping[str, Any]) -> list[str]:
+        found: list[str] = []
+        if payload["clientOrderId"] != self.client_order_id:
+            found.append("$.clientOrderId: the answer is for another order")
+        if payload["symbol"] != self.symbol:
+            found.append(f"$.symbol: {_excerpt(payload['symbol'])} is not {self.symbol}")
+        if payload["status"] not in ORDER_STATUSES:
+            found.append(f"$.status: unknown status {_excerpt(payload['status'])}")
+        if self.side is not None:
+            if payload["side"] != self.side:
+                found.append(f"$.side: {_excerpt(payload['side'])} is not {self.side}")
+            # the exchange works on a 1e-8 step; anything beyond it was never ordered
+            if self.side == "BUY" and float(payload["cummulativeQuoteQty"]) > self.quote_qty + 1e-8:
+                found.append(f"$.cummulativeQuoteQty: more than the {self.quote_qty:g} ordered")
+            if self.side == "SELL" and float(payload["executedQty"]) > self.base_qty + 1e-8:
+                found.append(f"$.executedQty: more than the {self.base_qty:g} ordered")
+        return found
 
 
 class ExchangeBusy(Exception):

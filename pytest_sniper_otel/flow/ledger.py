@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,7 +89,25 @@ class Ledger:
 
 
 def _close(a: float, b: float) -> bool:
+    # infinity is within any relative tolerance of itself and of everything else
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
     return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
+
+
+def impossible_values(intent: OrderIntent) -> list[str]:
+    """What no real order can hold: non-finite or negative amounts, more than was asked."""
+    fields = {"quote_qty": intent.quote_qty, "base_qty": intent.base_qty,
+              "filled_qty": intent.filled_qty, "filled_quote": intent.filled_quote}
+    problems = [f"{name} is {value!r}" for name, value in fields.items()
+                if not math.isfinite(value) or value < 0]
+    if problems:
+        return problems
+    if intent.side == "BUY" and intent.filled_quote > intent.quote_qty * (1 + 1e-9) + 1e-8:
+        problems.append(f"spent {intent.filled_quote:g} of an order for {intent.quote_qty:g}")
+    if intent.side == "SELL" and intent.filled_qty > intent.base_qty * (1 + 1e-9) + 1e-8:
+        problems.append(f"sold {intent.filled_qty:g} of an order for {intent.base_qty:g}")
+    return problems
 
 
 def reconcile(ledger: Ledger, exchange: ExchangeSimulator) -> list[str]:
@@ -102,6 +121,7 @@ def reconcile(ledger: Ledger, exchange: ExchangeSimulator) -> list[str]:
     for intent in ledger:
         coid = intent.client_order_id
         qty, quote = fills.pop(coid, (0.0, 0.0))
+        problems += [f"{coid}: impossible ledger value: {p}" for p in impossible_values(intent)]
         if intent.pending:
             if coid in exchange.orders and exchange.orders[coid].status == "NEW":
                 continue  # in flight on both sides
@@ -134,7 +154,10 @@ def reconcile(ledger: Ledger, exchange: ExchangeSimulator) -> list[str]:
         implied[asset] = implied.get(asset, 0.0) + sign * intent.filled_qty
     for asset in sorted(set(implied) | set(exchange.balances)):
         free, locked = exchange.balances.get(asset, (0.0, 0.0))
-        if not _close(implied.get(asset, 0.0), free + locked):
+        if not math.isfinite(free) or not math.isfinite(locked) or min(free, locked) < -1e-8:
+            problems.append(f"{asset} balance: the exchange holds an impossible "
+                            f"{free!r} free, {locked!r} locked")
+        elif not _close(implied.get(asset, 0.0), free + locked):
             problems.append(f"{asset} balance: ledger implies {implied.get(asset, 0.0):.8f}, "
                             f"exchange holds {free + locked:.8f}")
     return problems
