@@ -479,6 +479,15 @@ class AlertEvaluator:
         seen = {e.rule for e in self.episodes if e.fired_at is not None}
         return [n for n in self.rules.names() if n in seen]
 
+    def clause_values(self, name: str) -> list[tuple[float, tuple[float | None, ...]]]:
+        """Each evaluation's time and the value of every clause of rule ``name`` (the
+        evaluations keep only the first clause's): what a chart of the rule plots."""
+        parts = clauses(self._rule(name).expression)
+        return [
+            (t_ms / 1000, tuple(_clause_value(c, self._history, t_ms) for c in parts))
+            for t_ms, _ in self._history.samples
+        ]
+
     def _rule(self, name: str) -> AlertRule:
         try:
             return self.rules.get(name)

@@ -22,18 +22,24 @@ class CheckResult:
     name: str
     held: bool
     detail: str
+    # the traces that broke it, in the order found (empty for checks about counts)
+    trace_ids: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "held": self.held, "detail": self.detail}
+        return {"check": self.name, "held": self.held, "detail": self.detail,
+                "trace_ids": [format(t, "032x") for t in self.trace_ids]}
 
 
 def _ok(name: str, detail: str) -> CheckResult:
     return CheckResult(name, True, detail)
 
 
-def _broken(name: str, problems: list[str], limit: int = 5) -> CheckResult:
+def _broken(
+    name: str, problems: list[str], limit: int = 5, trace_ids: list[int] | None = None
+) -> CheckResult:
     more = f" (+{len(problems) - limit} more)" if len(problems) > limit else ""
-    return CheckResult(name, False, "; ".join(problems[:limit]) + more)
+    traces = tuple(dict.fromkeys(t for t in trace_ids or () if t))
+    return CheckResult(name, False, "; ".join(problems[:limit]) + more, traces)
 
 
 def steady_state(run: ScenarioRun) -> CheckResult:
@@ -57,7 +63,11 @@ def one_outcome_per_intent(run: ScenarioRun) -> CheckResult:
     intents = list(run.bot.ledger)
     pending = [i.client_order_id for i in intents if i.pending]
     if pending:
-        return _broken("one_outcome_per_intent", [f"{c}: no outcome" for c in pending])
+        waiting = set(pending)
+        traces = [s.context.trace_id for s in run.spans
+                  if (s.attributes or {}).get("order.client_order_id") in waiting]
+        return _broken("one_outcome_per_intent", [f"{c}: no outcome" for c in pending],
+                       trace_ids=traces)
     return _ok("one_outcome_per_intent", f"{len(intents)} intents, each with one outcome "
                f"({_fmt(run.bot.ledger.by_outcome())})")
 
@@ -87,7 +97,8 @@ def logs_correlated(run: ScenarioRun) -> CheckResult:
     known = {(s.context.trace_id, s.context.span_id) for s in run.spans if s.context is not None}
     bad = [r for r in logs if (r.trace_id, r.span_id) not in known]
     if bad:
-        return _broken("logs_correlated", [f"uncorrelated: {r.describe()}" for r in bad])
+        return _broken("logs_correlated", [f"uncorrelated: {r.describe()}" for r in bad],
+                       trace_ids=[r.trace_id or 0 for r in bad])
     warnings = sum(r.severity_number >= 13 for r in logs)
     return _ok("logs_correlated", f"{len(logs)} logs ({warnings} warnings/errors) carry a "
                "captured span's ids")
@@ -116,19 +127,24 @@ def error_spans_carry_exception(run: ScenarioRun) -> CheckResult:
 
     errors = [s for s in run.spans if s.status.status_code is StatusCode.ERROR]
     bad = []
+    traces = []
     own = 0
     for s in errors:
+        problem = ""
         if _has_exception(s):
             own += 1
             if not all((e.attributes or {}).get("exception.type")
                        for e in s.events if e.name == "exception"):
-                bad.append(f"{s.name}: exception event without exception.type")
+                problem = f"{s.name}: exception event without exception.type"
         elif not (s.status.description or "").strip():
-            bad.append(f"{s.name}: ERROR status with no exception and no description")
+            problem = f"{s.name}: ERROR status with no exception and no description"
         elif not caused_below(s):
-            bad.append(f"{s.name} ({s.status.description}): no exception on it or below it")
+            problem = f"{s.name} ({s.status.description}): no exception on it or below it"
+        if problem:
+            bad.append(problem)
+            traces.append(s.context.trace_id)
     if bad:
-        return _broken("error_spans_carry_exception", bad)
+        return _broken("error_spans_carry_exception", bad, trace_ids=traces)
     return _ok("error_spans_carry_exception",
                f"{len(errors)} error spans: {own} record their exception, "
                f"{len(errors) - own} outcomes point to one below them")
@@ -142,6 +158,7 @@ def retries_are_error_siblings(run: ScenarioRun) -> CheckResult:
         if s.name == "mexc-api-request" and s.parent is not None:
             by_parent[s.parent.span_id].append(s)
     problems: list[str] = []
+    traces: list[int] = []
     retried = 0
     for siblings in by_parent.values():
         siblings.sort(key=lambda s: (s.start_time, (s.attributes or {}).get("mexc.attempt", 0)))
@@ -157,12 +174,14 @@ def retries_are_error_siblings(run: ScenarioRun) -> CheckResult:
                 ):
                     problems.append(f"attempt {attempt} of {attrs.get('mexc.endpoint')} has no "
                                     f"sibling attempt {attempt - 1} before it")
+                    traces.append(s.context.trace_id)
                 elif previous.status.status_code is not StatusCode.ERROR:
                     problems.append(f"attempt {attempt - 1} of {attrs.get('mexc.endpoint')} was "
                                     f"retried but its span is {previous.status.status_code.name}")
+                    traces.append(s.context.trace_id)
             previous = s
     if problems:
-        return _broken("retries_are_error_siblings", problems)
+        return _broken("retries_are_error_siblings", problems, trace_ids=traces)
     return _ok("retries_are_error_siblings",
                f"{retried} retries, each a sibling of an ERROR attempt")
 

@@ -280,7 +280,10 @@ class ScenarioRun:
             raise AssertionError(self.failure_message())
 
     def to_json(self) -> dict[str, Any]:
-        """The journal: a Chaos Toolkit-like record of what happened."""
+        """The journal: a Chaos Toolkit-like record of what happened, plus what the HTML
+        report draws (:mod:`.report_data`)."""
+        from .report_data import report_json
+
         return {
             "experiment": self.scenario.to_json(),
             "seed": self.seed,
@@ -302,6 +305,7 @@ class ScenarioRun:
             },
             "bot": self.summary,
             "error": self.error,
+            **report_json(self),
         }
 
     def write_journal(self, path: str | Path) -> None:

@@ -44,7 +44,10 @@ class SuiteResult:
         return sum(r.simulated_seconds for r in self.runs)
 
     def to_json(self) -> dict[str, Any]:
+        from .report_data import JOURNAL_VERSION
+
         return {
+            "journal_version": JOURNAL_VERSION,
             "seed": self.seed,
             "backend": self.backend,
             "ok": self.ok,
