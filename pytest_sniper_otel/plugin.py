@@ -36,6 +36,7 @@ class _Settings:
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
 _CHAOS_SEED = pytest.StashKey[int]()
+_CHAOS_INDEX = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write the JSON journal of every chaos scenario run (chaos.run) into DIR",
     )
+    group.addoption(
+        "--sniper-otel-chaos-report",
+        default=None,
+        metavar="DIR",
+        help="write an HTML report of every chaos scenario run into DIR, plus DIR/index.html "
+        "(needs the report extra: matplotlib)",
+    )
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists: its markup decides colour
@@ -86,6 +94,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "chaos.run(scenario); seed overrides --sniper-otel-chaos-seed",
     )
     _configure_chaos_seed(config)
+    if config.getoption("--sniper-otel-chaos-report"):
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise pytest.UsageError(
+                '--sniper-otel-chaos-report needs matplotlib: pip install '
+                '"pytest-sniper-otel[report]"'
+            )
     show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
     if show not in SHOW_CHOICES:
         raise pytest.UsageError(
@@ -194,9 +210,29 @@ def chaos(
         seed=request.config.stash[_CHAOS_SEED], clock=clock, telemetry=telemetry,
         marker_args=marker.args if marker else (), marker_kwargs=marker.kwargs if marker else {},
         journal_dir=request.config.getoption("--sniper-otel-chaos-journal"),
+        report_dir=request.config.getoption("--sniper-otel-chaos-report"),
         test_id=request.node.nodeid,
     ) as ctl:
         yield ctl
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    directory = session.config.getoption("--sniper-otel-chaos-report")
+    # xdist workers write their runs' files; the controller indexes them all at the end
+    if not directory or hasattr(session.config, "workerinput"):
+        return
+    from pathlib import Path
+
+    if any(p.name != "index.html" for p in Path(directory).glob("*.html")):
+        from .chaos.report import write_index
+
+        session.config.stash[_CHAOS_INDEX] = str(write_index(directory))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    index = config.stash.get(_CHAOS_INDEX, None)
+    if index is not None:
+        terminalreporter.write_line(f"sniper-otel chaos report: {index}")
 
 
 class _ReportSections:

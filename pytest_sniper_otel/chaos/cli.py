@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only this scenario (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bot and the faults (0)")
     p.add_argument("--json", metavar="PATH", help="write the journal of every run here")
+    p.add_argument("--html", metavar="PATH",
+                   help="write a self-contained HTML report here (needs the report extra)")
+    p.add_argument("--from-journal", action="append", default=[], metavar="JOURNAL",
+                   help="draw --html from these journals instead of running (repeatable)")
     p.add_argument("--path", default=DEFAULT_PATH,
                    help="directory of scenario_*.py modules (default: ./scenarios)")
     p.add_argument("--redis-url", metavar="URL",
@@ -44,7 +48,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = sys.stdout
+    if args.from_journal:
+        return _report_from_journals(args.from_journal, args.html, out)
     try:
+        if args.html:
+            from .report import require_matplotlib
+
+            require_matplotlib()  # a missing extra is bad input: say so before running anything
         scenarios = select(load_scenarios(args.path), args.scenario)
         if args.list:
             _print_list(scenarios, out)
@@ -66,7 +76,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
                                    encoding="utf-8")
         print(f"journal: {args.json}", file=out)
+    if args.html:
+        _write_report(result.to_json()["scenarios"], args.html, out,
+                      f"seed {result.seed}, {result.backend}, "
+                      f"{result.wall_seconds:.1f} s wall")
     return 0 if result.ok else 1
+
+
+def _write_report(runs: list[dict[str, Any]], path: str, out: TextIO, subtitle: str) -> None:
+    from . import report
+    from .export import _real_perf_counter
+
+    wall = _real_perf_counter()
+    started = wall()
+    written = report.write(path, runs, subtitle=subtitle)
+    size = written.stat().st_size
+    print(f"report: {path} ({size / 1024:.0f} KiB, drawn in {wall() - started:.1f} s)", file=out)
+
+
+def _report_from_journals(journals: Sequence[str], html: str | None, out: TextIO) -> int:
+    from .report import load_journals
+
+    if not html:
+        print("sniper-otel chaos: --from-journal draws a report: add --html PATH",
+              file=sys.stderr)
+        return 2
+    try:
+        runs = load_journals(journals)
+        from .report import require_matplotlib
+
+        require_matplotlib()
+    except FaultError as exc:
+        print(f"sniper-otel chaos: {exc}", file=sys.stderr)
+        return 2
+    _write_report(runs, html, out, f"from {', '.join(journals)}")
+    return 0 if all(r["status"] == "completed" for r in runs) else 1
 
 
 def _redis_factory(url: str) -> Any:

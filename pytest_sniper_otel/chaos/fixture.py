@@ -212,7 +212,7 @@ class ChaosController:
 def controller(
     *, seed: int, clock: SimClock, telemetry: Telemetry, marker_args: tuple[Any, ...] = (),
     marker_kwargs: dict[str, Any] | None = None, journal_dir: str | None = None,
-    test_id: str = "",
+    report_dir: str | None = None, test_id: str = "",
 ) -> Iterator[ChaosController]:
     faults, marker_seed = marker_options(*marker_args, **(marker_kwargs or {}))
     c = ChaosController(seed=seed if marker_seed is None else marker_seed, clock=clock,
@@ -225,14 +225,30 @@ def controller(
         finally:
             if journal_dir:
                 write_journals(c.runs, Path(journal_dir), test_id)
+            if report_dir:
+                write_reports(c.runs, Path(report_dir), test_id)
+
+
+def _stem(test_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id).strip("_") or "chaos"
 
 
 def write_journals(runs: Sequence[ScenarioRun], directory: Path, test_id: str) -> None:
     """One ``<test id>--<scenario>.json`` per run (pass or fail), for CI artifacts."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id).strip("_") or "chaos"
     for run in runs:
-        run.write_journal(directory / f"{stem}--{run.scenario.name}.json")
+        run.write_journal(directory / f"{_stem(test_id)}--{run.scenario.name}.json")
+
+
+def write_reports(runs: Sequence[ScenarioRun], directory: Path, test_id: str) -> None:
+    """One HTML report ``<test id>--<scenario>.html`` per run (pass or fail); the session
+    adds ``index.html`` over all of them at its end."""
+    from . import report
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        report.write(directory / f"{_stem(test_id)}--{run.scenario.name}.html", [run.to_json()],
+                     subtitle=test_id)
 
 
 def parse_seed(value: str | int | None) -> int:
@@ -252,4 +268,5 @@ def parse_seed(value: str | int | None) -> int:
             from None
 
 
-__all__ = ["ChaosController", "Schedule", "controller", "marker_options", "parse_seed"]
+__all__ = ["ChaosController", "Schedule", "controller", "marker_options", "parse_seed",
+           "write_journals", "write_reports"]
