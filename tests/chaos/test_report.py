@@ -252,3 +252,79 @@ def test_wrong(chaos):
 def test_index_of_an_empty_directory_is_an_empty_scorecard(tmp_path: Path) -> None:
     index = write_index(tmp_path).read_text()
     assert "0/0 runs held" in index and "<a href" not in index
+
+
+# -- in a real browser ------------------------------------------------------------------------
+def _browser() -> tuple[str, str]:
+    """Debian's chromium and chromium-driver; CI (REQUIRE_BROWSER=1) fails without them."""
+    import os
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [name for name, path in (("chromium", binary), ("chromium-driver", driver))
+               if path is None]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        why = f"needs {' and '.join(missing)} (apt-get install chromium chromium-driver)"
+        if os.environ.get("SNIPER_OTEL_REQUIRE_BROWSER"):
+            pytest.fail(f"the browser check is required here but {why}")
+        pytest.skip(why)
+    assert binary is not None and driver is not None
+    return binary, driver
+
+
+def test_the_report_renders_in_headless_chromium(
+    journals: list[dict[str, Any]], tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    import os
+
+    binary, driver_path = _browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    page = tmp_path / "report.html"
+    page.write_text(render(journals), encoding="utf-8")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--disable-background-networking"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.set_script_timeout(10)
+        driver.get(page.as_uri())
+        charts = driver.execute_script("""
+            return [...document.querySelectorAll('section.scenario')].map(s => ({
+              name: s.dataset.scenario,
+              charts: [...s.querySelectorAll('.chart svg')].map(svg => {
+                const box = svg.getBoundingClientRect();
+                return {width: box.width, height: box.height,
+                        marks: svg.querySelectorAll('path, text, use').length};
+              })
+            }));""")
+        targets = driver.execute_script("""
+            return [...document.querySelectorAll('table.scorecard a')].map(a =>
+              !!document.getElementById(a.getAttribute('href').slice(1)));""")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, min(int(height), 12000))
+        artifacts = Path(os.environ.get("SNIPER_OTEL_ARTIFACTS",
+                                        pytestconfig.rootpath / "out" / "browser"))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(artifacts / "chaos-report.png"))
+    finally:
+        driver.quit()
+    assert errors == []
+    assert targets == [True, True]
+    assert [c["name"] for c in charts] == ["careless", "outage"]
+    assert [len(c["charts"]) for c in charts] == [3, 2]
+    for section in charts:
+        for chart in section["charts"]:
+            assert chart["width"] > 300 and chart["height"] > 100, section
+            assert chart["marks"] > 20, section
