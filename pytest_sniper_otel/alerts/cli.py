@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("list", help="print each rule and its PromQL")
     rules_options(sp)
+    sp = sub.add_parser("dashboards", help="write Grafana dashboards (JSON) to DIR")
+    sp.add_argument("directory", type=Path)
+    rules_options(sp)
     sp = sub.add_parser("drills", help="run the fault drills and print what fired when")
     sp.add_argument("--interval", type=float, default=15.0)
     for name, help_ in (
@@ -78,6 +81,12 @@ def _run(args: argparse.Namespace) -> int:
         print(format_results(results))
         return 0 if all(r.ok for r in results) else 1
     rules = _rules(args)
+    if args.command == "dashboards":
+        from .grafana import export_dashboards
+
+        for f in export_dashboards(args.directory, rules):
+            print(f"wrote {f}")
+        return 0
     if args.command == "list":
         for r in rules:
             print(
