@@ -6,6 +6,9 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # subcommand -> (module with ``main(argv) -> int``, one-line help). Imported on use only.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -13,6 +16,86 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chaos": ("pytest_sniper_otel.chaos.cli", "run the chaos scenario suite and print a scorecard"),
     "rules": ("pytest_sniper_otel.alerts.cli", "export alert rules and promtool tests"),
 }
+
+
+_SECRET_QUERY_KEYS = ("password", "pass", "pwd", "token", "secret", "key", "auth")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password or token replaced by ``***``: safe to print or journal.
+
+    ``redis://:pw@host`` -> ``redis://:***@host``, ``http://user:token@h`` ->
+    ``http://user:***@h``, ``http://token@h`` -> ``http://***@h``, ``?password=x`` -> ``***``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    secret_query = any(any(w in k.lower() for w in _SECRET_QUERY_KEYS)
+                       for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    if "@" not in parts.netloc and not secret_query:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if any(w in k.lower() for w in _SECRET_QUERY_KEYS) else v)
+                           for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None. Checked before a run, so a long run's
+    journal is never lost at the end; the probe leaves no file behind."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return f"cannot write {path}: {exc.strerror or exc}"
+    if not existed:
+        path.unlink(missing_ok=True)
+    return None
+
+
+def check_redis_url(url: str) -> str | None:
+    """What is wrong with a ``--redis-url`` that can be told without connecting, or None."""
+    from redis.connection import parse_url
+
+    shown = redact_url(url)
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+        parts = urlsplit(url)
+        if parts.scheme.lower() in ("redis", "rediss"):
+            if not parts.hostname:
+                return f"{shown} names no host (use redis://host:port/db)"
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+            db = parts.path.strip("/")
+            if db and not db.isdigit():
+                return f"{shown}: the database {db!r} is not a number (use redis://host:port/0)"
+    except ValueError as exc:
+        return f"{shown}: {exc}"
+    return None
+
+
+def connect_redis(url: str, **options: Any) -> Any:
+    """A client for a checked ``url`` that answered PING; raises ValueError saying why not
+    (unreachable, refused credentials, unknown database), with the password redacted."""
+    import redis
+
+    client = redis.Redis.from_url(url, **options)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise ValueError(f"Redis at {redact_url(url)} did not answer: {exc}") from None
+    return client
 
 
 def _usage() -> str:

@@ -398,8 +398,13 @@ class _Parser:
         t = self.tok
         if t.kind != "number":
             raise self.fail("a number")
+        value = float(t.text)
+        if math.isnan(value):
+            # every comparison with NaN is false (!= always true): a rule that can never fire
+            raise ExpressionError(f"NaN at column {t.pos + 1} compares false with every value; "
+                                  "use a number")
         self.i += 1
-        return float(t.text)
+        return value
 
 
 def parse_expression(text: str) -> Expression:

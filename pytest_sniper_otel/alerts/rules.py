@@ -156,8 +156,16 @@ class RuleSet(Sequence[AlertRule]):
 _FIELDS = {"name", "expr", "for", "severity", "labels", "annotations"}
 
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "expr": (str,), "for": (str, int, float), "severity": (str,), "labels": (dict,),
+    "annotations": (dict,),
+}
+
+
 def rule_from_dict(data: Mapping[str, Any]) -> AlertRule:
     """A rule from plain data: ``{"name", "expr", "for", "severity", "labels", "annotations"}``."""
+    if not isinstance(data, Mapping):
+        raise RuleError(f"a rule is an object with 'name' and 'expr', got {type(data).__name__}")
     name = data.get("name", data.get("alert"))
     if not isinstance(name, str):
         raise RuleError(f"a rule needs a 'name' string: {dict(data)!r}")
@@ -166,6 +174,14 @@ def rule_from_dict(data: Mapping[str, Any]) -> AlertRule:
         raise RuleError(f"rule {name!r}: unknown field(s) {', '.join(sorted(unknown))}")
     if "expr" not in data:
         raise RuleError(f"rule {name!r}: missing 'expr'")
+    for key, types in _FIELD_TYPES.items():
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            names = {"str": "a string", "int": "a number", "float": "a number",
+                     "dict": "an object"}
+            wanted = " or ".join(dict.fromkeys(names[t.__name__] for t in types))
+            raise RuleError(f"rule {name!r}: field {key!r} must be {wanted}, "
+                            f"got {type(value).__name__} {value!r}")
     return rule(
         name,
         data["expr"],
@@ -181,16 +197,34 @@ def load_rules(
     *,
     catalog: Mapping[str, MetricSpec] | None = None,
 ) -> RuleSet:
-    """Rules from objects, dicts, or a JSON file (a list of rule dicts, or ``{"rules": [...]}``)."""
-    if isinstance(source, str | Path):
-        path = Path(source)
+    """Rules from objects, dicts, or a JSON file (a list of rule dicts, or ``{"rules": [...]}``).
+
+    A file's errors name the file and the rule's index (``rules.json: rules[2]: ...``).
+    """
+    if not isinstance(source, str | Path):
+        rules = [r if isinstance(r, AlertRule) else rule_from_dict(r) for r in source]
+        return RuleSet(rules, catalog=catalog)
+    path = Path(source)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RuleError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise RuleError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RuleError(f"{path}: not valid JSON: nested too deeply") from None
+    items = data.get("rules") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise RuleError(f'{path}: expected a list of rules or {{"rules": [...]}}, '
+                        f"got {type(items).__name__}")
+    parsed = []
+    for i, item in enumerate(items):
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise RuleError(f"{path}: not valid JSON: {exc}") from None
-        items = data.get("rules") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise RuleError(f'{path}: expected a list of rules or {{"rules": [...]}}')
-        source = items
-    rules = [r if isinstance(r, AlertRule) else rule_from_dict(r) for r in source]
-    return RuleSet(rules, catalog=catalog)
+            parsed.append(rule_from_dict(item))
+            parsed[-1].check(METRICS if catalog is None else catalog)
+        except RuleError as exc:
+            raise RuleError(f"{path}: rules[{i}]: {exc}") from None
+    try:
+        return RuleSet(parsed, catalog=catalog)
+    except RuleError as exc:
+        raise RuleError(f"{path}: {exc}") from None

@@ -46,7 +46,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from ..cli import check_redis_url, unwritable
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.seed < 0:
+            parser.error(f"--seed must be >= 0, got {args.seed}")
+        problem = args.redis_url is not None and check_redis_url(args.redis_url)
+        if problem:
+            parser.error(f"--redis-url: {problem}")
+        for flag, target in (("--json", args.json), ("--html", args.html)):
+            problem = target is not None and unwritable(Path(target))
+            if problem:
+                parser.error(f"{flag}: {problem}")
+    except SystemExit as exc:  # argparse reports usage errors (2) and --help (0) this way
+        return int(exc.code or 0)
     out = sys.stdout
     if args.from_journal:
         return _report_from_journals(args.from_journal, args.html, out)
@@ -118,20 +133,18 @@ def _redis_factory(url: str) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from ..cli import connect_redis
+
     def connect() -> Any:
         # Short timeouts and no client-side retries: an outage must show up as errors in
         # simulated time, not as seconds of real waiting.
-        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=0.1,
-                                      retry=Retry(NoBackoff(), 0))
-        return client
+        return redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=0.1,
+                                    retry=Retry(NoBackoff(), 0))
 
-    probe = connect()
     try:
-        probe.ping()
-    except redis.RedisError as exc:
-        raise FaultError(f"--redis-url {url} is not reachable: {exc}") from None
-    finally:
-        probe.close()
+        connect_redis(url, socket_connect_timeout=1.0, socket_timeout=1.0).close()
+    except ValueError as exc:
+        raise FaultError(f"--redis-url: {exc}") from None
     return connect
 
 

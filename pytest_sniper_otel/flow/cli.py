@@ -53,7 +53,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_DURATION = 86_400.0  # a day of simulated time is about 45 s of wall time
+
+
+def check_otlp_endpoint(url: str) -> str | None:
+    """What is wrong with an ``--otlp-endpoint``, or None."""
+    from ..cli import redact_url
+
+    shown = redact_url(url)
+    try:
+        parts = urlparse(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{shown}: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http(s) URL, got {shown!r}"
+    if not parts.hostname:
+        return f"{shown!r} names no host (use e.g. http://127.0.0.1:4318)"
+    if port == 0:
+        return f"{shown}: port 0 is not a port a collector listens on"
+    return None
+
+
 def main(argv: Sequence[str]) -> int:
+    from ..cli import check_redis_url, unwritable
+
     parser = _parser()
     try:
         args = parser.parse_args(list(argv))
@@ -63,10 +87,18 @@ def main(argv: Sequence[str]) -> int:
             duration = parse_duration(args.duration)
         except ValueError as exc:
             parser.error(f"--duration: {exc}")
-        if args.otlp_endpoint and urlparse(args.otlp_endpoint).scheme not in ("http", "https"):
-            parser.error(f"--otlp-endpoint must be an http(s) URL, got {args.otlp_endpoint!r}")
-        if args.redis_url and urlparse(args.redis_url).scheme not in ("redis", "rediss", "unix"):
-            parser.error(f"--redis-url must be a redis:// URL, got {args.redis_url!r}")
+        if duration > MAX_DURATION:
+            parser.error(f"--duration: at most {MAX_DURATION / 3600:g}h of simulated time, "
+                         f"got {args.duration!r}")
+        problem = args.otlp_endpoint is not None and check_otlp_endpoint(args.otlp_endpoint)
+        if problem:
+            parser.error(f"--otlp-endpoint: {problem}")
+        problem = args.redis_url is not None and check_redis_url(args.redis_url)
+        if problem:
+            parser.error(f"--redis-url: {problem}")
+        problem = args.json is not None and unwritable(args.json)
+        if problem:
+            parser.error(f"--json: {problem}")
     except SystemExit as exc:  # argparse reports usage errors (2) and --help (0) this way
         return int(exc.code or 0)
     return _run(args.seed, duration, args.redis_url, args.json, args.otlp_endpoint)
@@ -75,10 +107,18 @@ def main(argv: Sequence[str]) -> int:
 def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | None,
          otlp_endpoint: str | None) -> int:
     from ..capture import install_session
+    from ..cli import connect_redis, redact_url
     from ..clock import SimClock
     from .bot import SniperBot
     from .catalog import METRICS
 
+    redis_client = None
+    if redis_url:
+        try:
+            redis_client = connect_redis(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        except ValueError as exc:
+            print(f"sniper-otel run: --redis-url: {exc}", file=sys.stderr)
+            return 2
     otlp: _Otlp | None = None
     if otlp_endpoint:
         try:
@@ -91,16 +131,6 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     session = install_session()
     if otlp is not None:
         otlp.attach(session)
-    redis_client = None
-    if redis_url:
-        import redis
-
-        redis_client = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            redis_client.ping()
-        except redis.RedisError as exc:
-            print(f"sniper-otel run: Redis at {redis_url} is not reachable: {exc}", file=sys.stderr)
-            return 1
     wall_start = time.perf_counter()
     with SimClock() as clock, session.capture() as telemetry:
         bot = SniperBot.create(seed=seed, clock=clock, redis=redis_client)
@@ -120,7 +150,8 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
         }
         bot.close()
     if otlp is not None:
-        summary["otlp"] = {"endpoint": otlp.endpoint, "spans_dropped": otlp.spans.dropped}
+        summary["otlp"] = {"endpoint": redact_url(otlp.endpoint),
+                           "spans_dropped": otlp.spans.dropped}
     summary["reconcile"] = problems
     summary["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     print(_render(summary))

@@ -208,8 +208,8 @@ def test_cli_reports_a_bad_rule_by_name(tmp_path: Path, capsys: pytest.CaptureFi
     bad.write_text(json.dumps([{"name": "Ghost", "expr": "max(ghost) > 1"}]))
     assert rules_cli(["list", "--rules", str(bad)]) == 2
     assert capsys.readouterr().err == (
-        "sniper-otel rules: rule 'Ghost': metric 'ghost' is not emitted by the bot "
-        "(not in the catalogue)\n"
+        f"sniper-otel rules: {bad}: rules[0]: rule 'Ghost': metric 'ghost' is not emitted by "
+        "the bot (not in the catalogue)\n"
     )
 
 

@@ -154,4 +154,5 @@ def test_redis_url_that_does_not_answer_is_bad_input(
     _module(suite, "a", _scenario("a", "fault('redis.outage')"))
     code = main(["chaos", "--path", str(suite), "--redis-url", "redis://127.0.0.1:1/0"])
     assert code == 2
-    assert "--redis-url redis://127.0.0.1:1/0 is not reachable" in capsys.readouterr().err
+    assert ("--redis-url: Redis at redis://127.0.0.1:1/0 did not answer"
+            in capsys.readouterr().err)

@@ -79,26 +79,6 @@ def test_otlp_endpoint_receives_spans_logs_and_metrics(
     assert set(posts) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--duration", "ten minutes"], "cannot parse duration 'ten minutes'"),
-    (["--duration", "0s"], "duration must be positive"),
-    (["--seed", "-3"], "--seed must be >= 0, got -3"),
-    (["--seed", "x"], "invalid int value: 'x'"),
-    (["--otlp-endpoint", "localhost:4318"], "--otlp-endpoint must be an http(s) URL"),
-    (["--redis-url", "http://x"], "--redis-url must be a redis:// URL"),
-])
-def test_bad_input_is_a_clear_error_and_exit_2(
-    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert sniper_otel(["run", *args]) == 2
-    assert message in capsys.readouterr().err
-
-
-def test_unreachable_redis_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    assert sniper_otel(["run", "--duration", "1m", "--redis-url", "redis://127.0.0.1:1/0"]) == 1
-    assert "Redis at redis://127.0.0.1:1/0 is not reachable" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(("text", "seconds"), [
     ("10m", 600), ("90s", 90), ("1h30m", 5400), ("250ms", 0.25), ("600", 600), ("1.5m", 90),
 ])
