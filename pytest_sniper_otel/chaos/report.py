@@ -262,9 +262,10 @@ def timeline_svg(run: Mapping[str, Any]) -> str:
                        label=f"threshold {clause['op']} {clause['threshold']:g}")
         if "fault_start" in rule:
             _mark_detection(ax, rule)
-        title = f"{rule['alert']} ({rule['role'].replace('_', ' ')})"
-        ax.set_title(title, loc="left", fontsize=9, fontweight="bold")
-        ax.set_ylabel(_wrap(clause["expr"], 34), fontsize=7)
+        ax.set_title(f"{rule['alert']} ({rule['role'].replace('_', ' ')})",
+                     loc="left", fontsize=9, fontweight="bold")
+        ax.set_title(_wrap(clause["expr"], 90), loc="right", fontsize=7, family="monospace")
+        ax.set_ylabel("rule value", fontsize=7)
         ax.tick_params(labelsize=7)
         ax.legend(loc="upper right", fontsize=7, frameon=False, ncols=2)
         ax.grid(alpha=0.25)
