@@ -216,7 +216,10 @@ def test_the_cli_writes_the_report_after_the_run(
     assert list(_sections(out.read_text())) == ["quick"]
 
 
-def test_pytest_writes_one_report_per_run_and_an_index(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_pytest_writes_one_report_per_run_and_an_index(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
     pytester.makepyfile("""
 from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
 
@@ -234,7 +237,8 @@ def test_quick(chaos):
 def test_wrong(chaos):
     chaos.run(WRONG)
 """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--sniper-otel-chaos-report=out")
+    run = pytester.runpytest_subprocess if workers else pytester.runpytest
+    result = run("-p", "no:cacheprovider", "--sniper-otel-chaos-report=out", *workers)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["sniper-otel chaos report: out*index.html"])
     out = pytester.path / "out"
