@@ -208,7 +208,7 @@ def test_the_cli_writes_the_report_after_the_run(
         "SCENARIO = Scenario(name='quick', title='t', warmup=10.0, duration=60.0,\n"
         "                    recovery=10.0, baseline=False,\n"
         "                    faults=[fault('redis.outage', start=10, duration=30)])\n")
-    out = tmp_path / "r" / "report.html"
+    out = tmp_path / "report.html"
     code = chaos_main(["--path", str(scenarios), "--no-progress", "--html", str(out)])
     assert code == 0
     last = capsys.readouterr().out.splitlines()[-1]
