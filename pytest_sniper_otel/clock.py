@@ -5,16 +5,24 @@ The SDK stamps spans and log records with ``time.time_ns``; freezegun patches it
 simulated time ticked inside it, in no wall time. Pass ``otel_follows=False`` to leave
 OpenTelemetry on the real clock (real span durations) while the code under test sees
 simulated time.
+
+While it runs, asyncio event loops in its thread run on it (see ``clock_asyncio``), and
+``time.sleep`` in its thread advances it and returns at once. pytest's own timing
+(``--durations``, junit-xml, the session's duration) stays on the real clock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time as _time
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# pytest measures durations through _pytest.timing; freezegun's own default list names
+# "_pytest.runner." (with a dot), which does not cover it.
+_REAL_TIME_MODULES = ["_pytest.timing"]
 
 
 @runtime_checkable
@@ -65,6 +73,8 @@ class SimClock:
         self.otel_follows = otel_follows
         self._freezer: Any = None
         self._factory: Any = None
+        self._thread = 0
+        self._monotonic_ns = 0
 
     # lifecycle -------------------------------------------------------------------
     def start(self) -> SimClock:
@@ -72,13 +82,26 @@ class SimClock:
             raise RuntimeError("SimClock is already running")
         from freezegun import freeze_time
 
-        ignore = [] if self.otel_follows else ["opentelemetry"]
+        from . import clock_asyncio
+
+        ignore = [*_REAL_TIME_MODULES, *([] if self.otel_follows else ["opentelemetry"])]
         # tick=False: freezegun's ticking time_ns is float-based and rounds; we want exact.
-        self._freezer = freeze_time(self._start, tick=False, ignore=ignore)
+        # real_asyncio: loops of other threads keep real time rather than hang; the loops
+        # of this thread follow this clock (clock_asyncio).
+        self._freezer = freeze_time(self._start, tick=False, ignore=ignore, real_asyncio=True)
         self._factory = self._freezer.start()
+        self._thread = threading.get_ident()
+        self._monotonic_ns = 0
+        _SLEEP.clock_started(self)
+        clock_asyncio.clock_started(self)
         return self
 
     def stop(self) -> None:
+        if self._factory is not None:
+            from . import clock_asyncio
+
+            clock_asyncio.clock_stopped(self)
+            _SLEEP.clock_stopped(self)
         if self._freezer is not None:
             self._freezer.stop()
         self._freezer = None
@@ -115,6 +138,11 @@ class SimClock:
         self._require_running()
         return time.time_ns()
 
+    def monotonic_ns(self) -> int:
+        """Simulated nanoseconds ticked since the clock started: what asyncio loops on this
+        clock read. Unlike wall time, :meth:`jump` and :meth:`move_to` don't move it."""
+        return self._monotonic_ns
+
     def elapsed(self) -> float:
         """Simulated seconds since the clock started (negative after a backward jump)."""
         return (self.now() - self._start).total_seconds()
@@ -124,8 +152,19 @@ class SimClock:
         """Advance time by ``seconds`` (>= 0). Spans open now get that much longer."""
         if seconds < 0:
             raise ValueError(f"tick() takes a non-negative duration, got {seconds!r}; use jump()")
+        self.advance_ns(round(seconds * 1_000_000_000))
+
+    def advance_ns(self, nanoseconds: int) -> None:
+        """:meth:`tick` in integer nanoseconds. Wall time (freezegun) moves in whole
+        microseconds: the sum of the ticks, never drifting from :meth:`monotonic_ns`."""
+        if nanoseconds < 0:
+            raise ValueError(f"advance_ns() takes a non-negative duration, got {nanoseconds!r}")
         self._require_running()
-        self._factory.tick(dt.timedelta(seconds=seconds))
+        before_us = self._monotonic_ns // 1000
+        self._monotonic_ns += nanoseconds
+        delta_us = self._monotonic_ns // 1000 - before_us
+        if delta_us:
+            self._factory.tick(dt.timedelta(microseconds=delta_us))
 
     def jump(self, seconds: float) -> None:
         """Move wall time forward or backward, as an NTP step or a VM resume would."""
@@ -143,3 +182,39 @@ class SimClock:
     def __repr__(self) -> str:
         state = self.now().isoformat() if self.running else "stopped"
         return f"<SimClock {state}>"
+
+
+class _SleepOnClock:
+    """``time.sleep`` while a SimClock runs: in the clock's thread it advances the clock and
+    returns at once (a retry back-off costs simulated time, not wall time); in other threads
+    it really sleeps."""
+
+    def __init__(self) -> None:
+        self._clocks: list[SimClock] = []
+        self._real: Any = None
+
+    def clock_started(self, clock: SimClock) -> None:
+        if not self._clocks:
+            self._real = _time.sleep
+            _time.sleep = self.sleep  # type: ignore[assignment]
+        self._clocks.append(clock)
+
+    def clock_stopped(self, clock: SimClock) -> None:
+        self._clocks = [c for c in self._clocks if c is not clock]
+        if not self._clocks and self._real is not None:
+            _time.sleep = self._real
+            self._real = None
+
+    def sleep(self, seconds: float) -> None:
+        __tracebackhide__ = True
+        me = threading.get_ident()
+        clock = next((c for c in reversed(self._clocks) if c._thread == me), None)
+        if clock is None or seconds == 0:
+            self._real(seconds)  # 0: still yields the GIL, as callers expect
+            return
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        clock.tick(seconds)
+
+
+_SLEEP = _SleepOnClock()

@@ -127,12 +127,27 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     # What the first `telemetry` will install or attach to, read without installing: a
     # provider set later by a session fixture must still win. No OTel imported yet: nothing
     # to read, and importing it here would cost every run.
+    lines = [chaos, *_asyncio_header(config)]
     if "opentelemetry.trace" in sys.modules:
         from .capture import preview
 
-        return [f"sniper-otel: {preview()}", chaos]
+        return [f"sniper-otel: {preview()}", *lines]
     return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture",
-            chaos]
+            *lines]
+
+
+def _asyncio_header(config: pytest.Config) -> list[str]:
+    runners = [
+        name
+        for plugin, name in (("asyncio", "pytest-asyncio"), ("anyio", "anyio"))
+        if config.pluginmanager.has_plugin(plugin)
+    ]
+    if not runners:
+        return []
+    return [
+        "sniper-otel clock: asyncio event loops of the test's thread run on the simulated "
+        f"clock ({', '.join(runners)})"
+    ]
 
 
 def _configure_chaos_seed(config: pytest.Config) -> None:

@@ -80,13 +80,19 @@ def assert_failures(
 
 
 # Plugins with nothing to do with ours, kept out of the inner runs: the cache writes files,
-# and Hypothesis' plugin imports all of Hypothesis at session end (~0.5 s a run).
-QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# and Hypothesis' plugin imports all of Hypothesis at session end (~0.5 s a run);
+# pytest-asyncio warns in every run without an ini file that sets its loop scope.
+QUIET = (
+    "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+    "-o", "asyncio_default_fixture_loop_scope=function",
+)
 
 
 def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess(*QUIET, *args)
 
 
-def run_subprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(*QUIET, *args)
+def run_subprocess(
+    pytester: pytest.Pytester, *args: str, timeout: float | None = None
+) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*QUIET, *args, timeout=timeout)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from xml.etree import ElementTree
+
 import pytest
-from pytester_helpers import run_inprocess
+from pytester_helpers import assert_failures, run_inprocess
 
 CLOCK_TESTS = """
 import datetime as dt
@@ -61,3 +64,69 @@ def test_clock_fixture_and_marker(app: pytest.Pytester) -> None:
     app.makepyfile(test_clock=CLOCK_TESTS)
     result = run_inprocess(app, "-p", "no:randomly")
     result.assert_outcomes(passed=5)
+
+
+SLEEP_TESTS = """
+import threading
+import time
+
+from app import tracer
+from pytest_sniper_otel import span
+
+
+def test_sleep_advances_the_clock(clock, telemetry):
+    with tracer.start_as_current_span("back-off"):
+        time.sleep(30)
+    assert clock.elapsed() == 30
+    telemetry.assert_span_tree(span("back-off", duration_ms=30_000))
+
+
+def test_other_threads_really_sleep(clock):
+    worker = threading.Thread(target=time.sleep, args=(0.001,))
+    worker.start()
+    worker.join()
+    assert clock.elapsed() == 0
+
+
+def test_negative_sleep_is_refused_as_by_time_sleep(clock):
+    time.sleep(-1)
+"""
+
+
+def test_time_sleep_under_the_clock(app: pytest.Pytester) -> None:
+    app.makepyfile(test_sleep=SLEEP_TESTS)
+    result = run_inprocess(app, "-p", "no:randomly")
+    assert_failures(
+        result,
+        {"test_negative_sleep_is_refused_as_by_time_sleep": "sleep length must be non-negative"},
+        exc="ValueError",
+    )
+    result.assert_outcomes(passed=2, failed=1)
+
+
+TIMING_TESTS = """
+import time
+
+
+def test_an_hour_of_simulated_time(clock):
+    clock.tick(1800)
+    time.sleep(1800)
+    assert clock.elapsed() == 3600
+"""
+
+
+def test_pytest_timing_stays_on_the_wall_clock(app: pytest.Pytester) -> None:
+    """A simulated hour, a frozen 2026 clock: --durations, junit-xml and the session
+    duration report wall time (seconds, not 3600 s or 1.77e9 s)."""
+    app.makepyfile(test_timing=TIMING_TESTS)
+    result = run_inprocess(app, "-p", "no:randomly", "--durations=0", "-vv", "--junitxml=out.xml")
+    seconds = r"\d{1,2}\.\d\ds"
+    for when in ("setup   ", "call    ", "teardown"):  # sorted by duration: one at a time
+        result.stdout.re_match_lines([rf"{seconds} {when} test_timing.py::test_an_hour_of_"])
+    result.stdout.re_match_lines([rf"=+ 1 passed in {seconds} =+"])
+    junit = ElementTree.parse(app.path / "out.xml").getroot()
+    [suite] = junit.iter("testsuite")
+    [case] = junit.iter("testcase")
+    assert float(suite.get("time", "nan")) < 100
+    assert float(case.get("time", "nan")) < 100
+    assert suite.get("timestamp", "").startswith(str(dt.date.today().year))
