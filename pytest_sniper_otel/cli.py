@@ -48,11 +48,26 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def unwritable(path: Path) -> str | None:
+def unwritable(path: Path, *, make_parents: bool = False) -> str | None:
     """Why ``path`` cannot be written, or None. Checked before a run, so a long run's
-    journal is never lost at the end; the probe leaves no file behind."""
+    journal is never lost at the end; the probe leaves no file behind. With
+    ``make_parents``, missing directories are fine if the nearest existing one is writable."""
+    import tempfile
+
     if path.is_dir():
         return f"{path} is a directory"
+    if make_parents and not path.parent.exists():
+        ancestor = path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            return f"cannot write {path}: {ancestor} is not a directory"
+        try:
+            with tempfile.TemporaryFile(dir=ancestor):
+                pass
+        except OSError as exc:
+            return f"cannot write {path}: {exc.strerror or exc}"
+        return None
     existed = path.exists()
     try:
         with path.open("a", encoding="utf-8"):

@@ -87,8 +87,8 @@ def test_run_refuses_bad_input_before_the_run(
 
 
 CHAOS_ONLY: list[tuple[list[str], str]] = [
-    (["--html", "{tmp}/missing/report.html"],
-     "--html: cannot write {tmp}/missing/report.html: No such file or directory"),
+    (["--html", "{tmp}"], "--html: {tmp} is a directory"),
+    (["--html", "/proc/sniper-otel/report.html"], "--html: cannot write /proc/sniper-otel/"),
 ]
 
 

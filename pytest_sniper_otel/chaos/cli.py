@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from .faults import FaultError
 from .runner import ScenarioRun
 from .scenario import Scenario
-from .suite import DEFAULT_PATH, SuiteResult, load_scenarios, run_suite, select
+from .suite import DEFAULT_PATH, SuiteResult, load_suite, run_suite, select
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,10 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = args.redis_url is not None and check_redis_url(args.redis_url)
         if problem:
             parser.error(f"--redis-url: {problem}")
-        for flag, target in (("--json", args.json), ("--html", args.html)):
-            problem = target is not None and unwritable(Path(target))
-            if problem:
-                parser.error(f"{flag}: {problem}")
+        problem = args.json is not None and unwritable(Path(args.json))
+        if problem:
+            parser.error(f"--json: {problem}")
+        problem = args.html is not None and unwritable(Path(args.html), make_parents=True)
+        if problem:
+            parser.error(f"--html: {problem}")
     except SystemExit as exc:  # argparse reports usage errors (2) and --help (0) this way
         return int(exc.code or 0)
     out = sys.stdout
@@ -70,7 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .report import require_matplotlib
 
             require_matplotlib()  # a missing extra is bad input: say so before running anything
-        scenarios = select(load_scenarios(args.path), args.scenario)
+        loaded, unloadable = load_suite(args.path)
+        for broken in unloadable:
+            print(f"sniper-otel chaos: could not load {broken}", file=sys.stderr)
+        if unloadable and not loaded:
+            return 2
+        scenarios = select(loaded, args.scenario)
         if args.list:
             _print_list(scenarios, out)
             return 0
@@ -83,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress = None if args.no_progress else _Progress(len(scenarios), sys.stderr)
     result = run_suite(scenarios, seed=args.seed, redis_factory=redis_factory,
-                       progress=progress.update if progress else None)
+                       progress=progress.update if progress else None, unloadable=unloadable)
     if progress is not None:
         progress.done()
     print(scorecard(result), file=out)
@@ -97,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_report(journal["scenarios"], args.html, out,
                       f"seed {result.seed}, {result.backend}, "
                       f"{result.wall_seconds:.1f} s wall", started)
+    if result.unloadable:
+        return 2  # bad input: some of the suite never ran
     return 0 if result.ok else 1
 
 
@@ -295,6 +304,11 @@ def scorecard(result: SuiteResult) -> str:
         lines.append(f"alerts that fired without being expected: {', '.join(also)}")
     for scenario, why in result.skipped:
         lines.append(f"skipped {scenario.name}: {why}")
+    if result.unloadable:
+        lines.append("")
+        lines.append(f"modules that could not load ({len(result.unloadable)}; their scenarios "
+                     "did not run):")
+        lines += [f"  {u}" for u in result.unloadable]
     lost: dict[str, int] = {}
     for r in result.runs:
         for k, v in r.dropped.items():

@@ -13,11 +13,13 @@ drops the websocket-like price feed.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..flow.client import ENDPOINTS
 from ..flow.exchange import ApiRequest, ApiResponse, TransportError, TransportTimeout
 from . import layers
 from .faults import Fault, FaultError, chance, positive, register, require
@@ -68,6 +70,13 @@ class CallFault(Fault):
             and all(isinstance(e, str) and e for e in self.endpoints),
             f"endpoints must be a tuple of endpoint names, got {self.endpoints!r}",
         )
+        for endpoint in self.endpoints:
+            # a misspelt endpoint would match no call: the fault would never strike
+            if endpoint not in ENDPOINTS:
+                close = difflib.get_close_matches(endpoint, ENDPOINTS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise FaultError(f"endpoints: no endpoint {endpoint!r}{hint} "
+                                 f"(endpoints: {', '.join(ENDPOINTS)})")
 
     def tick(self, seconds: float) -> None:
         clock = self._transport.clock

@@ -59,13 +59,15 @@ def seconds(value: float | int | str, *, what: str = "duration") -> float:
     if isinstance(value, bool):
         raise FaultError(f"{what} must be a number of seconds or a string like '2m', got {value!r}")
     if isinstance(value, int | float):
-        if math.isnan(value):
-            raise FaultError(f"{what} must be a number, got NaN")
+        if not math.isfinite(value):
+            raise FaultError(f"{what} must be a finite number of seconds, got {value!r}")
         return float(value)
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
+            result = float(m.group(1)) * _UNIT[m.group(2)]
+            if math.isfinite(result):
+                return result
     raise FaultError(f"{what} must be a number of seconds or a string like '2m', got {value!r}")
 
 
@@ -84,11 +86,12 @@ class Schedule:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.start, int | float) or math.isnan(self.start) or self.start < 0:
+        if not isinstance(self.start, int | float) or not math.isfinite(self.start) \
+                or self.start < 0:
             raise FaultError(f"schedule start must be >= 0 seconds, got {self.start!r}")
         if self.duration is not None and (
             not isinstance(self.duration, int | float)
-            or math.isnan(self.duration)
+            or not math.isfinite(self.duration)
             or self.duration <= 0
         ):
             raise FaultError(
@@ -257,6 +260,17 @@ class Fault:
         return f"<fault {self.name}({args}) {self.schedule.describe()}>"
 
 
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere in a parameter: each would make a check pass silently."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
@@ -334,6 +348,10 @@ class FaultSpec:
                 f"fault {self.name!r}: unknown parameter(s) {', '.join(unknown)} "
                 f"(parameters: {', '.join(names) or 'none'})"
             )
+        for key, value in self.params.items():
+            if not _finite(value):
+                raise FaultError(f"fault {self.name!r}: parameter {key} must be finite, "
+                                 f"got {value!r}")
         try:
             instance = cls(**self.params)
         except TypeError as exc:
@@ -409,6 +427,6 @@ def chance(value: Any, name: str) -> None:
 
 
 def positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and not math.isnan(value)
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     ok = ok and (value >= 0 if allow_zero else value > 0)
     require(ok, f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")

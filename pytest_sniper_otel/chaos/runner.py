@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..alerts.rules import RuleSet
     from ..clock import SimClock
     from ..flow.bot import SniperBot
+    from ..flow.config import BotConfig
     from ..telemetry import Telemetry
     from .checks import CheckResult
     from .export import ExportPipeline, PipelineStats
@@ -342,6 +343,12 @@ def run_scenario(
         spec.build(i, run_seed)
     run = ScenarioRun(scenario, run_seed, started=dt.datetime.now(dt.UTC).isoformat())
     wall0 = _wall()
+    try:
+        configured(scenario)  # a hook that raises, or sets nothing real, fails this scenario
+    except FaultError as exc:
+        run.error = str(exc)
+        run.wall_seconds = _wall() - wall0
+        return run
     if scenario.baseline and scenario.faults:
         fresh = _baseline_key(scenario, run_seed, rules, redis) not in _BASELINES
         if fresh and progress is not None:
@@ -372,6 +379,50 @@ def run_scenario(
             run.error = f"{type(exc).__name__}: {exc}"
     run.wall_seconds = _wall() - wall0
     return run
+
+
+def configured(scenario: Scenario) -> BotConfig:
+    """A fresh :class:`BotConfig` after the scenario's ``configure`` hook.
+
+    The hook's exception, a value it returns (a new config is ignored: the hook changes the
+    one it is given) and a setting the config does not have (``config.retyr = ...``) raise
+    :class:`FaultError` naming the scenario.
+    """
+    from ..flow.config import BotConfig
+
+    config = BotConfig()
+    if scenario.configure is None:
+        return config
+    where = f"scenario {scenario.name!r}: configure"
+    try:
+        returned = scenario.configure(config)
+    except Exception as exc:
+        raise FaultError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    if returned is not None:
+        raise FaultError(f"{where} returned {type(returned).__name__}; it must change the "
+                         "BotConfig it is given and return None")
+    unknown = _unknown_settings(config, "config")
+    if unknown:
+        raise FaultError(f"{where} set {'; '.join(unknown)}")
+    return config
+
+
+def _unknown_settings(obj: Any, path: str) -> list[str]:
+    """Attributes set on a config dataclass (at any depth) that are none of its fields."""
+    import difflib
+
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return []
+    fields = [f.name for f in dataclasses.fields(obj)]
+    found = []
+    for key in getattr(obj, "__dict__", {}):
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            found.append(f"{path}.{key}, which {type(obj).__name__} does not have{hint}")
+    for name in fields:
+        found += _unknown_settings(getattr(obj, name), f"{path}.{name}")
+    return found
 
 
 _BASELINES: dict[tuple[Any, ...], ScenarioRun] = {}
@@ -428,13 +479,10 @@ def _execute(
     rules: RuleSet, evaluator_cls: type[AlertEvaluator], progress: Progress | None, step: float,
 ) -> None:
     from ..flow.bot import SniperBot
-    from ..flow.config import BotConfig
     from .checks import CHECK_FUNCTIONS
     from .export import export_pipeline
 
-    config = BotConfig()
-    if scenario.configure is not None:
-        scenario.configure(config)
+    config = configured(scenario)
     pipeline = export_pipeline()
     run.export_timeout = pipeline.export_timeout
     warm, method_end, total = scenario.warmup, scenario.warmup + scenario.duration, scenario.total

@@ -17,6 +17,7 @@ method ends is rolled back then (and in any case when the run stops, even on an 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -119,8 +120,10 @@ class Scenario:
                 raise FaultError(f"{where}: faults must be fault(...) specs, got {spec!r}")
         for phase in ("duration", "warmup", "recovery"):
             value = getattr(self, phase)
-            if not isinstance(value, int | float) or value < 0:
-                raise FaultError(f"{where}: {phase} must be >= 0 seconds, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise FaultError(f"{where}: {phase} must be a finite number of seconds >= 0, "
+                                 f"got {value!r}")
         if self.duration <= 0:
             raise FaultError(f"{where}: duration must be > 0 seconds")
         for spec in self.faults:

@@ -11,9 +11,12 @@ A scenario tagged ``requires="real_redis"`` runs only when a real server is give
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
+import re
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,17 @@ DEFAULT_PATH = "scenarios"
 REAL_REDIS = "real_redis"
 
 
+@dataclass(frozen=True)
+class Unloadable:
+    """A scenario module that could not be loaded, and why."""
+
+    file: Path
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem}"
+
+
 @dataclass
 class SuiteResult:
     seed: int
@@ -34,10 +48,11 @@ class SuiteResult:
     skipped: list[tuple[Scenario, str]] = field(default_factory=list)
     wall_seconds: float = 0.0
     backend: str = "fakeredis"
+    unloadable: list[Unloadable] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.runs)
+        return all(r.ok for r in self.runs) and not self.unloadable
 
     @property
     def simulated_seconds(self) -> float:
@@ -55,6 +70,7 @@ class SuiteResult:
             "simulated_seconds": round(self.simulated_seconds, 3),
             "scenarios": [r.to_json() for r in self.runs],
             "skipped": [{"scenario": s.name, "reason": why} for s, why in self.skipped],
+            "unloadable": [{"file": str(u.file), "problem": u.problem} for u in self.unloadable],
         }
 
 
@@ -63,6 +79,16 @@ def load_scenarios(path: str | Path = DEFAULT_PATH) -> list[Scenario]:
 
     Bad scenarios fail here, naming the module: before anything runs.
     """
+    scenarios, unloadable = load_suite(path)
+    if unloadable:
+        raise FaultError("; ".join(str(u) for u in unloadable))
+    return scenarios
+
+
+def load_suite(path: str | Path = DEFAULT_PATH) -> tuple[list[Scenario], list[Unloadable]]:
+    """The scenarios of every module that loads, and each module that does not (a syntax or
+    import error, a bad ``Scenario(...)``, ``SCENARIOS`` that is not a list, a skip or
+    ``sys.exit()`` at import), so that one broken module does not hide the others."""
     root = Path(path)
     if not root.is_dir():
         raise FaultError(
@@ -73,38 +99,76 @@ def load_scenarios(path: str | Path = DEFAULT_PATH) -> list[Scenario]:
     if not files:
         raise FaultError(f"no scenario_*.py modules in {str(root)!r}")
     found: list[Scenario] = []
+    unloadable: list[Unloadable] = []
     names: dict[str, Path] = {}
     for file in files:
-        module = _import(file)
-        items = getattr(module, "SCENARIOS", None)
-        if items is None:
-            single = getattr(module, "SCENARIO", None)
-            items = [single] if single is not None else []
-        if not items:
-            raise FaultError(f"{file}: defines neither SCENARIO nor SCENARIOS")
+        try:
+            items = _scenarios_of(file)
+        except FaultError as exc:
+            unloadable.append(Unloadable(file, str(exc)))
+            continue
         for item in items:
-            if not isinstance(item, Scenario):
-                raise FaultError(f"{file}: SCENARIO must be a Scenario, got {item!r}")
             if item.name in names:
-                raise FaultError(f"scenario name {item.name!r} is used by {names[item.name]} "
-                                 f"and {file}")
+                unloadable.append(Unloadable(file, f"scenario name {item.name!r} is also used "
+                                                   f"by {names[item.name]}"))
+                continue
             names[item.name] = file
             found.append(item)
-    return found
+    return found, unloadable
+
+
+def _scenarios_of(file: Path) -> list[Scenario]:
+    module = _import(file)
+    items = getattr(module, "SCENARIOS", None)
+    if items is None:
+        single = getattr(module, "SCENARIO", None)
+        items = [single] if single is not None else []
+    elif not isinstance(items, list | tuple):
+        raise FaultError(f"SCENARIOS must be a list of Scenario, got {type(items).__name__}")
+    if not items:
+        raise FaultError("defines neither SCENARIO nor SCENARIOS")
+    for item in items:
+        if not isinstance(item, Scenario):
+            raise FaultError(f"SCENARIO must be a Scenario, got {item!r}")
+    return list(items)
 
 
 def _import(file: Path) -> Any:
+    """Execute a scenario module; whatever it raises becomes a FaultError naming the line."""
     name = f"sniper_otel_scenarios.{file.stem}"
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always loads
-        raise FaultError(f"{file}: cannot be imported")
+        raise FaultError("cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except FaultError as exc:
-        raise FaultError(f"{file}: {exc}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit and pytest's skip too: the module did not load
+        sys.modules.pop(name, None)
+        raise FaultError(_load_problem(file, exc)) from None
     return module
+
+
+def _load_problem(file: Path, exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"line {exc.lineno}: syntax error: {exc.msg}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
+    where = f"line {frames[-1].lineno}: " if frames else ""
+    if isinstance(exc, SystemExit):
+        return f"{where}sys.exit({exc.code!r}) at import"
+    if type(exc).__name__ == "Skipped":  # pytest.skip / pytest.importorskip at module level
+        return f"{where}skipped at import: {exc}"
+    message = str(exc)
+    keyword = re.search(r"unexpected keyword argument '(\w+)'", message)
+    if isinstance(exc, TypeError) and keyword:
+        fields = [f.name for f in dataclasses.fields(Scenario)]
+        close = difflib.get_close_matches(keyword.group(1), fields, n=1)
+        message += f"; did you mean {close[0]!r}?" if close else f" (fields: {', '.join(fields)})"
+    if isinstance(exc, FaultError):
+        return f"{where}{message}"
+    return f"{where}{type(exc).__name__}: {message}"
 
 
 def select(scenarios: Sequence[Scenario], names: Sequence[str]) -> list[Scenario]:
@@ -139,13 +203,16 @@ def run_suite(
     seed: int = 0,
     redis_factory: Callable[[], Any] | None = None,
     progress: Callable[[int, Scenario, float], None] | None = None,
+    unloadable: Sequence[Unloadable] = (),
 ) -> SuiteResult:
-    """Run ``scenarios`` one after the other; ``redis_factory`` gives each a real client."""
+    """Run ``scenarios`` one after the other; ``redis_factory`` gives each a real client.
+    ``unloadable`` modules (from :func:`load_suite`) are reported with the result."""
     from .export import _real_perf_counter
 
     validate(scenarios)
     wall = _real_perf_counter()
-    result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis")
+    result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis",
+                         unloadable=list(unloadable))
     t0 = wall()
     for index, scenario in enumerate(scenarios):
         if scenario.tags.get("requires") == REAL_REDIS and redis_factory is None:

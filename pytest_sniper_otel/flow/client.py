@@ -45,6 +45,8 @@ from .telemetry import (
 )
 
 STEP = Decimal("1e-8")  # the exchange's quantity step
+# the logical endpoints (``mexc.endpoint``, the ``endpoint`` metric attribute)
+ENDPOINTS = ("calendar", "ticker", "order.place", "order.status", "account")
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,12 @@ def test_a_broken_scenario_exits_1_and_says_how_to_reproduce(
     ("body", "args", "message"),
     [
         (_scenario("a", "fault('exchange.http_eror')"), [],
-         "scenario_a.py: unknown fault 'exchange.http_eror'; did you mean 'exchange.http_error'?"),
+         "scenario_a.py: line 3: unknown fault 'exchange.http_eror'; did you mean "
+         "'exchange.http_error'?"),
         (_scenario("a", "fault('redis.outage', start='5m', end='1m')"), [],
-         "scenario_a.py: schedule ends before it starts: end 60s is not after start 300s"),
+         "scenario_a.py: line 3: schedule ends before it starts: end 60s is not after start 300s"),
         (_scenario("a", "fault('exchange.rate_limit', probability=2)"), [],
-         "scenario_a.py: probability must be within [0, 1], got 2"),
+         "scenario_a.py: line 3: probability must be within [0, 1], got 2"),
         (_scenario("a", "fault('redis.outage')", "expect_alert('RedisUnavailble')"), [],
          "scenario 'a' expects alert 'RedisUnavailble', which no rule defines; "
          "did you mean 'RedisUnavailable'?"),
