@@ -175,13 +175,15 @@ class SessionTelemetry:
         log_level: int = logging.INFO,
         color: bool = False,
         clock: Callable[[], int] | None = None,
+        verbose: bool = False,
     ) -> Iterator[Telemetry]:
-        """Route everything recorded inside the block to a fresh :class:`Telemetry`."""
+        """Route everything recorded inside the block to a fresh :class:`Telemetry`
+        (``verbose``: it prints every span in failures and report sections)."""
         from .telemetry import Telemetry
 
         if self.current is not None:
             raise RuntimeError("a telemetry capture window is already open in this process")
-        window = Telemetry(self, color=color, clock=clock)
+        window = Telemetry(self, color=color, clock=clock, verbose=verbose)
         window._discard_pending_metrics()
         root = logging.getLogger()
         old_level = root.level

@@ -90,12 +90,15 @@ class MetricsSnapshot:
         for points in self.series.values():
             yield from points
 
-    def view(self, name: str, attributes: Attributes | None = None) -> MetricView:
+    def view(
+        self, name: str, attributes: Attributes | None = None, *, allow_empty: bool = False
+    ) -> MetricView:
         """A :class:`MetricView` of ``name`` filtered by ``attributes`` (a subset match).
 
         Raises :class:`MetricNotFound`, listing what was captured, if ``name`` was never
-        recorded, and :class:`SpecError` if an attribute key appears on none of its series
-        (a typo would otherwise read as a legitimate zero).
+        recorded, and :class:`SpecError` if an attribute key appears on none of its series,
+        or (unless ``allow_empty``) a value on none of them: a typo would otherwise read as a
+        legitimate zero.
         """
         __tracebackhide__ = True
         if name not in self.series:
@@ -113,8 +116,32 @@ class MetricsSnapshot:
                 f"metric {name!r} has no series with attribute {', '.join(hints)}; "
                 f"its attribute keys are: {', '.join(sorted(keys)) or 'none'}"
             )
+        if not allow_empty:
+            _check_values(name, wanted, all_points)
         matched = tuple(p for p in all_points if _attributes_include(p.attributes, wanted))
         return MetricView(name, wanted, matched, all_points)
+
+
+def _check_values(name: str, wanted: Attributes, points: Sequence[SeriesPoint]) -> None:
+    """Each wanted attribute value is matched by some series: a did-you-mean if not."""
+    __tracebackhide__ = True
+    from .matchers import describe, matches
+
+    for key, want in wanted.items():
+        seen = list(dict.fromkeys(p.attributes[key] for p in points if key in p.attributes))
+        if any(matches(want, v) for v in seen):
+            continue
+        shown = [repr(v) for v in seen]
+        close = difflib.get_close_matches(describe(want), shown, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        listed = ", ".join(shown[:20])
+        if len(shown) > 20:
+            listed += f", ... {len(shown) - 20} more"
+        raise SpecError(
+            f"metric {name!r} has no series with {key}={describe(want)}{hint}; "
+            f"values of {key!r} seen: {listed}. "
+            "Pass allow_empty=True to read it as empty (a count of 0)"
+        )
 
 
 def _attributes_include(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -233,6 +260,7 @@ class MetricView:
     def quantile(self, q: float) -> float:
         """Estimate the q-quantile from buckets, as Prometheus' ``histogram_quantile`` does."""
         __tracebackhide__ = True
+        _check_quantile(q)
         self._histogram(".quantile()")
         return histogram_quantile(q, self.boundaries, self.bucket_counts)
 
@@ -256,8 +284,7 @@ def histogram_quantile(
     largest finite boundary. NaN when there are no observations.
     """
     __tracebackhide__ = True
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+    _check_quantile(q)
     total = sum(bucket_counts)
     if total == 0 or not boundaries:
         return math.nan
@@ -274,6 +301,16 @@ def histogram_quantile(
             return lower + (upper - lower) * (rank - cumulative) / count
         cumulative += count
     return float(boundaries[-1])
+
+
+def _check_quantile(q: object) -> None:
+    __tracebackhide__ = True
+    if isinstance(q, bool) or not isinstance(q, int | float):
+        raise SpecError(
+            f"quantile(q): q must be a number within [0, 1], got {type(q).__name__} {q!r}"
+        )
+    if not 0.0 <= q <= 1.0:  # also refuses NaN
+        raise SpecError(f"quantile(q): q must be within [0, 1], got {q!r}")
 
 
 class MetricAccumulator:

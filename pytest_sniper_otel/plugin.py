@@ -24,6 +24,7 @@ class _Settings:
     show: str
     log_level: int
     markup: bool
+    verbose: bool  # -vv: every span in failures and report sections
 
     @property
     def color(self) -> bool:
@@ -118,7 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.has_plugin("terminalreporter")
         else False
     )
-    config.stash[_SETTINGS] = _Settings(show=show, log_level=level, markup=markup)
+    config.stash[_SETTINGS] = _Settings(
+        show=show, log_level=level, markup=markup, verbose=config.get_verbosity() >= 2
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -176,7 +179,9 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
     plugins = request.config.pluginmanager
     if not plugins.has_plugin(_ReportSections.name):
         plugins.register(_ReportSections(), _ReportSections.name)
-    with install_session().capture(log_level=settings.log_level, color=settings.color) as captured:
+    with install_session().capture(
+        log_level=settings.log_level, color=settings.color, verbose=settings.verbose
+    ) as captured:
         request.node.stash[_TELEMETRY] = captured
         yield captured
 
@@ -269,8 +274,17 @@ class _ReportSections:
             return report
         show = item.config.stash[_SETTINGS].show
         if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
-            report.sections.append((f"Captured telemetry {report.when}", captured.render()))
+            report.sections.append((f"Captured telemetry {report.when}", _rendered(captured)))
         return report
+
+
+def _rendered(captured: Telemetry) -> str:
+    # Runs inside pytest's reporting: an exception here would be an INTERNALERROR that
+    # hides the test's own outcome.
+    try:
+        return captured.render()
+    except Exception as exc:
+        return f"sniper-otel could not render this test's telemetry: {type(exc).__name__}: {exc}"
 
 
 def pytest_assertrepr_compare(
@@ -302,8 +316,20 @@ def pytest_assertrepr_compare(
         return None
     if mismatch is None:
         return None
-    color = config.stash[_SETTINGS].color
+    from .capture import installed_session
+    from .report import no_mask, render_mismatch
+
+    settings = config.stash[_SETTINGS]
+    session = installed_session()
+    window = session.current if session is not None else None
     # The first line is the summary pytest puts after "assert": make it the divergence, so
     # the reason survives pytest's truncation of long explanations (-vv shows everything).
-    text: str = spans.render_mismatch(mismatch, specs, roots, color=color)
+    text = render_mismatch(
+        mismatch,
+        specs,
+        roots,
+        color=settings.color,
+        verbose=settings.verbose,
+        mask=window._mask if window is not None else no_mask,
+    )
     return text.splitlines()

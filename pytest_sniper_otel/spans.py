@@ -1,29 +1,33 @@
 """Span trees: captured trees, the expected-tree builder :func:`span`, matching and diffs.
 
-A captured tree is built from the test's finished spans by parent id; siblings are ordered
+A captured tree is built by parent id as spans end (:class:`Forest`); siblings are ordered
 by start time, then by the order in which they started (under a frozen clock siblings often
 share a start time). An expected tree is built with :func:`span`; matching reports the
-first divergence, and :func:`render_mismatch` shows both trees with that place marked.
+first divergence; :mod:`.report` renders it.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import math
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import SpecError
-from .matchers import describe, matches
+from .matchers import ANY, describe, matches
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanKind, StatusCode
+    from typing_extensions import Unpack
 
 STATUSES = ("UNSET", "OK", "ERROR")
 KINDS = ("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-MAX_RENDERED_LINES = 200
 MAX_ATTRIBUTES_SHOWN = 6
 
 
@@ -89,34 +93,78 @@ class SpanNode:
         return " > ".join(reversed(names))
 
     def __repr__(self) -> str:
-        return f"<SpanNode {_node_line(self)} children={len(self.children)}>"
+        return f"<SpanNode {node_line(self)} children={len(self.children)}>"
+
+
+def _start_order(node: SpanNode) -> tuple[int, int]:
+    return (node.span.start_time or 0, node.seq)
+
+
+class Forest:
+    """Span trees built as spans end, so asking for them costs nothing per span.
+
+    Children usually end before their parent: they wait under their parent's id until it
+    ends. Spans whose parent never ends here are the roots. Spans end in any thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nodes: dict[int, SpanNode] = {}
+        self._waiting: dict[int, list[SpanNode]] = {}  # parent span id -> ended children
+        self._top: list[SpanNode] = []  # spans without a parent
+        self._roots: list[SpanNode] | None = None
+
+    def add(self, span: ReadableSpan, seq: int) -> None:
+        node = SpanNode(span, seq)
+        sid = span.context.span_id if span.context is not None else 0
+        parent = span.parent
+        with self._lock:
+            self._roots = None
+            self._nodes[sid] = node
+            early = self._waiting.pop(sid, None)
+            if early is not None:
+                for child in early:
+                    child.parent = node
+                if len(early) > 1:
+                    early.sort(key=_start_order)
+                node.children = early
+            if parent is None:
+                self._top.append(node)
+                return
+            owner = self._nodes.get(parent.span_id)
+            if owner is None:
+                self._waiting.setdefault(parent.span_id, []).append(node)
+                return
+            node.parent = owner
+            siblings = owner.children
+            if not siblings or _start_order(siblings[-1]) <= _start_order(node):
+                siblings.append(node)
+            else:
+                bisect.insort(siblings, node, key=_start_order)
+
+    def roots(self) -> list[SpanNode]:
+        """Root nodes (spans whose parent was not captured), in start order."""
+        with self._lock:
+            if self._roots is None:
+                roots = self._top + [n for early in self._waiting.values() for n in early]
+                roots.sort(key=_start_order)
+                self._roots = roots
+            return list(self._roots)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
 
 
 def build_forest(spans: Sequence[ReadableSpan], start_seq: Mapping[int, int]) -> list[SpanNode]:
-    """Root nodes (spans whose parent was not captured), each tree in start order."""
+    """Root nodes of ``spans`` (whose parent was not captured), each tree in start order.
+
+    ``start_seq`` orders siblings that share a start time; spans missing from it go last."""
+    forest = Forest()
     unknown = len(start_seq)
-    nodes: dict[int, SpanNode] = {}
     for i, s in enumerate(spans):
         sid = s.context.span_id if s.context is not None else 0
-        nodes[sid] = SpanNode(s, start_seq.get(sid, unknown + i))
-    roots: list[SpanNode] = []
-    for node in nodes.values():
-        parent = node.span.parent
-        owner = nodes.get(parent.span_id) if parent is not None else None
-        if owner is None:
-            roots.append(node)
-        else:
-            node.parent = owner
-            owner.children.append(node)
-
-    def order(n: SpanNode) -> tuple[int, int]:
-        return (n.span.start_time or 0, n.seq)
-
-    for node in nodes.values():
-        if len(node.children) > 1:
-            node.children.sort(key=order)
-    roots.sort(key=order)
-    return roots
+        forest.add(s, start_seq.get(sid, unknown + i))
+    return forest.roots()
 
 
 # ----------------------------------------------------------------------------------------
@@ -135,7 +183,34 @@ class EventSpec:
 
 def event(name: str, attributes: Mapping[str, Any] | None = None) -> EventSpec:
     """An expected span event; attributes match as a subset."""
-    return EventSpec(name, attributes)
+    __tracebackhide__ = True
+    if not isinstance(name, str):
+        raise SpecError(f"event(name): name must be a str, got {_typed(name)}")
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise SpecError(
+            f"event({name!r}, attributes): attributes must be a mapping, got {_typed(attributes)}"
+        )
+    return EventSpec(name, dict(attributes) if attributes is not None else None)
+
+
+def _typed(value: Any) -> str:
+    """How a wrong argument reads in a SpecError: its type and value."""
+    return f"{type(value).__name__} {value!r}"
+
+
+class SpanOptions(TypedDict, total=False):
+    """The keywords of :func:`span`, :func:`descendant` and :func:`absent`."""
+
+    attributes: Mapping[str, Any]
+    status: str | StatusCode
+    status_description: Any
+    kind: str | SpanKind
+    events: Sequence[str | EventSpec]
+    children: Sequence[SpanSpec | str]
+    any_order: bool
+    exact: bool
+    count: int
+    duration_ms: Any
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +276,7 @@ _SPAN_KEYWORDS = (
 )
 
 
-def span(name: Any, **options: Any) -> SpanSpec:
+def span(name: Any, **options: Unpack[SpanOptions]) -> SpanSpec:
     """An expected span.
 
     ``name``: a string, a compiled regex or a predicate. Keyword options:
@@ -231,7 +306,7 @@ def _check_keywords(fn: str, name: Any, options: Mapping[str, Any]) -> None:
         )
 
 
-def descendant(name: Any, **options: Any) -> SpanSpec:
+def descendant(name: Any, **options: Unpack[SpanOptions]) -> SpanSpec:
     """Like :func:`span`, but matches at any depth below the parent (or anywhere at top level).
 
     With ``count=N`` it asserts exactly N such descendants; without, at least one.
@@ -241,7 +316,7 @@ def descendant(name: Any, **options: Any) -> SpanSpec:
     return _replace(_build(name, **options), anywhere=True)
 
 
-def absent(name: Any, **options: Any) -> SpanSpec:
+def absent(name: Any, **options: Unpack[SpanOptions]) -> SpanSpec:
     """No sibling matches this spec (at top level: no root span does).
 
     ``absent`` is ``span(..., count=0)``: it looks at one level, like the specs beside it.
@@ -252,7 +327,73 @@ def absent(name: Any, **options: Any) -> SpanSpec:
     if "count" in options:
         raise SpecError(f"absent({name!r}) takes no count: it means count=0")
     _check_keywords("absent", name, options)
-    return _build(name, count=0, **options)
+    return _replace(_build(name, **options), count=0)
+
+
+def _is_text_matcher(value: Any) -> bool:
+    return (
+        value is ANY
+        or isinstance(value, str | re.Pattern)
+        or (callable(value) and not isinstance(value, type))
+    )
+
+
+def _is_list(value: Any) -> bool:
+    # A str, a mapping or a set is a common slip for a list: its items would be
+    # characters, keys or in no order.
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _event_specs(where: str, events: Any) -> tuple[EventSpec, ...]:
+    __tracebackhide__ = True
+    if isinstance(events, str | EventSpec):
+        raise SpecError(f"{where}: events must be a list, e.g. events=[{events!r}]")
+    if not _is_list(events):
+        raise SpecError(
+            f"{where}: events must be a list of names or event(...), got {_typed(events)}"
+        )
+    specs = []
+    for i, e in enumerate(events):
+        if isinstance(e, str):
+            e = EventSpec(e)
+        if not isinstance(e, EventSpec):
+            raise SpecError(f"{where}: events[{i}] must be a name or event(...), got {_typed(e)}")
+        specs.append(e)
+    return tuple(specs)
+
+
+def _child_specs(where: str, children: Any) -> tuple[SpanSpec, ...]:
+    __tracebackhide__ = True
+    if isinstance(children, str | SpanSpec):
+        raise SpecError(f"{where}: children must be a list, e.g. children=[{children!r}]")
+    if not _is_list(children):
+        raise SpecError(
+            f"{where}: children must be a list of span(...) or names, got {_typed(children)}"
+        )
+    built = []
+    for i, c in enumerate(children):
+        if isinstance(c, str):
+            c = span(c)
+        if not isinstance(c, SpanSpec):
+            raise SpecError(f"{where}: children[{i}] must be span(...) or a name, got {_typed(c)}")
+        built.append(c)
+    return tuple(built)
+
+
+def _check_duration(where: str, duration_ms: Any) -> None:
+    __tracebackhide__ = True
+    if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
+        if not math.isfinite(duration_ms) or duration_ms < 0:
+            raise SpecError(
+                f"{where}: duration_ms must be a finite number >= 0, got {duration_ms!r}"
+            )
+        return
+    # Anything else must be a matcher: ANY, a predicate, pytest.approx(...).
+    if isinstance(duration_ms, str | bytes | bool | re.Pattern | Mapping | Sequence | set):
+        raise SpecError(
+            f"{where}: duration_ms must be a number of milliseconds or a matcher "
+            f"(ANY, a predicate, pytest.approx(...)), got {_typed(duration_ms)}"
+        )
 
 
 def _replace(spec: SpanSpec, **changes: Any) -> SpanSpec:
@@ -279,42 +420,36 @@ def _build(
     where = f"span({name!r})"
     if not (isinstance(name, str | re.Pattern) or callable(name)):
         raise SpecError(f"{where}: name must be a string, a compiled regex or a predicate")
-    if attributes is not None and not isinstance(attributes, Mapping):
-        raise SpecError(f"{where}: attributes must be a mapping, got {type(attributes).__name__}")
+    if attributes is not None:
+        if not isinstance(attributes, Mapping):
+            raise SpecError(f"{where}: attributes must be a mapping, got {_typed(attributes)}")
+        for key in attributes:
+            if not isinstance(key, str):
+                raise SpecError(f"{where}: attribute names must be str, got {_typed(key)}")
     if status is not None:
         status = getattr(status, "name", status)
         if not isinstance(status, str) or status.upper() not in STATUSES:
             raise SpecError(f"{where}: status must be one of {', '.join(STATUSES)}, got {status!r}")
         status = status.upper()
+    if status_description is not None and not _is_text_matcher(status_description):
+        raise SpecError(
+            f"{where}: status_description must be a str, a compiled regex or a predicate, "
+            f"got {_typed(status_description)}"
+        )
     if kind is not None:
         kind = getattr(kind, "name", kind)
         if not isinstance(kind, str) or kind.upper() not in KINDS:
             raise SpecError(f"{where}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         kind = kind.upper()
-    event_specs: tuple[EventSpec, ...] | None = None
-    if events is not None:
-        if isinstance(events, str | EventSpec):
-            raise SpecError(f"{where}: events must be a list, e.g. events=[{events!r}]")
-        event_specs = tuple(EventSpec(e) if isinstance(e, str) else e for e in events)
-        for e in event_specs:
-            if not isinstance(e, EventSpec):
-                raise SpecError(f"{where}: each event must be a name or event(...), got {e!r}")
-    child_specs: tuple[SpanSpec, ...] | None = None
-    if children is not None:
-        if isinstance(children, str | SpanSpec):
-            raise SpecError(f"{where}: children must be a list, e.g. children=[{children!r}]")
-        built = []
-        for i, c in enumerate(children):
-            if isinstance(c, str):
-                c = span(c)
-            if not isinstance(c, SpanSpec):
-                raise SpecError(
-                    f"{where}: children[{i}] must be span(...) or a name, got {type(c).__name__}"
-                )
-            built.append(c)
-        child_specs = tuple(built)
+    event_specs = None if events is None else _event_specs(where, events)
+    child_specs = None if children is None else _child_specs(where, children)
+    for flag, value in (("any_order", any_order), ("exact", exact)):
+        if not isinstance(value, bool):
+            raise SpecError(f"{where}: {flag} must be True or False, got {_typed(value)}")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
         raise SpecError(f"{where}: count must be a non-negative int, got {count!r}")
+    if duration_ms is not None:
+        _check_duration(where, duration_ms)
     return SpanSpec(
         name=name,
         attributes=dict(attributes) if attributes is not None else None,
@@ -347,6 +482,18 @@ class Mismatch:
 
     def where(self) -> str:
         return self.node.path() if self.node is not None else "top level"
+
+
+def _self_matches(spec: SpanSpec, node: SpanNode) -> bool:
+    """Whether ``node`` itself (not its children) satisfies ``spec``: the fast test, run
+    against every candidate; :func:`_self_mismatch` explains a failure."""
+    name = spec.name
+    if name.__class__ is str:
+        if name != node.span.name:
+            return False
+    elif not matches(name, node.span.name):
+        return False
+    return _self_mismatch(spec, node) is None
 
 
 def _self_mismatch(spec: SpanSpec, node: SpanNode) -> str | None:
@@ -415,7 +562,9 @@ def match_forest(
 
 
 def _matches(spec: SpanSpec, node: SpanNode, depth: int) -> bool:
-    return match(spec, node, depth) is None
+    if not _self_matches(spec, node):
+        return False
+    return spec.children is None or match(spec, node, depth) is None
 
 
 def _subtree(parent: SpanNode | None, siblings: Sequence[SpanNode]) -> Iterator[SpanNode]:
@@ -426,6 +575,21 @@ def _subtree(parent: SpanNode | None, siblings: Sequence[SpanNode]) -> Iterator[
             yield from root.walk()
 
 
+@dataclass
+class _Siblings:
+    """One level of matching: the captured siblings, which of them expected specs took, and
+    the position an ordered match has reached."""
+
+    children: Sequence[SpanNode]
+    parent: SpanNode | None
+    depth: int
+    used: set[int]
+    pos: int = 0
+
+    def matching(self, spec: SpanSpec) -> list[int]:
+        return [i for i, c in enumerate(self.children) if _matches(spec, c, self.depth)]
+
+
 def _match_children(
     specs: tuple[SpanSpec, ...],
     children: Sequence[SpanNode],
@@ -433,87 +597,117 @@ def _match_children(
     holder: SpanSpec,
     depth: int,
 ) -> Mismatch | None:
-    used: set[int] = set()
-    pos = 0
-    singles: list[SpanSpec] = []
+    level = _Siblings(children, parent, depth, set())
+    unordered: list[SpanSpec] = []
     for spec in specs:
         if spec.anywhere:
-            found = [n for n in _subtree(parent, children) if _matches(spec, n, depth)]
-            if spec.count is None and not found:
-                return _missing(spec, list(_subtree(parent, children)), parent, depth, "descendant")
-            if spec.count is not None and len(found) != spec.count:
-                return _count_mismatch(spec, found, parent, depth)
-            # Direct children it matched are expected ones as far as exact=True goes.
-            found_ids = {id(n) for n in found}
-            used.update(i for i, c in enumerate(children) if id(c) in found_ids)
+            found = _match_descendant(spec, level)
+        elif spec.count is not None:
+            found = _match_counted(spec, level, ordered=not holder.any_order)
+        elif holder.any_order:
+            unordered.append(spec)
             continue
-        if spec.count is not None:
-            found_idx = [i for i, c in enumerate(children) if _matches(spec, c, depth)]
-            if len(found_idx) != spec.count:
-                return _count_mismatch(spec, [children[i] for i in found_idx], parent, depth)
-            if found_idx:
-                if not holder.any_order and found_idx[0] < pos:
-                    return Mismatch(
-                        f"{spec.label()} matched, but before the previous expected sibling "
-                        "(children are matched in start order; use any_order=True)",
-                        spec,
-                        children[found_idx[0]],
-                        depth,
-                    )
-                used.update(found_idx)
-                pos = max(pos, found_idx[-1] + 1)
-            continue
-        if holder.any_order:
-            singles.append(spec)
-            continue
-        for i in range(pos, len(children)):
-            if i not in used and _matches(spec, children[i], depth):
-                used.add(i)
-                pos = i + 1
-                break
         else:
-            earlier = [
-                children[i]
-                for i in range(pos)
-                if i not in used and _matches(spec, children[i], depth)
-            ]
-            if earlier:
-                return Mismatch(
-                    f"{spec.label()} matched only before the previous expected sibling "
-                    "(children are matched in start order; use any_order=True)",
-                    spec,
-                    earlier[0],
-                    depth,
-                )
-            taken = _taken(spec, children, used, depth)
-            if taken is not None:
-                return taken
-            return _missing(
-                spec, [c for i, c in enumerate(children) if i not in used], parent, depth, "child"
-            )
-    if singles:
-        assignment = _assign(singles, children, used, depth)
-        for spec, idx in zip(singles, assignment, strict=True):
-            if idx is None:
-                claimed = used | {i for i in assignment if i is not None}
-                taken = _taken(spec, children, claimed, depth)
-                if taken is not None:
-                    return taken
-                free = [c for i, c in enumerate(children) if i not in claimed]
-                return _missing(spec, free, parent, depth, "child")
-        used.update(i for i in assignment if i is not None)
-    if holder.exact:
-        extra = [c for i, c in enumerate(children) if i not in used]
-        if extra:
-            names = ", ".join(repr(c.name) for c in extra[:5])
-            return Mismatch(
-                f"unexpected {'child' if parent else 'root'} span(s) {names} (exact=True)",
-                None,
-                extra[0],
-                depth,
-                extra[1:],
-            )
+            found = _match_next(spec, level)
+        if found is not None:
+            return found
+    if unordered:
+        found = _match_unordered(unordered, level)
+        if found is not None:
+            return found
+    return _unexpected(level) if holder.exact else None
+
+
+def _match_descendant(spec: SpanSpec, level: _Siblings) -> Mismatch | None:
+    """``descendant(...)``: at any depth below the parent, at least one or exactly ``count``."""
+    candidates = list(_subtree(level.parent, level.children))
+    found = [n for n in candidates if _matches(spec, n, level.depth)]
+    if spec.count is None and not found:
+        return _missing(spec, candidates, level.parent, level.depth, "descendant")
+    if spec.count is not None and len(found) != spec.count:
+        return _count_mismatch(spec, found, level.parent, level.depth)
+    # Direct children it matched are expected ones as far as exact=True goes.
+    found_ids = {id(n) for n in found}
+    level.used.update(i for i, c in enumerate(level.children) if id(c) in found_ids)
     return None
+
+
+def _match_counted(spec: SpanSpec, level: _Siblings, *, ordered: bool) -> Mismatch | None:
+    """``count=N``: exactly N siblings match, after the previous expected sibling."""
+    found_idx = level.matching(spec)
+    if len(found_idx) != spec.count:
+        found = [level.children[i] for i in found_idx]
+        return _count_mismatch(spec, found, level.parent, level.depth)
+    if not found_idx:
+        return None
+    if ordered and found_idx[0] < level.pos:
+        return Mismatch(
+            f"{spec.label()} matched, but before the previous expected sibling "
+            "(children are matched in start order; use any_order=True)",
+            spec,
+            level.children[found_idx[0]],
+            level.depth,
+        )
+    level.used.update(found_idx)
+    level.pos = max(level.pos, found_idx[-1] + 1)
+    return None
+
+
+def _match_next(spec: SpanSpec, level: _Siblings) -> Mismatch | None:
+    """In start order: the first unused sibling after the previous expected one."""
+    children, depth = level.children, level.depth
+    for i in range(level.pos, len(children)):
+        if i not in level.used and _matches(spec, children[i], depth):
+            level.used.add(i)
+            level.pos = i + 1
+            return None
+    earlier = [
+        children[i]
+        for i in range(level.pos)
+        if i not in level.used and _matches(spec, children[i], depth)
+    ]
+    if earlier:
+        return Mismatch(
+            f"{spec.label()} matched only before the previous expected sibling "
+            "(children are matched in start order; use any_order=True)",
+            spec,
+            earlier[0],
+            depth,
+        )
+    free = [c for i, c in enumerate(children) if i not in level.used]
+    return _taken(spec, children, level.used, depth) or _missing(
+        spec, free, level.parent, depth, "child"
+    )
+
+
+def _match_unordered(specs: list[SpanSpec], level: _Siblings) -> Mismatch | None:
+    """``any_order=True``: each spec gets a sibling of its own, in any order."""
+    children, depth = level.children, level.depth
+    assignment = _assign(specs, children, level.used, depth)
+    claimed = level.used | {i for i in assignment if i is not None}
+    for spec, idx in zip(specs, assignment, strict=True):
+        if idx is None:
+            free = [c for i, c in enumerate(children) if i not in claimed]
+            return _taken(spec, children, claimed, depth) or _missing(
+                spec, free, level.parent, depth, "child"
+            )
+    level.used.update(claimed)
+    return None
+
+
+def _unexpected(level: _Siblings) -> Mismatch | None:
+    """``exact=True``: every sibling must be an expected one."""
+    extra = [c for i, c in enumerate(level.children) if i not in level.used]
+    if not extra:
+        return None
+    names = ", ".join(repr(c.name) for c in extra[:5])
+    return Mismatch(
+        f"unexpected {'child' if level.parent else 'root'} span(s) {names} (exact=True)",
+        None,
+        extra[0],
+        level.depth,
+        extra[1:],
+    )
 
 
 def _assign(
@@ -614,95 +808,45 @@ def _count_mismatch(
 # rendering
 
 
-def _fmt_attrs(attrs: Mapping[str, Any], limit: int | None = None) -> str:
+def _fmt_attrs(
+    attrs: Mapping[str, Any], limit: int | None = None, mask: Callable[[str], str] | None = None
+) -> str:
     items = list(attrs.items())
     shown = items if limit is None else items[:limit]
     parts = []
     for k, v in shown:
-        text = describe(v)
+        # Masked before clipping: a clipped secret would leave its prefix behind.
+        text = describe(v) if mask is None else mask(describe(v))
         if len(text) > 40:
             text = text[:37] + "..."
-        parts.append(f"{k}={text}")
+        parts.append(f"{k if mask is None else mask(k)}={text}")
     more = f", +{len(items) - len(shown)} more" if len(shown) < len(items) else ""
     return "{" + ", ".join(parts) + more + "}"
 
 
-def _node_line(node: SpanNode) -> str:
-    attrs = f" {_fmt_attrs(node.attributes, MAX_ATTRIBUTES_SHOWN)}" if node.attributes else ""
+_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and tabs escaped, so it stays on one line."""
+    return text.translate(_ESCAPES)
+
+
+def node_line(node: SpanNode, mask: Callable[[str], str] | None = None) -> str:
+    """One captured span as it reads in a tree: name, status, duration, attributes."""
+    hide = mask or _unchanged
+    attrs = f" {_fmt_attrs(node.attributes, MAX_ATTRIBUTES_SHOWN, hide)}" if node.attributes else ""
     status = node.status
     if node.status_description:
-        status += f"({node.status_description})"
-    return f"{node.name} [{status}] {node.duration_ms:g}ms{attrs}"
+        description = hide(one_line(node.status_description))
+        if len(description) > 60:
+            description = description[:57] + "..."
+        status += f"({description})"
+    return f"{hide(one_line(node.name))} [{status}] {node.duration_ms:g}ms{attrs}"
 
 
-def render_tree(
-    roots: Sequence[SpanNode],
-    mark: SpanNode | Iterable[SpanNode] | None = None,
-    *,
-    color: bool = False,
-    limit: int = MAX_RENDERED_LINES,
-) -> list[str]:
-    """Captured trees as indented lines; the ``mark`` node(s) are prefixed with ``>>``."""
-    lines: list[str] = []
-    total = 0
-    if mark is None:
-        marked: set[int] = set()
-    elif isinstance(mark, SpanNode):
-        marked = {id(mark)}
-    else:
-        marked = {id(n) for n in mark}
-
-    def visit(node: SpanNode, depth: int) -> None:
-        nonlocal total
-        total += 1
-        if len(lines) < limit:
-            lines.append(_marked("  " * depth + _node_line(node), id(node) in marked, color))
-        for child in node.children:
-            visit(child, depth + 1)
-
-    for root in roots:
-        visit(root, 0)
-    if total > len(lines):
-        lines.append(f"... {total - len(lines)} more spans")
-    return lines or ["(no spans captured)"]
-
-
-def render_spec(
-    specs: Sequence[SpanSpec], mark: SpanSpec | None = None, *, color: bool = False
-) -> list[str]:
-    lines: list[str] = []
-
-    def visit(spec: SpanSpec, depth: int) -> None:
-        lines.append(_marked("  " * depth + spec.label(), spec is mark, color))
-        for child in spec.children or ():
-            visit(child, depth + 1)
-
-    for spec in specs:
-        visit(spec, 0)
-    return lines
-
-
-def _marked(line: str, marked: bool, color: bool) -> str:
-    if not marked:
-        return "   " + line
-    text = ">> " + line
-    return f"\x1b[31;1m{text}\x1b[0m" if color else text
-
-
-def render_mismatch(
-    mismatch: Mismatch, specs: Sequence[SpanSpec], roots: Sequence[SpanNode], *, color: bool = False
-) -> str:
-    total = sum(1 for r in roots for _ in r.walk())
-    lines = [
-        f"span tree mismatch at {mismatch.where()}: {mismatch.reason}",
-        "",
-        "expected:",
-        *render_spec(specs, mismatch.spec, color=color),
-        "",
-        f"captured ({_plural(len(roots), 'root')}, {_plural(total, 'span')}):",
-        *render_tree(roots, [n for n in (mismatch.node, *mismatch.others) if n], color=color),
-    ]
-    return "\n".join(lines)
+def _unchanged(text: str) -> str:
+    return text
 
 
 def _plural(n: int, noun: str) -> str:

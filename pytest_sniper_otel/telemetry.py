@@ -21,20 +21,25 @@ from .metrics import (
     format_attributes,
     points_from_metrics_data,
 )
+from .report import Masker, render_mismatch, render_spans, render_tree
 from .spans import (
+    Forest,
     SpanNode,
     SpanSpec,
-    build_forest,
     match_forest,
-    render_mismatch,
-    render_tree,
+    one_line,
     span,
 )
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, Span
+    from typing_extensions import Unpack
 
     from .capture import SessionTelemetry
+    from .spans import SpanOptions
+
+
+_NOT_STARTED_HERE = 1 << 62
 
 
 class Telemetry:
@@ -46,9 +51,12 @@ class Telemetry:
         *,
         color: bool = False,
         clock: Callable[[], int] | None = None,
+        verbose: bool = False,
     ) -> None:
         self._session = session
         self._color = color
+        self._verbose = verbose  # -vv: full trees in failures and report sections
+        self._mask = Masker()  # the values given to assert_no_secrets, hidden in all we print
         # Looked up per call, so a clock frozen after this window opened is followed.
         self._clock = clock or (lambda: time.time_ns())
         self._spans: list[ReadableSpan] = []
@@ -56,7 +64,7 @@ class Telemetry:
         self._open: dict[int, str] = {}  # started in this window and not ended (yet)
         self._logs: list[Any] = []
         self._metrics = MetricAccumulator()
-        self._forest: tuple[int, list[SpanNode]] | None = None
+        self._forest = Forest()
         self._closed = False
 
     # routing (called by the session's processors, from any thread) --------------------
@@ -68,7 +76,10 @@ class Telemetry:
     def _span_ended(self, s: ReadableSpan) -> None:
         self._spans.append(s)
         if s.context is not None:
-            self._open.pop(s.context.span_id, None)
+            sid = s.context.span_id
+            self._open.pop(sid, None)
+            # Spans started before this window opened sort after those started in it.
+            self._forest.add(s, self._start_seq.get(sid, _NOT_STARTED_HERE + len(self._spans)))
 
     def _log_emitted(self, record: Any) -> None:
         self._logs.append(record)
@@ -89,10 +100,7 @@ class Telemetry:
         """Span trees: spans whose parent was not captured, ordered by start."""
         __tracebackhide__ = True
         self._session.require("traces")
-        n = len(self._spans)
-        if self._forest is None or self._forest[0] != n:
-            self._forest = (n, build_forest(self._spans[:n], self._start_seq))
-        return self._forest[1]
+        return self._forest.roots()
 
     @property
     def open_spans(self) -> list[str]:
@@ -100,7 +108,7 @@ class Telemetry:
         in start order. A span that is never ended is never exported either."""
         return list(dict(self._open).values())
 
-    def find_spans(self, name: Any, **options: Any) -> list[SpanNode]:
+    def find_spans(self, name: Any, **options: Unpack[SpanOptions]) -> list[SpanNode]:
         """Every captured span (at any depth) matching ``span(name, **options)``."""
         __tracebackhide__ = True
         spec = span(name, **options)
@@ -127,31 +135,44 @@ class Telemetry:
         roots = self.roots
         mismatch = match_forest(specs, roots, any_order=any_order, exact=exact)
         if mismatch is not None:
-            text = render_mismatch(mismatch, specs, roots, color=self._color)
-            raise AssertionError(text + self._open_note())
+            text = render_mismatch(
+                mismatch, specs, roots, color=self._color, verbose=self._verbose, mask=self._mask
+            )
+            raise AssertionError(text + self._mask(self._open_note()))
 
     def _open_note(self) -> str:
         """A hint for failures: spans that were started but not ended are not captured."""
         names = self.open_spans
         if not names:
             return ""
-        shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+        shown = ", ".join(one_line(repr(n)) for n in names[:10])
+        shown += ", ..." if len(names) > 10 else ""
         return (
             f"\n\nnot captured: {len(names)} span{'s' if len(names) != 1 else ''} started in "
             f"this test never ended: {shown}"
         )
 
-    def assert_no_span(self, name: Any, **options: Any) -> None:
+    def assert_no_span(self, name: Any, **options: Unpack[SpanOptions]) -> None:
         """Assert that no captured span, at any depth, matches ``span(name, **options)``."""
         __tracebackhide__ = True
         found = self.find_spans(name, **options)
         if found:
             lines = [
-                f"expected no span matching {span(name, **options).label()}, "
-                f"found {len(found)}: {', '.join(n.path() for n in found[:5])}",
+                self._mask(
+                    one_line(
+                        f"expected no span matching {span(name, **options).label()}, "
+                        f"found {len(found)}: {', '.join(n.path() for n in found[:5])}"
+                    )
+                ),
                 "",
                 "captured:",
-                *render_tree(self.roots, found, color=self._color),
+                *render_tree(
+                    self.roots,
+                    found,
+                    color=self._color,
+                    limit=None if self._verbose else 200,
+                    mask=self._mask,
+                ),
             ]
             raise AssertionError("\n".join(lines))
 
@@ -170,10 +191,31 @@ class Telemetry:
         session = self._session
         return not self._closed or (session.current is None and session.last_window is self)
 
-    def metric(self, name: str, attributes: Mapping[str, Any] | None = None) -> MetricView:
-        """A view of ``name``'s series whose attributes include ``attributes``."""
+    def metric(
+        self,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        allow_empty: bool = False,
+    ) -> MetricView:
+        """A view of ``name``'s series whose attributes include ``attributes``.
+
+        An attribute value that no series of ``name`` has is a :class:`SpecError` (a typo
+        would read as a legitimate zero); ``allow_empty=True`` accepts it and gives an empty
+        view, whose ``.value`` and ``.count`` are 0."""
         __tracebackhide__ = True
-        return self.metrics_snapshot().view(name, attributes)
+        if not isinstance(name, str):
+            raise SpecError(f"metric(name): name must be a str, got {_typed(name)}")
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise SpecError(
+                f"metric({name!r}, attributes): attributes must be a mapping, "
+                f"got {_typed(attributes)}"
+            )
+        if not isinstance(allow_empty, bool):
+            raise SpecError(
+                f"metric({name!r}): allow_empty must be True or False, got {_typed(allow_empty)}"
+            )
+        return self.metrics_snapshot().view(name, attributes, allow_empty=allow_empty)
 
     def metric_names(self) -> list[str]:
         __tracebackhide__ = True
@@ -182,6 +224,15 @@ class Telemetry:
     def assert_cardinality(self, metric: str, *, max_series: int) -> None:
         """Assert ``metric`` has at most ``max_series`` distinct attribute sets."""
         __tracebackhide__ = True
+        if not isinstance(metric, str):
+            raise SpecError(
+                f"assert_cardinality(metric): metric must be a str, got {_typed(metric)}"
+            )
+        if not isinstance(max_series, int) or isinstance(max_series, bool) or max_series < 0:
+            raise SpecError(
+                f"assert_cardinality({metric!r}, max_series): max_series must be an int >= 0, "
+                f"got {_typed(max_series)}"
+            )
         view = self.metric(metric)
         n = len(view.points)
         if n > max_series:
@@ -194,10 +245,12 @@ class Telemetry:
                 f"{k}: {len(vs)} value{'' if len(vs) == 1 else 's'}" for k, vs in worst
             )
             raise AssertionError(
-                f"metric {metric!r} has {n} series, more than max_series={max_series}\n"
-                f"distinct values per attribute: {detail}\n"
-                f"first series: "
-                + "; ".join(format_attributes(p.attributes) for p in view.points[:5])
+                self._mask(
+                    f"metric {metric!r} has {n} series, more than max_series={max_series}\n"
+                    f"distinct values per attribute: {detail}\n"
+                    f"first series: "
+                    + "; ".join(format_attributes(p.attributes) for p in view.points[:5])
+                )
             )
 
     # logs ------------------------------------------------------------------------------
@@ -209,19 +262,42 @@ class Telemetry:
         return [view_of(r) for r in list(self._logs)]
 
     def assert_logs_correlated(
-        self, *, min_severity: str = "TRACE", allow_empty: bool = False
+        self,
+        *,
+        min_severity: str = "TRACE",
+        allow_empty: bool = False,
+        loggers: Sequence[str] | None = None,
+        ignore_loggers: Sequence[str] = (),
     ) -> None:
         """Assert every log record (at ``min_severity`` or above) carries the trace and
-        span id of a span captured in this test."""
+        span id of a span captured in this test.
+
+        ``loggers``: check only records of these loggers (and their children: "httpx"
+        covers "httpx.client"); ``ignore_loggers``: skip those of these loggers."""
         __tracebackhide__ = True
         threshold = _severity_number(min_severity)
-        records = [r for r in self.logs if r.severity_number >= threshold]
+        only = _logger_names("loggers", loggers) if loggers is not None else None
+        ignored = _logger_names("ignore_loggers", ignore_loggers)
+        logs = self.logs
+        records = [
+            r
+            for r in logs
+            if r.severity_number >= threshold
+            and (only is None or _from_logger(r.logger_name, only))
+            and not _from_logger(r.logger_name, ignored)
+        ]
         if not records:
             if allow_empty:
                 return
+            chosen = ""
+            if only is not None or ignored:
+                seen = sorted({r.logger_name for r in logs})
+                chosen = (
+                    f" from the chosen loggers (captured loggers: {', '.join(seen) or 'none'})"
+                )
             raise AssertionError(
-                f"no log records at {min_severity} or above were captured, so correlation "
-                "cannot be checked (pass allow_empty=True if that is expected)"
+                f"no log records at {min_severity} or above were captured{chosen}, so "
+                "correlation cannot be checked (pass allow_empty=True if that is expected)"
             )
         known = {
             (s.context.trace_id, s.context.span_id) for s in self._spans if s.context is not None
@@ -231,35 +307,50 @@ class Telemetry:
             lines = [
                 f"{len(bad)} of {len(records)} log records are not correlated with a captured span:"
             ]
+            open_spans = dict(self._open)
             for r in bad[:20]:
-                why = "no active span" if not r.correlated else "span not captured in this test"
-                lines.append(f"  {r.describe()}  <- {why}")
+                if not r.correlated:
+                    why = "no active span"
+                elif r.span_id in open_spans:
+                    why = (
+                        f"inside span {open_spans[r.span_id]!r}, which is still open "
+                        "(a span is captured when it ends)"
+                    )
+                else:
+                    why = "span not captured in this test"
+                lines.append(f"  {one_line(r.describe())}  <- {one_line(why)}")
             if len(bad) > 20:
                 lines.append(f"  ... {len(bad) - 20} more")
-            raise AssertionError("\n".join(lines))
+            raise AssertionError(self._mask("\n".join(lines)))
 
     # security ------------------------------------------------------------------------
     def assert_no_secrets(self, *secrets: str | re.Pattern[str]) -> None:
         """Assert none of ``secrets`` (strings or regexes) appears in span names, attributes,
-        events, status, log bodies and attributes, or metric attributes."""
+        events, status, log bodies and attributes, or metric attributes.
+
+        From this call on, everything the plugin prints for this test (failure messages,
+        the "Captured telemetry" section) shows them as ``***``."""
         __tracebackhide__ = True
         if not secrets:
             raise SpecError("assert_no_secrets() needs at least one value or pattern to look for")
         patterns: list[tuple[str, re.Pattern[str]]] = []
         for i, s in enumerate(secrets):
-            if isinstance(s, re.Pattern):
+            if isinstance(s, re.Pattern) and isinstance(s.pattern, str):
                 patterns.append((f"pattern #{i + 1} {s.pattern!r}", s))
             elif isinstance(s, str) and s:
-                patterns.append((f"secret #{i + 1} {_mask(s)}", re.compile(re.escape(s))))
+                patterns.append((f"secret #{i + 1}", re.compile(re.escape(s))))
             else:
                 raise SpecError(
-                    f"assert_no_secrets(): secret #{i + 1} must be a non-empty str or a regex"
+                    f"assert_no_secrets(): secret #{i + 1} must be a non-empty str or a "
+                    f"compiled str regex, got {type(s).__name__}"
                 )
+        for s in secrets:
+            self._mask.add(s)
         leaks: list[str] = []
         for where, text in self._texts():
             for label, pattern in patterns:
                 if pattern.search(text):
-                    leaks.append(f"  {label} in {where}")
+                    leaks.append(f"  {label} in {self._mask(one_line(where))}")
         if leaks:
             raise AssertionError(
                 f"{len(leaks)} secret leak(s) in telemetry:\n" + "\n".join(leaks[:30])
@@ -293,31 +384,34 @@ class Telemetry:
         self._open.clear()
         self._logs.clear()
         self._metrics.clear()
-        self._forest = None
+        self._forest = Forest()
         if self._owns_reader():
             self._discard_pending_metrics()
 
     def render(self) -> str:
-        """A text summary: span trees, log records and metric series."""
+        """A text summary: span trees, log records and metric series (bounded unless the
+        window is verbose, as under ``-vv``), with the secrets asserted absent masked."""
         parts: list[str] = []
+        mask = self._mask
         if self._session.traces_problem is None:
-            parts += [f"spans ({len(self._spans)}):", *render_tree(self.roots, color=self._color)]
+            parts += render_spans(self.roots, verbose=self._verbose, mask=mask)
             if self._open:
-                parts.append(f"   started, never ended: {', '.join(self.open_spans)}")
+                never = one_line(", ".join(self.open_spans))
+                parts.append(f"   started, never ended: {mask(never)}")
         if self._session.logs_problem is None:
             logs = self.logs
-            parts += ["", f"logs ({len(logs)}):", *(f"   {r.describe()}" for r in logs[:50])]
-            if len(logs) > 50:
-                parts.append(f"   ... {len(logs) - 50} more")
+            shown = logs if self._verbose else logs[:50]
+            parts += ["", f"logs ({len(logs)}):"]
+            parts += [f"   {mask(one_line(r.describe()))}" for r in shown]
+            if len(logs) > len(shown):
+                parts.append(f"   ... {len(logs) - len(shown)} more (-vv shows all)")
         if self._session.metrics_problem is None:
             series = list(self.metrics_snapshot())
-            parts += [
-                "",
-                f"metrics ({len(series)} series):",
-                *(f"   {p.describe()}" for p in series[:50]),
-            ]
-            if len(series) > 50:
-                parts.append(f"   ... {len(series) - 50} more")
+            shown_series = series if self._verbose else series[:50]
+            parts += ["", f"metrics ({len(series)} series):"]
+            parts += [f"   {mask(one_line(p.describe()))}" for p in shown_series]
+            if len(series) > len(shown_series):
+                parts.append(f"   ... {len(series) - len(shown_series)} more (-vv shows all)")
         return "\n".join(parts)
 
     def __repr__(self) -> str:
@@ -355,11 +449,34 @@ _SEVERITIES = {
 
 def _severity_number(name: str) -> int:
     __tracebackhide__ = True
+    if not isinstance(name, str):
+        raise SpecError(f"min_severity must be a severity name, got {_typed(name)}")
     try:
         return _SEVERITIES[name.upper()]
     except KeyError:
         raise SpecError(f"unknown severity {name!r}; use one of {', '.join(_SEVERITIES)}") from None
 
 
-def _mask(secret: str) -> str:
-    return repr(secret[:3] + "***") if len(secret) > 6 else "'***'"
+def _typed(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _logger_names(argument: str, names: Any) -> tuple[str, ...]:
+    __tracebackhide__ = True
+    if isinstance(names, str) or not isinstance(names, Sequence | set | frozenset):
+        raise SpecError(
+            f"assert_logs_correlated({argument}): {argument} must be a list of logger names, "
+            f"e.g. {argument}=['httpx'], got {_typed(names)}"
+        )
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise SpecError(
+                f"assert_logs_correlated({argument}): each logger name must be a non-empty "
+                f"str, got {_typed(name)}"
+            )
+    return tuple(names)
+
+
+def _from_logger(logger: str, names: Sequence[str]) -> bool:
+    """``logger`` is one of ``names`` or a child of one ("httpx" covers "httpx.client")."""
+    return any(logger == n or logger.startswith(n + ".") for n in names)

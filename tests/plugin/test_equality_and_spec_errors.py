@@ -225,14 +225,28 @@ SPEC_ERRORS = {
     "children, any_order, exact, count, duration_ms",
     "absent('x', count=2)": "absent('x') takes no count: it means count=0",
     "span(3)": "span(3): name must be a string, a compiled regex or a predicate",
-    "span('x', attributes=[('a', 1)])": "span('x'): attributes must be a mapping, got list",
+    "span('x', attributes=[('a', 1)])": "span('x'): attributes must be a mapping, got list "
+    "[('a', 1)]",
+    "span('x', attributes={1: 'a'})": "span('x'): attribute names must be str, got int 1",
     "span('x', status='FAILED')": "span('x'): status must be one of UNSET, OK, ERROR, got 'FAILED'",
     "span('x', kind='RPC')": "span('x'): kind must be one of INTERNAL, SERVER, CLIENT, PRODUCER, "
     "CONSUMER, got 'RPC'",
     "span('x', events='exception')": "span('x'): events must be a list, e.g. events=['exception']",
-    "span('x', events=[3])": "span('x'): each event must be a name or event(...), got 3",
+    "span('x', events=[3])": "span('x'): events[0] must be a name or event(...), got int 3",
+    "span('x', events={'e'})": "span('x'): events must be a list of names or event(...), got "
+    "set {'e'}",
     "span('x', children='y')": "span('x'): children must be a list, e.g. children=['y']",
-    "span('x', children=[1])": "span('x'): children[0] must be span(...) or a name, got int",
+    "span('x', children=[1])": "span('x'): children[0] must be span(...) or a name, got int 1",
+    "span('x', children={'y': span('z')})": "span('x'): children must be a list of span(...) or "
+    "names, got dict {'y': span('z')}",
+    "span('x', duration_ms='120')": "span('x'): duration_ms must be a number of milliseconds or "
+    "a matcher (ANY, a predicate, pytest.approx(...)), got str '120'",
+    "span('x', duration_ms=-1)": "span('x'): duration_ms must be a finite number >= 0, got -1",
+    "span('x', any_order='yes')": "span('x'): any_order must be True or False, got str 'yes'",
+    "span('x', status_description=3)": "span('x'): status_description must be a str, a compiled "
+    "regex or a predicate, got int 3",
+    "event('e', [1])": "event('e', attributes): attributes must be a mapping, got list [1]",
+    "event(3)": "event(name): name must be a str, got int 3",
     "span('x', count=-1)": "span('x'): count must be a non-negative int, got -1",
     "span('x', count=True)": "span('x'): count must be a non-negative int, got True",
     "telemetry.assert_span_tree('x')": "assert_span_tree() takes span(...) or a list of them, "
@@ -249,7 +263,7 @@ SPEC_ERRORS = {
 
 
 def test_malformed_expectations_raise_spec_error(app: pytest.Pytester) -> None:
-    lines = ["from pytest_sniper_otel import absent, descendant, span", ""]
+    lines = ["from pytest_sniper_otel import absent, descendant, event, span", ""]
     for i, call in enumerate(SPEC_ERRORS):
         lines += [f"def test_{i}(telemetry):", f"    {call}", ""]
     # Accepted spellings, so the errors above are about the spelling and nothing else:
@@ -258,6 +272,10 @@ def test_malformed_expectations_raise_spec_error(app: pytest.Pytester) -> None:
         "    from opentelemetry.trace import SpanKind, StatusCode",
         "    span('x', kind='client', status='ok', events=['e'], children=['y'], count=0)",
         "    span('x', kind=SpanKind.CLIENT, status=StatusCode.ERROR)",
+        "    import pytest",
+        "    from pytest_sniper_otel import ANY",
+        "    span('x', duration_ms=pytest.approx(120), status_description=ANY, any_order=True)",
+        "    span('x', duration_ms=lambda ms: ms < 5, events=('e', event('f', {'a': 1})))",
     ]
     app.makepyfile(test_specs="\n".join(lines))
     result = run_inprocess(app, "--sniper-otel-show=never")

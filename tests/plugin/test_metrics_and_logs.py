@@ -7,7 +7,7 @@ generated tests run in sequence in one inner session and check that nothing leak
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, run_inprocess
+from pytester_helpers import assert_failures, failure, run_inprocess
 
 METRICS_PASSING = """
 import math
@@ -29,7 +29,7 @@ def test_counter_accumulates_within_a_test(telemetry):
     assert telemetry.metric("orders_total", {"side": ANY}).series == [
         {"side": "buy"}, {"side": "sell"}
     ]
-    assert telemetry.metric("orders_total", {"side": "none"}).value == 0
+    assert telemetry.metric("orders_total", {"side": "none"}, allow_empty=True).value == 0
 
 
 def test_nothing_leaks_from_the_previous_test(telemetry):
@@ -63,8 +63,8 @@ def test_histogram(telemetry):
     assert h.bucket_counts == (1, 2, 1, 0, 1)
     assert h.quantile(0.5) == pytest.approx(77.5)     # rank 2.5 of 5, in (10, 100]
     assert h.quantile(0.99) == 5000                   # the +Inf bucket: largest boundary
-    assert telemetry.metric("latency_ms", {"venue": "binance"}).count == 0
-    assert math.isnan(telemetry.metric("latency_ms", {"venue": "binance"}).quantile(0.5))
+    binance = telemetry.metric("latency_ms", {"venue": "binance"}, allow_empty=True)
+    assert binance.count == 0 and math.isnan(binance.quantile(0.5))
 
 
 def test_clock_tick_is_a_2000_ms_span_and_sample(telemetry, clock):
@@ -139,6 +139,30 @@ def test_quantile_out_of_range(telemetry):
 def test_attribute_key_typo(telemetry):
     orders.add(1, {"side": "buy"})
     telemetry.metric("orders_total", {"sied": "buy"})
+
+
+def test_attribute_value_typo(telemetry):
+    orders.add(1, {"side": "buy"})
+    orders.add(1, {"side": "sell"})
+    telemetry.metric("orders_total", {"side": "bye"})
+
+
+def test_metric_name_not_a_str(telemetry):
+    telemetry.metric(123)
+
+
+def test_metric_attributes_not_a_mapping(telemetry):
+    telemetry.metric("orders_total", ["side"])
+
+
+def test_quantile_as_a_string(telemetry):
+    latency.record(5)
+    telemetry.metric("latency_ms").quantile("0.5")
+
+
+def test_max_series_as_a_string(telemetry):
+    orders.add(1)
+    telemetry.assert_cardinality("orders_total", max_series="3")
 """
 
 
@@ -151,7 +175,7 @@ def test_metric_views(app: pytest.Pytester) -> None:
 def test_metric_errors(app: pytest.Pytester) -> None:
     app.makepyfile(test_metrics=METRICS_FAILING)
     result = run_inprocess(app, "--sniper-otel-show=never")
-    result.assert_outcomes(failed=8)
+    result.assert_outcomes(failed=13)
     errors = "pytest_sniper_otel.errors"
     assert_failures(
         result,
@@ -190,14 +214,20 @@ def test_metric_errors(app: pytest.Pytester) -> None:
     )
     assert_failures(
         result,
-        {"test_quantile_out_of_range": "quantile must be within [0, 1], got 1.5"},
-        exc="ValueError",
-    )
-    assert_failures(
-        result,
         {
+            "test_quantile_out_of_range": "quantile(q): q must be within [0, 1], got 1.5",
             "test_attribute_key_typo": "metric 'orders_total' has no series with attribute "
-            "'sied' (did you mean 'side'?); its attribute keys are: side"
+            "'sied' (did you mean 'side'?); its attribute keys are: side",
+            "test_attribute_value_typo": "metric 'orders_total' has no series with side='bye' "
+            "(did you mean 'buy'?); values of 'side' seen: 'buy', 'sell'. Pass "
+            "allow_empty=True to read it as empty (a count of 0)",
+            "test_metric_name_not_a_str": "metric(name): name must be a str, got int 123",
+            "test_metric_attributes_not_a_mapping": "metric('orders_total', attributes): "
+            "attributes must be a mapping, got list ['side']",
+            "test_quantile_as_a_string": "quantile(q): q must be a number within [0, 1], got "
+            "str '0.5'",
+            "test_max_series_as_a_string": "assert_cardinality('orders_total', max_series): "
+            "max_series must be an int >= 0, got str '3'",
         },
         exc=f"{errors}.SpecError",
     )
@@ -317,9 +347,9 @@ def test_logs_correlation_and_secrets(app: pytest.Pytester) -> None:
             "cannot be checked (pass allow_empty=True if that is expected)",
             "test_secrets_leak": """
                 4 secret leak(s) in telemetry:
-                  secret #1 'sk-***' in span 'sign' attribute 'api.key'
+                  secret #1 in span 'sign' attribute 'api.key'
                   pattern #2 '[0-9a-f]{16}' in span 'sign' event 'signed' attribute 'signature'
-                  secret #1 'sk-***' in log 'app' body
+                  secret #1 in log 'app' body
                   pattern #2 '[0-9a-f]{16}' in metric 'orders_total' attribute 'sig'
             """,
         },
@@ -333,9 +363,108 @@ def test_logs_correlation_and_secrets(app: pytest.Pytester) -> None:
             "test_secrets_needs_a_value": "assert_no_secrets() needs at least one value or "
             "pattern to look for",
             "test_secrets_empty_string": "assert_no_secrets(): secret #1 must be a non-empty str "
-            "or a regex",
+            "or a compiled str regex, got str",
         },
         exc=errors,
+    )
+
+
+LOGGER_FILTERS = """
+import logging
+
+from app import log, tracer
+
+httpx_log = logging.getLogger("httpx")
+client_log = logging.getLogger("httpx.client")
+
+
+def noisy_library():
+    # httpx logs each request at INFO outside any span of ours.
+    httpx_log.info("HTTP Request: GET https://api.example/ticker 200")
+    client_log.info("connection pool: 1 idle")
+
+
+def test_only_the_app_loggers(telemetry):
+    noisy_library()
+    with tracer.start_as_current_span("fetch"):
+        log.info("ticker fetched")
+    telemetry.assert_logs_correlated(loggers=["app"])
+
+
+def test_ignore_a_library_and_its_children(telemetry):
+    noisy_library()
+    with tracer.start_as_current_span("fetch"):
+        log.info("ticker fetched")
+    telemetry.assert_logs_correlated(ignore_loggers=["httpx"])
+
+
+def test_the_library_is_uncorrelated(telemetry):
+    noisy_library()
+    telemetry.assert_logs_correlated(loggers=["httpx"])
+
+
+def test_a_logger_that_logged_nothing(telemetry):
+    noisy_library()
+    telemetry.assert_logs_correlated(loggers=["ap"])
+
+
+def test_log_inside_a_span_still_open(telemetry):
+    span = tracer.start_span("stream")
+    from opentelemetry import trace
+
+    with trace.use_span(span, end_on_exit=False):
+        log.warning("tick")
+    telemetry.assert_logs_correlated()
+
+
+def test_loggers_as_a_string(telemetry):
+    telemetry.assert_logs_correlated(loggers="httpx")
+
+
+def test_ignore_loggers_with_a_non_str(telemetry):
+    telemetry.assert_logs_correlated(ignore_loggers=[None])
+
+
+def test_severity_not_a_str(telemetry):
+    telemetry.assert_logs_correlated(min_severity=30)
+"""
+
+
+def test_logs_correlated_by_logger_and_open_spans(app: pytest.Pytester) -> None:
+    app.makepyfile(test_loggers=LOGGER_FILTERS)
+    result = run_inprocess(app, "--sniper-otel-show=never", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=6)
+    assert_failures(
+        result,
+        {
+            "test_the_library_is_uncorrelated": """
+                2 of 2 log records are not correlated with a captured span:
+                  INFO  httpx: HTTP Request: GET https://api.example/ticker 200 [uncorrelated]  <- no active span
+                  INFO  httpx.client: connection pool: 1 idle [uncorrelated]  <- no active span
+            """,  # noqa: E501
+            "test_a_logger_that_logged_nothing": "no log records at TRACE or above were captured "
+            "from the chosen loggers (captured loggers: httpx, httpx.client), so correlation "
+            "cannot be checked (pass allow_empty=True if that is expected)",
+        },
+    )
+    failure(result, "test_log_inside_a_span_still_open").fnmatch_lines(
+        [
+            "E       AssertionError: 1 of 1 log records are not correlated with a captured span:",
+            "E         WARN  app: tick [[]trace=* span=*[]]  <- inside span 'stream', which is "
+            "still open (a span is captured when it ends)",
+        ],
+        consecutive=True,
+    )
+    assert_failures(
+        result,
+        {
+            "test_loggers_as_a_string": "assert_logs_correlated(loggers): loggers must be a list "
+            "of logger names, e.g. loggers=['httpx'], got str 'httpx'",
+            "test_ignore_loggers_with_a_non_str": "assert_logs_correlated(ignore_loggers): each "
+            "logger name must be a non-empty str, got NoneType None",
+            "test_severity_not_a_str": "min_severity must be a severity name, got int 30",
+        },
+        exc="pytest_sniper_otel.errors.SpecError",
     )
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pytest_sniper_otel import MetricKindError, MetricNotFound
+from pytest_sniper_otel import MetricKindError, MetricNotFound, SpecError
 from pytest_sniper_otel.metrics import (
     MetricAccumulator,
     MetricView,
@@ -47,9 +47,11 @@ def test_quantile_edges() -> None:
     assert math.isnan(histogram_quantile(0.5, (), (3,)))
     # Empty leading buckets are skipped: the rank lands in the first non-empty one.
     assert histogram_quantile(0.5, (1.0, 2.0), (0, 10, 0)) == pytest.approx(1.5)
-    for q in (-0.1, 1.01):
-        with pytest.raises(ValueError, match=r"quantile must be within \[0, 1\], got"):
+    for q in (-0.1, 1.01, math.nan):
+        with pytest.raises(SpecError, match=r"quantile\(q\): q must be within \[0, 1\], got"):
             histogram_quantile(q, (1.0,), (1, 0))
+    with pytest.raises(SpecError, match=r"q must be a number within \[0, 1\], got str '0.5'"):
+        histogram_quantile("0.5", (1.0,), (1, 0))  # type: ignore[arg-type]
 
 
 def counter(value: float, t: int = 0, **attributes: str) -> SeriesPoint:
@@ -110,8 +112,10 @@ def test_views() -> None:
     assert (h.kind, h.count, h.sum, h.min, h.max) == ("histogram", 4, 605, 5, 500)
     assert h.boundaries == (10.0, 100.0) and h.bucket_counts == (1, 2, 1)
     assert h.quantile(0.5) == pytest.approx(55.0)  # rank 2 of 4: halfway through (10, 100]
-    empty = snap.view("latency", {"venue": "binance"})
+    empty = snap.view("latency", {"venue": "binance"}, allow_empty=True)
     assert (empty.count, empty.sum) == (0, 0) and math.isnan(empty.min)
+    with pytest.raises(SpecError, match="no series with venue='binance'"):
+        snap.view("latency", {"venue": "binance"})
 
 
 def test_view_errors() -> None:

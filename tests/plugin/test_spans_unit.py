@@ -15,13 +15,13 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from pytest_sniper_otel import ANY, SpecError, absent, descendant, event, span
+from pytest_sniper_otel.report import render_mismatch, render_tree
 from pytest_sniper_otel.spans import (
+    Forest,
     SpanNode,
     build_forest,
     match,
     match_forest,
-    render_mismatch,
-    render_tree,
     use_color,
 )
 
@@ -98,6 +98,50 @@ def test_forest_orders_siblings_by_start_then_start_sequence() -> None:
     assert roots[1].children[0].parent is roots[1]
     assert roots[1].children[0].path() == "root > a"
     assert [n.name for n in roots[1].walk()] == ["root", "a", "b", "late"]
+
+
+def shape(roots: list[SpanNode]) -> list[tuple[str, Any]]:
+    return [(r.name, shape(r.children)) for r in roots]
+
+
+@given(st.data())
+def test_forest_is_the_same_whatever_order_spans_end_in(data: st.DataObject) -> None:
+    # A random tree (each span's parent is an earlier span, or none), ended in any order,
+    # some parents never ended: the forest as spans end equals the one built at once.
+    n = data.draw(st.integers(1, 30))
+    parents = [data.draw(st.integers(-1, i - 1)) for i in range(n)]
+    t = Trace()
+    contexts: list[SpanContext] = []
+    for i, parent in enumerate(parents):
+        contexts.append(t.add(f"s{i}", contexts[parent] if parent >= 0 else None, start_ms=i % 3))
+    never_ended = set(data.draw(st.lists(st.integers(0, n - 1), max_size=3)))
+    ended = [s for i, s in enumerate(t.spans) if i not in never_ended]
+    order = data.draw(st.permutations(ended))
+    forest = Forest()
+    for s in order:
+        assert s.context is not None
+        forest.add(s, t.start_seq[s.context.span_id])
+    # The definition, naively: roots are spans whose parent did not end here; siblings in
+    # (start time, start sequence) order.
+    by_id = {s.context.span_id: s for s in ended if s.context is not None}
+
+    def key(s: ReadableSpan) -> tuple[int, int]:
+        assert s.context is not None
+        return (s.start_time or 0, t.start_seq[s.context.span_id])
+
+    def tree(spans: list[ReadableSpan]) -> list[tuple[str, Any]]:
+        return [
+            (s.name, tree([c for c in ended if c.parent is not None and s.context is not None
+                           and c.parent.span_id == s.context.span_id]))
+            for s in sorted(spans, key=key)
+        ]
+
+    roots = [s for s in ended if s.parent is None or s.parent.span_id not in by_id]
+    assert shape(forest.roots()) == tree(roots)
+    assert len(forest) == len(ended)
+    for root in forest.roots():
+        assert root.parent is None
+        assert all(c.parent is node for node in root.walk() for c in node.children)
 
 
 def test_node_views() -> None:
@@ -379,7 +423,7 @@ def test_render_tree_limits_and_truncates() -> None:
         "   root [UNSET] 1ms {k0=0, k1=1, k2=2, k3=3, k4=4, k5=5, +2 more}",
         "     child [UNSET] 1ms {long='" + "x" * 36 + "...}",  # 40 characters at most
         "   leaf0 [UNSET] 1ms",
-        "... 3 more spans",
+        "... 3 more spans (-vv shows them all)",
     ]
     assert render_tree([]) == ["(no spans captured)"]
     marked = render_tree(roots, [roots[1], roots[2]], color=True)
