@@ -317,7 +317,7 @@ def pytest_assertrepr_compare(
     if mismatch is None:
         return None
     from .capture import installed_session
-    from .report import no_mask, render_mismatch
+    from .render import no_mask, render_mismatch
 
     settings = config.stash[_SETTINGS]
     session = installed_session()

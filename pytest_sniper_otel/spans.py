@@ -3,7 +3,7 @@
 A captured tree is built by parent id as spans end (:class:`Forest`); siblings are ordered
 by start time, then by the order in which they started (under a frozen clock siblings often
 share a start time). An expected tree is built with :func:`span`; matching reports the
-first divergence; :mod:`.report` renders it.
+first divergence; :mod:`.render` renders it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from .metrics import (
     format_attributes,
     points_from_metrics_data,
 )
-from .report import Masker, render_mismatch, render_spans, render_tree
+from .render import Masker, render_mismatch, render_spans, render_tree
 from .spans import (
     Forest,
     SpanNode,

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from pytest_sniper_otel import ANY, SpecError, absent, descendant, event, span
-from pytest_sniper_otel.report import render_mismatch, render_tree
+from pytest_sniper_otel.render import render_mismatch, render_tree
 from pytest_sniper_otel.spans import (
     Forest,
     SpanNode,
