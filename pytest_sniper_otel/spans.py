@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import math
+import operator
 import os
 import re
 import threading
@@ -34,11 +35,13 @@ MAX_ATTRIBUTES_SHOWN = 6
 class SpanNode:
     """A captured span with its children, in start order."""
 
-    __slots__ = ("children", "parent", "seq", "span")
+    # Made for every span as it ends: only what ordering siblings needs is read here.
+    __slots__ = ("children", "parent", "seq", "span", "start")
 
     def __init__(self, span: ReadableSpan, seq: int) -> None:
         self.span = span
         self.seq = seq
+        self.start: int = span.start_time or 0
         self.children: list[SpanNode] = []
         self.parent: SpanNode | None = None
 
@@ -96,8 +99,8 @@ class SpanNode:
         return f"<SpanNode {node_line(self)} children={len(self.children)}>"
 
 
-def _start_order(node: SpanNode) -> tuple[int, int]:
-    return (node.span.start_time or 0, node.seq)
+# Siblings sort by start time, then by start sequence (a frozen clock gives them one start).
+_start_order = operator.attrgetter("start", "seq")
 
 
 class Forest:
@@ -620,9 +623,15 @@ def _match_children(
 
 def _match_descendant(spec: SpanSpec, level: _Siblings) -> Mismatch | None:
     """``descendant(...)``: at any depth below the parent, at least one or exactly ``count``."""
-    candidates = list(_subtree(level.parent, level.children))
-    found = [n for n in candidates if _matches(spec, n, level.depth)]
+    # Most nodes differ by name: skip them before any call.
+    name = spec.name if spec.name.__class__ is str else None
+    found = [
+        n
+        for n in _subtree(level.parent, level.children)
+        if (name is None or n.span.name == name) and _matches(spec, n, level.depth)
+    ]
     if spec.count is None and not found:
+        candidates = list(_subtree(level.parent, level.children))
         return _missing(spec, candidates, level.parent, level.depth, "descendant")
     if spec.count is not None and len(found) != spec.count:
         return _count_mismatch(spec, found, level.parent, level.depth)
