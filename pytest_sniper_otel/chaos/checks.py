@@ -194,6 +194,21 @@ def circuit_breaker(run: ScenarioRun) -> CheckResult:
     problems: list[str] = []
     if opened_events != len(halts):
         problems.append(f"{len(halts)} halts but {opened_events} circuit_breaker.opened events")
+    # every halt ends with exactly one resume, or is the one still open
+    unresumed = [h for h in halts[:-1] if h.resumed_at is None]
+    if unresumed:
+        problems.append(f"{len(unresumed)} earlier halts never resumed "
+                        f"(first at +{unresumed[0].at - run.t0:.0f}s: {unresumed[0].reason})")
+    still_open = run.bot.safety.breaker != "closed"
+    if halts and (halts[-1].resumed_at is None) != still_open:
+        problems.append(f"the last halt {'has a' if still_open else 'has no'} resume "
+                        f"but the breaker is {run.bot.safety.breaker}")
+    if not halts and still_open:
+        problems.append(f"breaker {run.bot.safety.breaker} without any halt")
+    resumed = sum(h.resumed_at is not None for h in halts)
+    if closed_events != resumed:
+        problems.append(f"{closed_events} circuit_breaker.closed events for "
+                        f"{resumed} resumptions")
     if want == "closed" and halts:
         problems.append(f"breaker opened ({halts[0].reason}) but should stay closed")
     if want == "opens_and_closes":
@@ -203,19 +218,15 @@ def circuit_breaker(run: ScenarioRun) -> CheckResult:
         early = [h for h in halts if first_fault is not None and h.at < first_fault]
         if early:
             problems.append(f"breaker opened before any fault ({early[0].reason})")
-        # A re-open from half-open starts a new halt, so only the last one must have resumed.
-        if halts and (halts[-1].resumed_at is None or run.bot.safety.breaker != "closed"):
+        if halts and still_open:
             problems.append(f"breaker still {run.bot.safety.breaker} at the end "
                             f"({halts[-1].reason})")
-        resumed = sum(h.resumed_at is not None for h in halts)
-        if closed_events != resumed:
-            problems.append(f"{closed_events} circuit_breaker.closed events for "
-                            f"{resumed} resumptions")
     if problems:
         return _broken("circuit_breaker", problems)
     if halts:
         spans = [f"+{h.at - run.t0:.0f}s.." + (f"+{h.resumed_at - run.t0:.0f}s"
-                                               if h.resumed_at is not None else "reopened")
+                                               if h.resumed_at is not None else "still open")
+                 + (f" ({h.reopens} reopened)" if h.reopens else "")
                  for h in halts]
         return _ok("circuit_breaker", f"opened and closed as specified: {', '.join(spans)}")
     return _ok("circuit_breaker", "stayed closed as specified")

@@ -57,9 +57,13 @@ class Position:
 
 @dataclass
 class Halt:
+    """Trading halted by the circuit breaker from ``at`` until ``resumed_at`` (None: still
+    halted); ``reopens`` counts failed half-open trials in between."""
+
     at: float
     reason: str
     resumed_at: float | None = None
+    reopens: int = 0
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import heapq
@@ -76,14 +77,21 @@ class MultiAgentOrchestrator:
 
     def execute_workflow(self, workflow: Workflow) -> None:
         workflow_id = f"{workflow.name}-{next(self._runs):05d}"
-        try:
-            self.tracer.trace_workflow_execution(workflow_id, workflow.name, workflow.steps,
-                                                 workflow.run)
-        except Exception as exc:  # a bug in one workflow must not stop the bot
-            self.errors += 1
-            self.logger.error("workflow failed", exc, LogContext(
-                "MultiAgentOrchestrator", workflow.name, agent_id=f"{self.bot_id}/orchestrator"),
-                workflow_id=workflow_id)
+
+        def run() -> object:
+            try:
+                return workflow.run()
+            except Exception as exc:
+                # logged here, inside the workflow span, so the record carries its ids
+                self.errors += 1
+                self.logger.error("workflow failed", exc, LogContext(
+                    "MultiAgentOrchestrator", workflow.name,
+                    agent_id=f"{self.bot_id}/orchestrator"), workflow_id=workflow_id)
+                raise
+
+        # a bug in one workflow must not stop the bot (logged above, inside its span)
+        with contextlib.suppress(Exception):
+            self.tracer.trace_workflow_execution(workflow_id, workflow.name, workflow.steps, run)
         self.executed += 1
 
     def run_until(self, end: float) -> None:
@@ -291,7 +299,8 @@ class SniperBot:
             "workflow_errors": self.orchestrator.errors,
             # times in simulated seconds since the bot started
             "halts": [{"at": round(h.at - start, 3), "reason": h.reason,
-                       "resumed_at": h.resumed_at and round(h.resumed_at - start, 3)}
+                       "resumed_at": h.resumed_at and round(h.resumed_at - start, 3),
+                       "reopens": h.reopens}
                       for h in self.halts],
             "circuit_breaker": self.safety.breaker,
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses,

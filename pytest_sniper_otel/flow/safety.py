@@ -3,7 +3,9 @@
 The breaker opens on a drawdown beyond ``max_drawdown`` or on ``max_consecutive_failures``
 entry orders in a row that did not fill; while open, risk assessment refuses new entries
 (exits still run). After ``breaker_cooldown`` it goes half-open: the next entry decides
-whether it closes or opens again. Every opening is a :class:`Halt` with its reason.
+whether it closes or opens again. Every opening from closed is a :class:`Halt` with its
+reason; re-opening from half-open prolongs that halt (``reopens``), so each halt ends with
+exactly one resume or is the one still open.
 """
 
 from __future__ import annotations
@@ -172,10 +174,20 @@ class SafetyMonitor(Agent):
     def _open(self, reason: str) -> None:
         desk = self.desk
         now = desk.clock.time()
+        # a failed trial while half-open prolongs the halt it belongs to: every halt ends
+        # with exactly one resume, or is the one still open
+        reopening = self.breaker == HALF_OPEN and bool(self.halts) \
+            and self.halts[-1].resumed_at is None
         self.breaker = OPEN
         self._opened_at = now
-        self.halts.append(Halt(now, reason))
-        trace.get_current_span().add_event("circuit_breaker.opened", {"safety.reason": reason})
+        if reopening:
+            self.halts[-1].reopens += 1
+            trace.get_current_span().add_event("circuit_breaker.reopened",
+                                               {"safety.reason": reason})
+        else:
+            self.halts.append(Halt(now, reason))
+            trace.get_current_span().add_event("circuit_breaker.opened",
+                                               {"safety.reason": reason})
         desk.logger.warning(f"trading halted: {reason}", self.context("circuitBreaker"),
                             reason=reason, drawdown=self.drawdown,
                             consecutive_failures=self.consecutive_failures)
