@@ -598,8 +598,7 @@ def render(runs: Sequence[Mapping[str, Any]], *, title: str = "sniper-otel chaos
 
 def write(path: str | Path, runs: Sequence[Mapping[str, Any]], **options: Any) -> Path:
     out = Path(path)
-    if out.parent != Path(""):
-        out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(runs, **options), encoding="utf-8")
     return out
 

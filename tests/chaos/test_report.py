@@ -333,3 +333,21 @@ def test_the_report_renders_in_headless_chromium(
         for chart in section["charts"]:
             assert chart["width"] > 300 and chart["height"] > 100, section
             assert chart["marks"] > 20, section
+
+
+def test_without_matplotlib_both_entry_points_say_what_to_install(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    assert chaos_main(["--no-progress", "--html", str(tmp_path / "r.html")]) == 2
+    assert capsys.readouterr().err == (
+        'sniper-otel chaos: the HTML report needs matplotlib: pip install '
+        '"pytest-sniper-otel[report]"\n')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--sniper-otel-chaos-report=out")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        'ERROR: --sniper-otel-chaos-report needs matplotlib: pip install '
+        '"pytest-sniper-otel[report]"'])
