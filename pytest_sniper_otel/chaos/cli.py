@@ -15,12 +15,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .faults import FaultError
 from .runner import ScenarioRun
 from .scenario import Scenario
 from .suite import DEFAULT_PATH, SuiteResult, load_suite, run_suite, select
+
+if TYPE_CHECKING:
+    from .report import Journal
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    encoding="utf-8")
         print(f"journal: {args.json}", file=out)
     if args.html:
-        _write_report(journal["scenarios"], args.html, out,
+        from .report import Journal, not_run_rows
+
+        _write_report(Journal(journal["scenarios"], not_run_rows(journal)), args.html, out,
                       f"seed {result.seed}, {result.backend}, "
                       f"{result.wall_seconds:.1f} s wall", started)
     if result.unloadable:
@@ -109,12 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if result.ok else 1
 
 
-def _write_report(runs: list[dict[str, Any]], path: str, out: TextIO, subtitle: str,
+def _write_report(journal: Journal, path: str, out: TextIO, subtitle: str,
                   started: float) -> None:
     """Draw and write; the time printed counts from ``started`` (the journal included)."""
     from . import report
 
-    written = report.write(path, runs, subtitle=subtitle)
+    written = report.write(path, journal.runs, subtitle=subtitle, not_run=journal.not_run)
     size = written.stat().st_size
     print(f"report: {path} ({size / 1024:.0f} KiB, drawn in {_now() - started:.1f} s)", file=out)
 
@@ -134,15 +139,16 @@ def _report_from_journals(journals: Sequence[str], html: str | None, out: TextIO
               file=sys.stderr)
         return 2
     try:
-        runs = load_journals(journals)
+        journal = load_journals(journals)
         from .report import require_matplotlib
 
         require_matplotlib()
     except FaultError as exc:
         print(f"sniper-otel chaos: {exc}", file=sys.stderr)
         return 2
-    _write_report(runs, html, out, f"from {', '.join(journals)}", _now())
-    return 0 if all(r["status"] == "completed" for r in runs) else 1
+    _write_report(journal, html, out, f"from {', '.join(journals)}", _now())
+    ok = all(r["status"] == "completed" for r in journal.runs)
+    return 0 if ok and all(r["result"] == "SKIP" for r in journal.not_run) else 1
 
 
 def _redis_factory(url: str) -> Any:

@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,28 @@ def _check_run(run: Any, source: str, where: str) -> None:
             _check(trace, _TRACE, f"{where + '.' if where else ''}traces.{key}", source)
 
 
-def parse_journal(text: str, source: str) -> list[dict[str, Any]]:
+@dataclass
+class Journal:
+    """What a report draws: the runs, and the scenarios of a suite that did not run (skipped
+    for want of a real Redis, or whose module failed to load) as scorecard rows."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    not_run: list[dict[str, Any]] = field(default_factory=list)
+
+
+def not_run_rows(suite: Mapping[str, Any], source: str = "journal") -> list[dict[str, Any]]:
+    """Scorecard rows of a suite journal's ``skipped`` and ``unloadable`` scenarios."""
+    _check({k: suite.get(k, []) for k in ("skipped", "unloadable")},
+           {"skipped": [{"scenario": str, "reason": str}],
+            "unloadable": [{"file": str, "problem": str}]}, "", source)
+    rows = [{"scenario": u["file"], "why": u["problem"], "result": "NOT LOADED"}
+            for u in suite.get("unloadable", [])]
+    rows += [{"scenario": s["scenario"], "why": s["reason"], "result": "SKIP"}
+             for s in suite.get("skipped", [])]
+    return rows
+
+
+def parse_journal(text: str, source: str) -> Journal:
     """The runs in a journal's text: a suite journal (``sniper-otel chaos --json``) or one
     run's (``--sniper-otel-chaos-journal``). Raises :class:`JournalError` naming the field."""
     try:
@@ -147,23 +169,25 @@ def parse_journal(text: str, source: str) -> list[dict[str, Any]]:
             raise JournalError(f"{source}: field 'scenarios' must be a list")
         for i, run in enumerate(runs):
             _check_run(run, source, f"scenarios[{i}]")
-        return list(runs)
+        return Journal(list(runs), not_run_rows(data, source))
     _check_run(data, source, "")
-    return [data]
+    return Journal([data])
 
 
-def load_journals(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+def load_journals(paths: Sequence[str | Path]) -> Journal:
     """Every run in the journal files ``paths``, checked before anything is drawn."""
-    runs: list[dict[str, Any]] = []
+    out = Journal()
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise JournalError(f"{path}: cannot read the journal: {exc.strerror}") from None
-        runs += parse_journal(text, str(path))
-    if not runs:
+        journal = parse_journal(text, str(path))
+        out.runs += journal.runs
+        out.not_run += journal.not_run
+    if not out.runs and not out.not_run:
         raise JournalError("no scenario runs in the journals given")
-    return runs
+    return out
 
 
 # -- drawing ------------------------------------------------------------------------------------
@@ -399,7 +423,7 @@ header p{margin:4px 0 0;color:#c9d6e3}main{padding:12px 24px;max-width:1180px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px;background:#fff}
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef2f6}tr.fail td{background:#fdecea}.PASS{color:#1e7d32;font-weight:600}
-.BROKEN,.ERROR,.held-no{color:#b3261e;font-weight:600}.held-yes{color:#1e7d32}
+.BROKEN,.ERROR,.NOT-LOADED,.held-no{color:#b3261e;font-weight:600}.SKIP{color:#666}.held-yes{color:#1e7d32}
 section.scenario{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 16px;
 margin:18px 0}section.scenario h2{margin:4px 0}.chart svg{max-width:100%;height:auto}
 .muted{color:#666}code{font-size:12px}details{margin:6px 0}.evidence{font-size:12px}
@@ -457,13 +481,20 @@ def summary(run: Mapping[str, Any]) -> dict[str, Any]:
 def scorecard_html(rows: Sequence[Mapping[str, Any]], href: Mapping[str, str] | None = None
                    ) -> str:
     """The scorecard, failing rows first; each scenario links to its section (or file)."""
-    ordered = sorted(rows, key=lambda r: r["result"] == "PASS")
+    rank = {"PASS": 2, "SKIP": 1}
+    ordered = sorted(rows, key=lambda r: rank.get(r["result"], 0))
     out = ["<table class='scorecard'><tr><th>scenario</th><th>faults injected</th>"
            "<th>invariants</th><th>alerts e/f/r</th><th>detection</th><th>dropped</th>"
            "<th>result</th></tr>"]
     for r in ordered:
+        cls = {"PASS": "", "SKIP": " class='skip'"}.get(r["result"], " class='fail'")
+        if "why" in r:  # did not run: nothing to link to
+            out.append(f"<tr{cls}><td>{_e(r['scenario'])}</td>"
+                       f"<td colspan='5'>{_e(r['why'])}</td>"
+                       f"<td class='{_e(r['result'].replace(' ', '-'))}'>{_e(r['result'])}"
+                       f"</td></tr>")
+            continue
         target = (href or {}).get(r["scenario"], "#" + anchor(r["scenario"]))
-        cls = "" if r["result"] == "PASS" else " class='fail'"
         out.append(f"<tr{cls}><td><a href='{_e(target)}'>{_e(r['scenario'])}</a></td>"
                    f"<td>{_e(r['faults'])}</td><td>{_e(r['invariants'])}</td>"
                    f"<td>{_e(r['alerts'])}</td><td>{_e(r['detection'])}</td>"
@@ -580,14 +611,18 @@ def _page(title: str, subtitle: str, body: str, rows: Sequence[Mapping[str, Any]
 
 
 def render(runs: Sequence[Mapping[str, Any]], *, title: str = "sniper-otel chaos report",
-           subtitle: str = "") -> str:
-    """The whole report for ``runs`` (journal dicts, checked by :func:`parse_journal`)."""
+           subtitle: str = "", not_run: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The whole report for ``runs`` (journal dicts, checked by :func:`parse_journal`) and
+    the scorecard rows of scenarios that did not run (:func:`not_run_rows`)."""
     matplotlib = require_matplotlib()
     rows = [summary(r) for r in runs]
     held = sum(r["result"] == "PASS" for r in rows)
     minutes = sum(r["simulated_seconds"] for r in runs) / 60
-    head = (f"{held}/{len(rows)} scenarios held; {minutes:.0f} simulated minutes"
-            + (f"; {subtitle}" if subtitle else ""))
+    missing = [r for r in not_run if r["result"] != "SKIP"]
+    head = (f"{held}/{len(rows)} scenarios held"
+            + (f", {len(missing)} did not load" if missing else "")
+            + f"; {minutes:.0f} simulated minutes" + (f"; {subtitle}" if subtitle else ""))
+    rows += [dict(r) for r in not_run]
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 8,
                                 "axes.spines.top": False, "axes.spines.right": False}):
         sections = [scenario_html(r) for r in sorted(
@@ -630,4 +665,5 @@ def write_index(directory: str | Path) -> Path:
     return index
 
 
-__all__ = ["JournalError", "load_journals", "parse_journal", "render", "write", "write_index"]
+__all__ = ["Journal", "JournalError", "load_journals", "not_run_rows", "parse_journal",
+           "render", "write", "write_index"]

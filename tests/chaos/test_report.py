@@ -136,7 +136,7 @@ def test_a_journal_round_trips_through_a_file(
 ) -> None:
     path = tmp_path / "suite.json"
     path.write_text(json.dumps({"journal_version": 2, "scenarios": journals}))
-    assert parse_journal(path.read_text(), str(path)) == journals
+    assert parse_journal(path.read_text(), str(path)).runs == journals
     out = tmp_path / "report.html"
     assert chaos_main(["--from-journal", str(path), "--html", str(out)]) == 1  # one broke
     assert _sections(out.read_text()).keys() == {"careless", "outage"}
@@ -203,17 +203,27 @@ def test_the_cli_writes_the_report_after_the_run(
 ) -> None:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    (scenarios / "scenario_quick.py").write_text(
-        "from pytest_sniper_otel.chaos import Scenario, fault\n"
-        "SCENARIO = Scenario(name='quick', title='t', warmup=10.0, duration=60.0,\n"
-        "                    recovery=10.0, baseline=False,\n"
-        "                    faults=[fault('redis.outage', start=10, duration=30)])\n")
+    quick = ("from pytest_sniper_otel.chaos import Scenario, fault\n"
+             "SCENARIO = Scenario(name={name!r}, title='t', warmup=10.0, duration=60.0,\n"
+             "                    recovery=10.0, baseline=False, tags={tags!r},\n"
+             "                    faults=[fault('redis.outage', start=10, duration=30)])\n")
+    (scenarios / "scenario_quick.py").write_text(quick.format(name="quick", tags={}))
+    (scenarios / "scenario_paused.py").write_text(
+        quick.format(name="paused", tags={"requires": "real_redis"}))
+    (scenarios / "scenario_typo.py").write_text("SCENARIO = Scenario(\n")
     out = tmp_path / "report.html"
     code = chaos_main(["--path", str(scenarios), "--no-progress", "--html", str(out)])
-    assert code == 0
+    assert code == 2  # a module that does not load fails the suite; the others still ran
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(rf"report: {re.escape(str(out))} \(\d+ KiB, drawn in \d+\.\d s\)", last)
-    assert list(_sections(out.read_text())) == ["quick"]
+    page = out.read_text()
+    assert list(_sections(page)) == ["quick"]
+    scorecard = page[page.index("<table class='scorecard'>"):page.index("</table>")]
+    rows = re.findall(r"<tr(?: class='(\w+)')?><td>(?:<a href='[^']+'>)?([^<]+)<", scorecard)
+    assert [(cls, name.rsplit("/", 1)[-1]) for cls, name in rows] == [
+        ("fail", "scenario_typo.py"), ("skip", "paused"), ("", "quick")]
+    assert "needs a real Redis server (--redis-url)" in page
+    assert "1/1 scenarios held, 1 did not load" in page
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
