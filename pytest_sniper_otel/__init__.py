@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         MetricKindError,
         MetricNotFound,
         SniperOtelError,
+        SniperOtelWarning,
         SpecError,
     )
     from .logs import LogRecordView
@@ -45,6 +46,7 @@ _EXPORTS = {
     "install_session": "capture",
     "metric_reader": "capture",
     "SniperOtelError": "errors",
+    "SniperOtelWarning": "errors",
     "SpecError": "errors",
     "MetricNotFound": "errors",
     "MetricKindError": "errors",
@@ -63,6 +65,7 @@ __all__ = [
     "SessionTelemetry",
     "SimClock",
     "SniperOtelError",
+    "SniperOtelWarning",
     "SpanNode",
     "SpanSpec",
     "SpecError",

@@ -5,19 +5,26 @@ code obtained at import time stay bound to them. So providers are installed once
 processors attached to an SDK provider someone else installed) and every finished span,
 metric delta and log record is routed to the *current* window: the test being run. A
 session-level "current" (not a contextvar) also catches spans ended in other threads.
+
+A span belongs to the window in which it started: one that outlives its test (a
+background thread, a task) is listed in that test's ``open_spans`` and never lands in a
+later test, and neither do log records written inside it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import CaptureUnavailable
+from .errors import CaptureUnavailable, SniperOtelWarning
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -26,17 +33,25 @@ if TYPE_CHECKING:
     from .telemetry import Telemetry
 
 _LOCK = threading.Lock()
+_ENV_LOCK = threading.Lock()
 _INSTALL_LOCK = threading.Lock()
 _SESSION: SessionTelemetry | None = None
 _READER: InMemoryMetricReader | None = None
+
+SIGNALS = ("traces", "metrics", "logs")
+# Instrumentation scopes that trace the test run itself, not the code under test.
+HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
+# How many ended spans still remember their window, so a late log record written with
+# their context is not mistaken for the current test's.
+_REMEMBERED_SPANS = 65536
 
 
 def metric_reader() -> InMemoryMetricReader:
     """The reader the plugin reads metrics from.
 
     Readers can't be added to a MeterProvider after it is built. If your code builds its
-    own SDK MeterProvider, pass this reader in ``metric_readers=[...]`` and the plugin will
-    read from it.
+    own SDK MeterProvider, pass this reader in ``metric_readers=[...]`` (logfire:
+    ``logfire.MetricsOptions(additional_readers=[...])``) and the plugin will read from it.
     """
     global _READER
     with _LOCK:
@@ -75,7 +90,7 @@ def metric_reader() -> InMemoryMetricReader:
 class SessionTelemetry:
     """Providers for this process and the window that currently receives telemetry."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, metric_views: Sequence[Any] = ()) -> None:
         self.current: Telemetry | None = None
         # The window opened last: once closed, it may still read the metric deltas recorded
         # before its close, until another window opens and discards them.
@@ -84,82 +99,147 @@ class SessionTelemetry:
         self.metrics_problem: str | None = None
         self.traces_problem: str | None = None
         self.logs_problem: str | None = None
+        # Set when the tracer provider we attached to drops spans (sampler, disabled SDK).
+        self.traces_dropped: str | None = None
+        self._warned_dropped = False
         self.reader: InMemoryMetricReader | None = None
+        # The SDK providers our processors sit on (behind a wrapper such as logfire's).
         self.logger_provider: Any = None
         self.tracer_provider: Any = None
+        self._metric_views = tuple(metric_views)
+        # What each global provider was when we last looked, to notice a reset or a swap.
+        self._globals: dict[str, Any] = {}
         self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
         self._seq = itertools.count()
-        self._install_traces()
-        self._install_metrics()
-        self._install_logs()
+        # span id -> the window it started in: open spans, then the most recently ended.
+        self._open_owner: dict[int, Telemetry] = {}
+        self._ended_owner: OrderedDict[int, Telemetry] = OrderedDict()
+        self._owner_lock = threading.Lock()
+        for signal in SIGNALS:
+            self._setup(signal)
 
     # installation --------------------------------------------------------------------
-    def _install_traces(self) -> None:
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-
-        session = self
-
-        class _SpanRouter(SpanProcessor):
-            def on_start(self, span: Span, parent_context: Any = None) -> None:
-                window = session.current
-                if window is not None:
-                    window._span_started(span, next(session._seq))
-
-            def on_end(self, span: ReadableSpan) -> None:
-                window = session.current
-                if window is not None:
-                    window._span_ended(span)
-
-        provider: Any = trace.get_tracer_provider()
-        action, detail = _assess("traces", provider)
+    def _setup(self, signal: str) -> None:
+        """Install, attach to or read the global provider of ``signal`` as it is now."""
+        provider = _global_provider(signal)
+        action, detail = _assess(signal, provider)
         if action == "install":
-            provider = TracerProvider()
-            trace.set_tracer_provider(provider)
-        if action == "unavailable":
-            self.traces_problem = detail
+            provider = self._new_provider(signal)
+            _set_global_provider(signal, provider)
+        self._globals[signal] = provider
+        sdk = _sdk_provider(signal, provider)
+        setattr(self, f"{signal}_problem", detail if action == "unavailable" else None)
+        if signal == "traces":
+            self.traces_dropped = None
+            if action != "unavailable":
+                sdk.add_span_processor(_span_router(self))
+                self.traces_dropped = None if action == "install" else _trace_drops(sdk)
+            self.tracer_provider = sdk
+        elif signal == "metrics":
+            self.reader = None if action == "unavailable" else metric_reader()
         else:
-            provider.add_span_processor(_SpanRouter())
-        self.setup["traces"] = _done(action, "traces", provider)
-        self.tracer_provider = provider
+            from .logs import routing_processor
 
-    def _install_metrics(self) -> None:
-        from opentelemetry import metrics
-        from opentelemetry.sdk.metrics import MeterProvider
+            if action != "unavailable":
+                sdk.add_log_record_processor(routing_processor(self._route_log))
+            self.logger_provider = sdk
+            self._bridge = None
+        self.setup[signal] = _done(action, signal, provider, self._install_notes(signal))
 
-        provider: Any = metrics.get_meter_provider()
-        action, detail = _assess("metrics", provider)
-        if action == "install":
-            provider = MeterProvider(metric_readers=[metric_reader()])
-            metrics.set_meter_provider(provider)
-        if action == "unavailable":
-            self.metrics_problem = detail
-        else:
-            self.reader = metric_reader()
-        self.setup["metrics"] = _done(action, "metrics", provider)
+    def _new_provider(self, signal: str) -> Any:
+        # A test that asks for telemetry gets all of it: the providers the plugin installs
+        # ignore OTEL_SDK_DISABLED and sample every span whatever OTEL_TRACES_SAMPLER says.
+        with _sdk_enabled():
+            if signal == "traces":
+                from opentelemetry.sdk.trace import TracerProvider
+                from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-    def _install_logs(self) -> None:
-        from opentelemetry import _logs
+                return TracerProvider(sampler=ALWAYS_ON)
+            if signal == "metrics":
+                from opentelemetry.sdk.metrics import MeterProvider
 
-        from .logs import new_logger_provider, routing_processor
+                return MeterProvider(metric_readers=[metric_reader()], views=self._metric_views)
+            from .logs import new_logger_provider
 
-        def sink(record: Any) -> None:
-            window = self.current
-            if window is not None:
-                window._log_emitted(record)
+            return new_logger_provider()
 
-        provider: Any = _logs.get_logger_provider()
-        action, detail = _assess("logs", provider)
-        if action == "install":
-            provider = new_logger_provider()
-            _logs.set_logger_provider(provider)
-        self.setup["logs"] = _done(action, "logs", provider)
-        if action == "unavailable":
-            self.logs_problem = detail
-            provider = None
-        else:
-            provider.add_log_record_processor(routing_processor(sink))
-        self.logger_provider = provider
+    def _install_notes(self, signal: str) -> str:
+        return _install_notes(signal, len(self._metric_views))
+
+    def _follow_global_providers(self) -> None:
+        """Notice a global provider that was reset or replaced since we last looked.
+
+        opentelemetry-test-utils' ``TestBase`` resets the globals in ``tearDown``: later
+        tests would get no-op tracers and an empty capture. The provider we used is set
+        back (public ``set_*_provider``, allowed again after a reset); a new provider
+        someone installed is attached to or read like at the start.
+        """
+        for signal in SIGNALS:
+            before = self._globals[signal]
+            now = _global_provider(signal)
+            if now is before:
+                sdk = _sdk_provider(signal, now)
+                swapped = signal != "metrics" and sdk is not None and sdk is not (
+                    self.tracer_provider if signal == "traces" else self.logger_provider
+                )
+                if not swapped:
+                    continue
+                self._setup(signal)
+                _warn(f"the SDK {_KIND[signal]} inside {_describe(now)} was replaced; "
+                      f"sniper-otel {self.setup[signal]}")
+            elif _is_api_placeholder(signal, now) and not _is_api_placeholder(signal, before):
+                _set_global_provider(signal, before)
+                _warn(f"the global {_KIND[signal]} was reset (opentelemetry-test-utils' "
+                      f"TestBase does this in tearDown); sniper-otel set {_describe(before)} "
+                      "back")
+            else:
+                self._setup(signal)
+                _warn(f"the global {_KIND[signal]} changed to {_describe(now)}; "
+                      f"sniper-otel {self.setup[signal]}")
+
+    # routing (called by the processors, from any thread) -------------------------------
+    def _span_started(self, span: Span) -> None:
+        window = self.current
+        scope = span.instrumentation_scope
+        if window is None or span.context is None or (
+            scope is not None and scope.name in HARNESS_SCOPES
+        ):
+            return
+        self._open_owner[span.context.span_id] = window
+        window._span_started(span, next(self._seq))
+
+    def _span_ended(self, span: ReadableSpan) -> None:
+        if span.context is None:
+            return
+        span_id = span.context.span_id
+        owner = self._open_owner.pop(span_id, None)
+        if owner is None:
+            return  # started outside any window, or by the test harness
+        with self._owner_lock:
+            self._ended_owner[span_id] = owner
+            if len(self._ended_owner) > _REMEMBERED_SPANS:
+                self._ended_owner.popitem(last=False)
+        # Only the window it started in, and only while that window is open.
+        if owner is self.current:
+            owner._span_ended(span)
+
+    def _route_log(self, record: Any) -> None:
+        window = self.current
+        if window is None:
+            return
+        span_id = record.log_record.span_id
+        if span_id:
+            owner = self._open_owner.get(span_id) or self._ended_owner.get(span_id)
+            if owner is not None and owner is not window:
+                return  # written inside a span of another test
+        window._log_emitted(record)
+
+    def warn_if_dropping(self) -> None:
+        """Once per session: the provider we attached to drops spans before we see them."""
+        if self.traces_dropped and not self._warned_dropped:
+            self._warned_dropped = True
+            _warn(f"{self.traces_dropped}: spans it does not record are not captured",
+                  stacklevel=4)
 
     # windows -------------------------------------------------------------------------
     def collect_metrics(self) -> Any:
@@ -183,12 +263,14 @@ class SessionTelemetry:
 
         if self.current is not None:
             raise RuntimeError("a telemetry capture window is already open in this process")
+        with _INSTALL_LOCK:
+            self._follow_global_providers()
         window = Telemetry(self, color=color, clock=clock, verbose=verbose)
         window._discard_pending_metrics()
         root = logging.getLogger()
         old_level = root.level
         handler = None
-        if self.logger_provider is not None:
+        if self.logs_problem is None:
             if self._bridge is None:
                 from .logs import bridge_handler
 
@@ -228,17 +310,50 @@ class SessionTelemetry:
         return "; ".join(f"{k}: {v}" for k, v in self.setup.items())
 
 
+def _span_router(session: SessionTelemetry) -> Any:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class SpanRouter(SpanProcessor):
+        def on_start(self, span: Span, parent_context: Any = None) -> None:
+            session._span_started(span)
+
+        def on_end(self, span: ReadableSpan) -> None:
+            session._span_ended(span)
+
+    return SpanRouter()
+
+
+def _warn(message: str, *, stacklevel: int = 2) -> None:
+    warnings.warn(SniperOtelWarning(f"sniper-otel: {message}"), stacklevel=stacklevel)
+
+
+@contextmanager
+def _sdk_enabled() -> Iterator[None]:
+    # The SDK reads OTEL_SDK_DISABLED in each provider's constructor.
+    with _ENV_LOCK:
+        saved = os.environ.pop("OTEL_SDK_DISABLED", None)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                os.environ["OTEL_SDK_DISABLED"] = saved
+
+
 def _describe(provider: object) -> str:
     cls = type(provider)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def install_session() -> SessionTelemetry:
-    """Install (once per process) the providers, or attach to SDK ones already installed."""
+def install_session(*, metric_views: Sequence[Any] = ()) -> SessionTelemetry:
+    """Install (once per process) the providers, or attach to SDK ones already installed.
+
+    ``metric_views`` (SDK ``View`` objects) go to the MeterProvider the plugin installs;
+    they are used by the first call only.
+    """
     global _SESSION
     with _INSTALL_LOCK:
         if _SESSION is None:
-            _SESSION = SessionTelemetry()
+            _SESSION = SessionTelemetry(metric_views=metric_views)
     return _SESSION
 
 
@@ -246,7 +361,7 @@ def installed_session() -> SessionTelemetry | None:
     return _SESSION
 
 
-def preview() -> str:
+def preview(*, metric_views: int = 0) -> str:
     """What the first capture will install or attach to, read from the global providers as
     they are now without touching them; once installed, what it did.
 
@@ -256,18 +371,13 @@ def preview() -> str:
     """
     if _SESSION is not None:
         return _SESSION.describe()
-    from opentelemetry import _logs, metrics, trace
-
-    providers = {
-        "traces": trace.get_tracer_provider(),
-        "metrics": metrics.get_meter_provider(),
-        "logs": _logs.get_logger_provider(),
-    }
-    plan = {
-        signal: _PLANNED[action].format(**_wording(signal, provider))
-        for signal, provider in providers.items()
-        for action in [_assess(signal, provider)[0]]
-    }
+    plan = {}
+    for signal in SIGNALS:
+        provider = _global_provider(signal)
+        action = _assess(signal, provider)[0]
+        plan[signal] = _PLANNED[action].format(
+            **_wording(signal, provider, _install_notes(signal, metric_views))
+        )
     return "on first use of the telemetry fixture: " + "; ".join(
         f"{k}: {v}" for k, v in plan.items()
     )
@@ -276,46 +386,87 @@ def preview() -> str:
 # signal -> (SDK module, provider class, what is installed when the global is still a proxy)
 _SDK = {
     "traces": ("opentelemetry.sdk.trace", "TracerProvider", "SDK TracerProvider"),
-    "metrics": ("opentelemetry.sdk.metrics", "MeterProvider", "SDK MeterProvider (DELTA reader)"),
+    "metrics": ("opentelemetry.sdk.metrics", "MeterProvider", "SDK MeterProvider"),
     "logs": ("opentelemetry.sdk._logs", "LoggerProvider", "SDK LoggerProvider + logging bridge"),
+}
+_KIND = {"traces": "TracerProvider", "metrics": "MeterProvider", "logs": "LoggerProvider"}
+# The API's stand-in until a provider is set, which is also what a reset leaves behind. The
+# metrics one is underscore-private: no public name says "nothing was set yet".
+_PLACEHOLDER = {
+    "traces": ("opentelemetry.trace", "ProxyTracerProvider"),
+    "metrics": ("opentelemetry.metrics._internal", "_ProxyMeterProvider"),
+    "logs": ("opentelemetry._logs._internal", "ProxyLoggerProvider"),
 }
 # How each decision reads in the report header, before and after it was carried out.
 _PLANNED = {
     "install": "install {installs}",
-    "attach": "attach to {provider}",
+    "attach": "attach to {provider}{drops}",
     "read": "read {provider} via metric_reader()",
-    "unavailable": "UNAVAILABLE ({foreign}{provider})",
+    "unavailable": "UNAVAILABLE ({foreign}{provider}{why})",
 }
 _DONE = {
     "install": "installed {installs}",
-    "attach": "attached to {provider}",
+    "attach": "attached to {provider}{drops}",
     "read": "reading {provider} via metric_reader()",
-    "unavailable": "UNAVAILABLE ({foreign}{provider})",
+    "unavailable": "UNAVAILABLE ({foreign}{provider}{why})",
 }
 
 
-def _wording(signal: str, provider: object) -> dict[str, str]:
-    module, name, installs = _SDK[signal]
-    foreign = "foreign " if _is_loaded_instance(provider, module, name) else ""
-    return {"provider": _describe(provider), "installs": installs, "foreign": foreign}
+def _install_notes(signal: str, metric_views: int) -> str:
+    """What a provider the plugin installs holds, and where it differs from what the
+    environment asks for."""
+    parts = []
+    if signal == "metrics":
+        parts.append("DELTA reader")
+        if metric_views:
+            parts.append(f"{metric_views} view{'' if metric_views == 1 else 's'}")
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        parts.append("ignoring OTEL_SDK_DISABLED=true")
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
+    if signal == "traces" and sampler and sampler.lower() != "always_on":
+        parts.append(f"sampling every span, not OTEL_TRACES_SAMPLER={sampler}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
-def _done(action: str, signal: str, provider: object) -> str:
-    return _DONE[action].format(**_wording(signal, provider))
+def _wording(signal: str, provider: object, installs_note: str = "") -> dict[str, str]:
+    installs = _SDK[signal][2]
+    sdk = _sdk_provider(signal, provider)
+    described = _describe(provider)
+    if sdk is not None and sdk is not provider:
+        described += f" wrapping {_describe(sdk)}"
+    drops = ""
+    if signal == "traces" and sdk is not None and not _is_api_placeholder(signal, provider):
+        dropped = _trace_drops(sdk)
+        drops = f", which {dropped.split(', which ', 1)[1]}" if dropped else ""
+    why = ""
+    if signal == "metrics" and sdk is not None and _has_no_reader(sdk):
+        why = " without a metric reader"
+    return {
+        "provider": described,
+        "installs": installs + installs_note,
+        "foreign": "foreign " if sdk is not None else "",
+        "drops": drops,
+        "why": why,
+    }
+
+
+def _done(action: str, signal: str, provider: object, installs_note: str = "") -> str:
+    return _DONE[action].format(**_wording(signal, provider, installs_note))
 
 
 def _assess(signal: str, provider: object) -> tuple[str, str]:
     """What the plugin can do with a global provider, decided without importing the SDK.
 
-    ``("install", "")`` while the API's proxy is in place; ``("attach", "")`` to an SDK
-    tracer or logger provider; ``("read", "")`` an SDK MeterProvider built with
-    :func:`metric_reader`; otherwise ``("unavailable", why)``.
+    ``("install", "")`` while the API's placeholder is in place; ``("attach", "")`` to an
+    SDK tracer or logger provider (or a wrapper around one, like logfire's); ``("read",
+    "")`` an SDK MeterProvider built with :func:`metric_reader`; otherwise
+    ``("unavailable", why)``.
     """
-    if "Proxy" in type(provider).__name__:
+    if _is_api_placeholder(signal, provider):
         return "install", ""
-    module, name, _ = _SDK[signal]
     described = _describe(provider)
-    if not _is_loaded_instance(provider, module, name):
+    sdk = _sdk_provider(signal, provider)
+    if sdk is None:
         why = {
             "traces": f"the global TracerProvider is {described}, not an SDK TracerProvider; "
             "the plugin cannot attach a span processor to it",
@@ -327,11 +478,83 @@ def _assess(signal: str, provider: object) -> tuple[str, str]:
         return "attach", ""
     if _READER is not None and getattr(_READER, "_collect", None) is not None:
         return "read", ""
+    what = f"a {_describe(sdk)}" + (" without any metric reader" if _has_no_reader(sdk) else "")
     return "unavailable", (
-        f"a {described} was installed before the plugin, and readers can't be added to a "
+        f"{what} was installed before the plugin, and readers can't be added to a "
         "MeterProvider after it is built. Let the plugin install it, or pass "
-        "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...]"
+        "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...] "
+        "(logfire: logfire.configure(metrics=logfire.MetricsOptions("
+        "additional_readers=[metric_reader()])))"
     )
+
+
+def _trace_drops(sdk_provider: Any) -> str | None:
+    """Why an SDK TracerProvider records fewer spans than the code starts, or None."""
+    from opentelemetry.trace import NoOpTracer
+
+    described = _describe(sdk_provider)
+    if isinstance(sdk_provider.get_tracer("pytest_sniper_otel.probe"), NoOpTracer):
+        return f"the global {described}, which records no spans (OTEL_SDK_DISABLED=true)"
+    sampler = getattr(sdk_provider, "sampler", None)
+    if sampler is None:
+        return None
+    description = sampler.get_description()
+    if description == "AlwaysOnSampler" or description.startswith(
+        "ParentBased{root:AlwaysOnSampler,"
+    ):
+        return None
+    return f"the global {described}, which drops spans (sampler {description})"
+
+
+def _has_no_reader(sdk_meter_provider: Any) -> bool:
+    # No public accessor lists a MeterProvider's readers; read only to word the message.
+    config = getattr(sdk_meter_provider, "_sdk_config", None)
+    return config is not None and not tuple(getattr(config, "metric_readers", ()) or ())
+
+
+def _global_provider(signal: str) -> Any:
+    if signal == "traces":
+        from opentelemetry import trace
+
+        return trace.get_tracer_provider()
+    if signal == "metrics":
+        from opentelemetry import metrics
+
+        return metrics.get_meter_provider()
+    from opentelemetry import _logs
+
+    return _logs.get_logger_provider()
+
+
+def _set_global_provider(signal: str, provider: Any) -> None:
+    if signal == "traces":
+        from opentelemetry import trace
+
+        trace.set_tracer_provider(provider)
+    elif signal == "metrics":
+        from opentelemetry import metrics
+
+        metrics.set_meter_provider(provider)
+    else:
+        from opentelemetry import _logs
+
+        _logs.set_logger_provider(provider)
+
+
+def _is_api_placeholder(signal: str, provider: object) -> bool:
+    return _is_loaded_instance(provider, *_PLACEHOLDER[signal])
+
+
+def _sdk_provider(signal: str, provider: object) -> Any:
+    """The SDK provider behind ``provider``: itself, or the one a wrapper holds in
+    ``.provider`` (logfire's Proxy*Provider classes), else None."""
+    module, name, _ = _SDK[signal]
+    if _is_loaded_instance(provider, module, name):
+        return provider
+    inner = getattr(provider, "provider", None)
+    if inner is not None and _is_loaded_instance(inner, module, name):
+        return inner
+    return None
 
 
 def _is_loaded_instance(obj: object, module: str, name: str) -> bool:

@@ -21,3 +21,8 @@ class MetricKindError(SniperOtelError, TypeError):
 
 class CaptureUnavailable(SniperOtelError, RuntimeError):
     """The plugin cannot capture a signal, for example a foreign MeterProvider owns the global."""
+
+
+class SniperOtelWarning(UserWarning):
+    """The capture changed under the test's feet (a reset provider set back, a provider that
+    drops spans): captured telemetry may differ from what the code emitted."""

@@ -89,12 +89,43 @@ class _SkipOtelInternals(logging.Filter):
         return not record.name.startswith(("opentelemetry", "pytest_sniper_otel._internal"))
 
 
+class _SkipBridgedElsewhere(logging.Filter):
+    """Drops a record that another OTel logging handler on its way up the logger tree
+    already sends to the same provider: an app that bridged stdlib logging itself would
+    otherwise see every record twice."""
+
+    def __init__(self, provider: object, ours: logging.Handler) -> None:
+        super().__init__()
+        self._provider = provider
+        self._ours = ours
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            for handler in logger.handlers:
+                # Both OTel LoggingHandlers (the SDK's and instrumentation-logging's) keep
+                # their provider in _logger_provider, no public accessor exists; a wrapper
+                # (logfire's proxy) holds the SDK provider in .provider.
+                target = getattr(handler, "_logger_provider", None)
+                if (
+                    handler is not self._ours
+                    and target is not None
+                    and self._provider in (target, getattr(target, "provider", None))
+                    and record.levelno >= handler.level
+                ):
+                    return False
+            logger = logger.parent if logger.propagate else None
+        return True
+
+
 def bridge_handler(provider: LoggerProvider, level: int = logging.NOTSET) -> logging.Handler:
     """The stdlib -> OTel handler of opentelemetry-instrumentation-logging (not the deprecated
     SDK one); it stamps the active span's trace_id/span_id on each record. Records below
-    ``level`` are not bridged, whatever the root logger's level is."""
+    ``level`` are not bridged, whatever the root logger's level is, nor records another
+    OTel handler already sends to ``provider``."""
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     handler = LoggingHandler(level=level, logger_provider=provider)
     handler.addFilter(_SkipOtelInternals())
+    handler.addFilter(_SkipBridgedElsewhere(provider, handler))
     return handler

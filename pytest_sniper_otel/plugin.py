@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,30 @@ class _Settings:
 
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
+_WINDOW = pytest.StashKey[ExitStack]()
 _CHAOS_SEED = pytest.StashKey[int]()
 _CHAOS_INDEX = pytest.StashKey[str]()
+
+
+class HookSpecs:
+    """Hooks a conftest.py or plugin can implement to configure pytest-sniper-otel."""
+
+    @pytest.hookspec
+    def pytest_sniper_otel_metric_views(self, config: pytest.Config) -> list[Any]:
+        """Return OpenTelemetry SDK ``View`` objects for the MeterProvider the plugin
+        installs (renamed instruments, attribute filters, exponential histograms, dropped
+        instruments). Every implementation's list is used. Views apply only when the plugin
+        installs the MeterProvider; one your code builds keeps its own."""
+        raise NotImplementedError  # a hookspec has no body of its own
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(HookSpecs)
+
+
+def _metric_views(config: pytest.Config) -> list[Any]:
+    results = config.hook.pytest_sniper_otel_metric_views(config=config)
+    return [view for views in results for view in views]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,7 +157,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if "opentelemetry.trace" in sys.modules:
         from .capture import preview
 
-        return [f"sniper-otel: {preview()}", *lines]
+        return [f"sniper-otel: {preview(metric_views=len(_metric_views(config)))}", *lines]
     return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture",
             *lines]
 
@@ -170,19 +193,80 @@ def _configure_chaos_seed(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _open_window(item: pytest.Item) -> tuple[Telemetry, ExitStack]:
+    from .capture import install_session
+
+    config = item.config
+    settings = config.stash[_SETTINGS]
+    plugins = config.pluginmanager
+    if not plugins.has_plugin(_ReportSections.name):
+        plugins.register(_ReportSections(), _ReportSections.name)
+    session = install_session(metric_views=_metric_views(config))
+    stack = ExitStack()
+    captured = stack.enter_context(
+        session.capture(
+            log_level=settings.log_level, color=settings.color, verbose=settings.verbose
+        )
+    )
+    item.stash[_TELEMETRY] = captured
+    return captured, stack
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A test that uses `telemetry` gets its window before its first function-scoped
+    # fixture, so spans of fixtures set up before `telemetry` are its own whatever the
+    # argument order. Not before session or module fixtures: they are shared, and one may
+    # install the user's providers, which must win over ours.
+    if "telemetry" in getattr(item, "fixturenames", ()):
+        plugins = item.config.pluginmanager
+        windows = plugins.get_plugin(_Windows.name)
+        if windows is None:
+            windows = _Windows()
+            plugins.register(windows, _Windows.name)
+        windows.pending = item
+
+
+class _Windows:
+    """Opens a test's capture window at its first function-scoped fixture and closes it
+    after its last teardown. Registered by the first test that uses ``telemetry``."""
+
+    name = "sniper-otel-windows"
+
+    def __init__(self) -> None:
+        self.pending: pytest.Item | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> None:
+        item = self.pending
+        if item is not None and fixturedef.scope == "function" and request.node is item:
+            self.pending = None
+            item.stash[_WINDOW] = _open_window(item)[1]
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
+        try:
+            return (yield)
+        finally:
+            self.pending = None
+            stack = item.stash.get(_WINDOW, None)
+            if stack is not None:
+                del item.stash[_WINDOW]
+                stack.close()
+
+
 @pytest.fixture
 def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
     """Spans, metrics and logs recorded during this test, with assertion helpers."""
-    from .capture import install_session
-
-    settings = request.config.stash[_SETTINGS]
-    plugins = request.config.pluginmanager
-    if not plugins.has_plugin(_ReportSections.name):
-        plugins.register(_ReportSections(), _ReportSections.name)
-    with install_session().capture(
-        log_level=settings.log_level, color=settings.color, verbose=settings.verbose
-    ) as captured:
-        request.node.stash[_TELEMETRY] = captured
+    item = request.node
+    if _WINDOW in item.stash:
+        yield item.stash[_TELEMETRY]
+        return
+    # Requested dynamically (request.getfixturevalue): the window spans the fixture's life.
+    captured, stack = _open_window(item)
+    with stack:
         yield captured
 
 

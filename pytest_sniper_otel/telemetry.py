@@ -93,6 +93,7 @@ class Telemetry:
         """This test's finished spans, in the order they ended."""
         __tracebackhide__ = True
         self._session.require("traces")
+        self._session.warn_if_dropping()
         return list(self._spans)
 
     @property
@@ -100,6 +101,7 @@ class Telemetry:
         """Span trees: spans whose parent was not captured, ordered by start."""
         __tracebackhide__ = True
         self._session.require("traces")
+        self._session.warn_if_dropping()
         return self._forest.roots()
 
     @property
@@ -141,16 +143,19 @@ class Telemetry:
             raise AssertionError(text + self._mask(self._open_note()))
 
     def _open_note(self) -> str:
-        """A hint for failures: spans that were started but not ended are not captured."""
+        """A hint for failures: spans that were started but not ended are not captured, nor
+        are the spans a sampling provider dropped."""
         names = self.open_spans
+        dropped = self._session.traces_dropped
+        note = f"\n\nnot captured: {dropped}, so spans it did not record" if dropped else ""
         if not names:
-            return ""
+            return note
         shown = ", ".join(one_line(repr(n)) for n in names[:10])
         shown += ", ..." if len(names) > 10 else ""
         return (
             f"\n\nnot captured: {len(names)} span{'s' if len(names) != 1 else ''} started in "
             f"this test never ended: {shown}"
-        )
+        ) + note
 
     def assert_no_span(self, name: Any, **options: Unpack[SpanOptions]) -> None:
         """Assert that no captured span, at any depth, matches ``span(name, **options)``."""

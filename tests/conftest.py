@@ -9,7 +9,20 @@ run (tests/plugin, tests/chaos), as they are by the tests of one session.
 
 from __future__ import annotations
 
+import pytest
+
 import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
 
 install_session()
+
+# Installed by the test extra, these plugins load in every run and trace it. Inner pytester
+# runs leave them out unless a test clears PYTEST_ADDOPTS to test the plugin with them.
+FOREIGN_OTEL_PLUGINS = "-p no:pytest_opentelemetry -p no:logfire -p no:pytest_logfire"
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_without_foreign_otel_plugins(request: pytest.FixtureRequest) -> None:
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS: set ours after
+        request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", FOREIGN_OTEL_PLUGINS)

@@ -188,7 +188,7 @@ def test_providers_installed_by_a_conftest(pytester: pytest.Pytester) -> None:
             literal(
                 "sniper-otel: on first use of the telemetry fixture: traces: attach to "
                 "opentelemetry.sdk.trace.TracerProvider; "
-                f"metrics: UNAVAILABLE (foreign {meter_provider}); "
+                f"metrics: UNAVAILABLE (foreign {meter_provider} without a metric reader); "
                 "logs: attach to opentelemetry.sdk._logs._internal.LoggerProvider"
             )
         ]
@@ -197,9 +197,11 @@ def test_providers_installed_by_a_conftest(pytester: pytest.Pytester) -> None:
         result,
         {
             "test_metric_says_what_to_do": f"sniper-otel cannot capture metrics: a "
-            f"{meter_provider} was installed before the plugin, and readers can't be added to "
-            "a MeterProvider after it is built. Let the plugin install it, or pass "
-            "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...]"
+            f"{meter_provider} without any metric reader was installed before the plugin, and "
+            "readers can't be added to a MeterProvider after it is built. Let the plugin "
+            "install it, or pass pytest_sniper_otel.capture.metric_reader() in its "
+            "metric_readers=[...] (logfire: logfire.configure(metrics=logfire.MetricsOptions("
+            "additional_readers=[metric_reader()])))"
         },
         exc="pytest_sniper_otel.errors.CaptureUnavailable",
     )
