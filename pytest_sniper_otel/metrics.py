@@ -38,6 +38,93 @@ def format_attributes(attributes: Attributes) -> str:
 
 
 @dataclass(frozen=True)
+class ExponentialBuckets:
+    """The buckets of an exponential histogram point (OTel's base-2 exponential histogram).
+
+    At ``scale`` the base is ``2 ** 2 ** -scale``; positive bucket ``i`` holds values in
+    ``(base**i, base**(i+1)]``, negative bucket ``i`` their negatives; ``zero_count`` the
+    values within the zero threshold.
+    """
+
+    scale: int
+    zero_count: int = 0
+    positive: Mapping[int, int] = field(default_factory=dict)
+    negative: Mapping[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, point: Any) -> ExponentialBuckets:
+        """From the SDK's ``ExponentialHistogramDataPoint``."""
+
+        def counts(buckets: Any) -> dict[int, int]:
+            return {
+                buckets.offset + i: c for i, c in enumerate(buckets.bucket_counts) if c
+            }
+
+        return cls(point.scale, point.zero_count, counts(point.positive), counts(point.negative))
+
+    def merged(self, other: ExponentialBuckets) -> ExponentialBuckets:
+        """Both points' counts at the coarser of the two scales."""
+        scale = min(self.scale, other.scale)
+
+        def rescaled(*sides: tuple[int, Mapping[int, int]]) -> dict[int, int]:
+            out: dict[int, int] = {}
+            for side_scale, buckets in sides:
+                shift = side_scale - scale
+                for index, count in buckets.items():
+                    out[index >> shift] = out.get(index >> shift, 0) + count
+            return out
+
+        return ExponentialBuckets(
+            scale,
+            self.zero_count + other.zero_count,
+            rescaled((self.scale, self.positive), (other.scale, other.positive)),
+            rescaled((self.scale, self.negative), (other.scale, other.negative)),
+        )
+
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """``(lower, upper, count)`` for every bucket from the lowest populated to the
+        highest, ascending (empty ones in between included)."""
+        base = 2.0 ** (2.0**-self.scale)
+        out: list[tuple[float, float, int]] = []
+        if self.negative:
+            for i in range(max(self.negative), min(self.negative) - 1, -1):
+                out.append((-(base ** (i + 1)), -(base**i), self.negative.get(i, 0)))
+        if self.zero_count or (self.negative and self.positive):
+            out.append((0.0, 0.0, self.zero_count))
+        if self.positive:
+            for i in range(min(self.positive), max(self.positive) + 1):
+                out.append((base**i, base ** (i + 1), self.positive.get(i, 0)))
+        return out
+
+    def explicit(self) -> tuple[tuple[float, ...], tuple[int, ...]]:
+        """The same counts as explicit buckets: (boundaries, bucket_counts), +Inf last."""
+        buckets = self.buckets()
+        return tuple(b[1] for b in buckets), (*(b[2] for b in buckets), 0)
+
+    def quantile(self, q: float, low: float, high: float) -> float:
+        """The q-quantile, interpolated exponentially inside its bucket (linearly across
+        zero) and kept within the observed ``[low, high]``; NaN without observations."""
+        buckets = self.buckets()
+        total = sum(b[2] for b in buckets)
+        if total == 0:
+            return math.nan
+        rank = q * total
+        cumulative = 0
+        for lower, upper, count in buckets:
+            if count and cumulative + count >= rank:
+                fraction = (rank - cumulative) / count
+                if lower > 0:
+                    value = lower * math.pow(upper / lower, fraction)
+                elif upper < 0:
+                    value = upper * math.pow(lower / upper, 1 - fraction)
+                else:
+                    value = lower + (upper - lower) * fraction
+                return min(max(value, low), high)
+            cumulative += count
+        return high
+
+
+@dataclass(frozen=True)
 class SeriesPoint:
     """One metric series (name + attribute set) with its cumulative value in this test.
 
@@ -59,6 +146,9 @@ class SeriesPoint:
     bucket_counts: tuple[int, ...] = ()
     boundaries: tuple[float, ...] = ()
     time_unix_nano: int = 0
+    # Set for an exponential (base-2) histogram; bucket_counts/boundaries are then derived
+    # from it: one bucket per populated exponential bucket, lowest to highest.
+    exponential: ExponentialBuckets | None = None
 
     @property
     def key(self) -> SeriesKey:
@@ -235,16 +325,33 @@ class MetricView:
         points = self._histogram(".max")
         return max((p.max for p in points), default=math.nan)
 
+    def _exponential(self) -> ExponentialBuckets | None:
+        """The matched series' exponential buckets merged, if this is an exponential
+        histogram (None for explicit buckets)."""
+        if self._all[0].exponential is None:
+            return None
+        merged: ExponentialBuckets | None = None
+        for p in self.points:
+            if p.exponential is not None:
+                merged = p.exponential if merged is None else merged.merged(p.exponential)
+        return merged or ExponentialBuckets(0)
+
     @property
     def boundaries(self) -> tuple[float, ...]:
         __tracebackhide__ = True
         self._histogram(".boundaries")
+        exponential = self._exponential()
+        if exponential is not None:
+            return exponential.explicit()[0]
         return self._all[0].boundaries
 
     @property
     def bucket_counts(self) -> tuple[int, ...]:
         __tracebackhide__ = True
         points = self._histogram(".bucket_counts")
+        exponential = self._exponential()
+        if exponential is not None:
+            return exponential.explicit()[1]
         bounds = self.boundaries
         totals = [0] * (len(bounds) + 1)
         for p in points:
@@ -262,6 +369,11 @@ class MetricView:
         __tracebackhide__ = True
         _check_quantile(q)
         self._histogram(".quantile()")
+        exponential = self._exponential()
+        if exponential is not None:
+            if not 0.0 <= q <= 1.0:
+                raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+            return exponential.quantile(q, self.min, self.max)
         return histogram_quantile(q, self.boundaries, self.bucket_counts)
 
     def __repr__(self) -> str:
@@ -333,6 +445,20 @@ class MetricAccumulator:
             return
         if point.kind == "gauge":
             merged = point
+        elif point.exponential is not None and old.exponential is not None:
+            exponential = old.exponential.merged(point.exponential)
+            boundaries, bucket_counts = exponential.explicit()
+            merged = replace(
+                old,
+                count=old.count + point.count,
+                sum=old.sum + point.sum,
+                min=min(old.min, point.min),
+                max=max(old.max, point.max),
+                exponential=exponential,
+                boundaries=boundaries,
+                bucket_counts=bucket_counts,
+                time_unix_nano=point.time_unix_nano,
+            )
         elif point.kind == "histogram":
             merged = replace(
                 old,
@@ -369,7 +495,7 @@ class MetricAccumulator:
 
 def points_from_metrics_data(data: Any) -> list[SeriesPoint]:
     """Convert the SDK's ``MetricsData`` (as read with DELTA temporality) to series points."""
-    from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
+    from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, Sum
 
     out: list[SeriesPoint] = []
     if data is None:
@@ -396,6 +522,25 @@ def points_from_metrics_data(data: Any) -> list[SeriesPoint]:
                                 bucket_counts=tuple(hp.bucket_counts),
                                 boundaries=tuple(hp.explicit_bounds),
                                 time_unix_nano=hp.time_unix_nano,
+                                **common,
+                            )
+                        )
+                elif isinstance(d, ExponentialHistogram):
+                    for ep in d.data_points:
+                        exponential = ExponentialBuckets.of(ep)
+                        boundaries, bucket_counts = exponential.explicit()
+                        out.append(
+                            SeriesPoint(
+                                kind="histogram",
+                                attributes=dict(ep.attributes or {}),
+                                count=ep.count,
+                                sum=ep.sum,
+                                min=ep.min,
+                                max=ep.max,
+                                bucket_counts=bucket_counts,
+                                boundaries=boundaries,
+                                time_unix_nano=ep.time_unix_nano,
+                                exponential=exponential,
                                 **common,
                             )
                         )
