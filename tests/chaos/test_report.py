@@ -361,3 +361,26 @@ def test_without_matplotlib_both_entry_points_say_what_to_install(
     result.stderr.fnmatch_lines([
         'ERROR: --sniper-otel-chaos-report needs matplotlib: pip install '
         '"pytest-sniper-otel[report]"'])
+
+
+@register
+@dataclass
+class CrashingFault(Fault):
+    name = "model.test_report_crash"
+    target = "model"
+
+    def step(self, target: Any, at: float, dt: float) -> None:
+        raise RuntimeError("boom")
+
+
+def test_an_aborted_run_is_drawn_as_an_error() -> None:
+    run = run_scenario(Scenario(
+        name="crashes", title="a fault that raises", warmup=10.0, duration=60.0, recovery=10.0,
+        baseline=False, faults=[fault("model.test_report_crash", start=10, duration=20)]))
+    assert run.error == "RuntimeError: boom"
+    journal = parse_journal(json.dumps(run.to_json(), default=str), "j.json")
+    page = render(journal.runs)
+    section = _sections(page)["crashes"]
+    assert "<span class='ERROR'>ERROR</span>" in section
+    assert "error: RuntimeError: boom" in section
+    assert section.count("<svg") == 1  # the fault window still drawn; no trace to draw
