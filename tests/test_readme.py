@@ -20,4 +20,4 @@ def test_readme_example_passes(pytester: pytest.Pytester, source: str) -> None:
     pytester.makepyfile(test_example=source)
     # A subprocess: the plugin's providers are process-global, as in a user's own run.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=len(re.findall(r"^(?:async )?def test_", source, re.M)))
+    result.assert_outcomes(passed=len(re.findall(r"^(?:    )?(?:async )?def test_", source, re.M)))
