@@ -383,24 +383,41 @@ def render_mismatch(
     from .spans import Mismatch
 
     assert isinstance(mismatch, Mismatch)
-    total = count_spans(roots)
     marks = [n for n in (mismatch.node, *mismatch.others) if n is not None]
     where = short_path(mismatch.node, mask)
-    summary = f"{_plural(len(roots), 'root')}, {_plural(total, 'span')}"
     lines = [
         f"span tree mismatch at {where}: {mask(one_line(mismatch.reason))}",
         "",
         "expected:",
         *render_spec(specs, mismatch.spec, color=color, mask=mask),
         "",
+        *render_captured(roots, marks, "the divergence", color=color, verbose=verbose, mask=mask),
     ]
-    if verbose or total <= FULL_TREE_SPANS:
-        lines.append(f"captured ({summary}):")
-        lines += render_tree(roots, marks, color=color, limit=None, mask=mask)
-    else:
-        lines.append(f"captured around the divergence ({summary}; -vv shows the full trees):")
-        lines += render_context(roots, marks, color=color, mask=mask)
     return "\n".join(lines)
+
+
+def render_captured(
+    roots: Sequence[SpanNode],
+    marks: Sequence[SpanNode],
+    around: str,
+    *,
+    color: bool = False,
+    verbose: bool = False,
+    mask: Mask = no_mask,
+) -> list[str]:
+    """The captured trees with ``marks`` marked: whole when small or under ``-vv``,
+    otherwise the part ``around`` the marked spans."""
+    total = count_spans(roots)
+    summary = f"{_plural(len(roots), 'root')}, {_plural(total, 'span')}"
+    if verbose or total <= FULL_TREE_SPANS:
+        return [
+            f"captured ({summary}):",
+            *render_tree(roots, marks, color=color, limit=None, mask=mask),
+        ]
+    return [
+        f"captured around {around} ({summary}; -vv shows the full trees):",
+        *render_context(roots, marks, color=color, mask=mask),
+    ]
 
 
 def render_spans(

@@ -21,7 +21,7 @@ from .metrics import (
     format_attributes,
     points_from_metrics_data,
 )
-from .render import Masker, render_mismatch, render_spans, render_tree
+from .render import Masker, render_captured, render_mismatch, render_spans, short_path
 from .spans import (
     Forest,
     SpanNode,
@@ -132,6 +132,11 @@ class Telemetry:
         """
         __tracebackhide__ = True
         specs = _as_specs(expected)
+        for flag, value in (("any_order", any_order), ("exact", exact)):
+            if not isinstance(value, bool):
+                raise SpecError(
+                    f"assert_span_tree({flag}): {flag} must be True or False, got {_typed(value)}"
+                )
         if isinstance(expected, SpanSpec) and not exact:
             any_order = True
         roots = self.roots
@@ -162,20 +167,22 @@ class Telemetry:
         __tracebackhide__ = True
         found = self.find_spans(name, **options)
         if found:
+            times: dict[str, int] = {}
+            for n in found:
+                where = short_path(n, self._mask)
+                times[where] = times.get(where, 0) + 1
+            paths = ", ".join(f"{w} x {c}" if c > 1 else w for w, c in list(times.items())[:5])
+            more = f", ... {len(times) - 5} more paths" if len(times) > 5 else ""
+            label = self._mask(one_line(span(name, **options).label()))
             lines = [
-                self._mask(
-                    one_line(
-                        f"expected no span matching {span(name, **options).label()}, "
-                        f"found {len(found)}: {', '.join(n.path() for n in found[:5])}"
-                    )
-                ),
+                f"expected no span matching {label}, found {len(found)}: {paths}{more}",
                 "",
-                "captured:",
-                *render_tree(
+                *render_captured(
                     self.roots,
                     found,
+                    "them",
                     color=self._color,
-                    limit=None if self._verbose else 200,
+                    verbose=self._verbose,
                     mask=self._mask,
                 ),
             ]

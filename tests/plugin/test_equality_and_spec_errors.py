@@ -109,9 +109,9 @@ LISTS_EQUAL = """
 """  # noqa: E501
 
 NO_SPAN = """
-    expected no span matching span('flow'), found 2: flow, flow
+    expected no span matching span('flow'), found 2: flow x 2
 
-    captured:
+    captured (2 roots, 4 spans):
     >> flow [UNSET] 500ms {symbol='BTCUSDT'}
          detect [UNSET] 500ms
          risk [UNSET] 0ms
@@ -253,6 +253,8 @@ SPEC_ERRORS = {
     "got str",
     "telemetry.assert_span_tree([span('x'), 'y'])": "assert_span_tree(): item 1 must be "
     "span(...), got str",
+    "telemetry.assert_span_tree(span('x'), exact=1)": "assert_span_tree(exact): exact must be "
+    "True or False, got int 1",
     "telemetry.find_spans('x', atributes={})": "span('x') got unknown keyword 'atributes' (did "
     "you mean 'attributes'?); valid keywords: attributes, status, status_description, kind, "
     "events, children, any_order, exact, count, duration_ms",

@@ -50,6 +50,23 @@ def test_large_capture_passes(telemetry, clock):
     telemetry.assert_span_tree(span("trading-flow", attributes={"flow.id": 42}))
 
 
+def test_no_span_among_many(telemetry, clock):
+    flows(100)
+    telemetry.assert_no_span("redis.GET")
+
+
+def test_deep_tree_passes(telemetry, clock):
+    started, context = [], None
+    for level in range(5000):
+        s = tracer.start_span(f"level-{level}", context=context)
+        context = trace.set_span_in_context(s)
+        started.append(s)
+    for s in reversed(started):
+        s.end()
+    telemetry.assert_span_tree(descendant("level-4999"))
+    telemetry.assert_no_span("level-5000")
+
+
 def test_multiline_status(telemetry, clock):
     try:
         with tracer.start_as_current_span("check"):
@@ -253,7 +270,7 @@ def test_secrets_are_masked_everywhere_we_print(suite: pytest.Pytester) -> None:
 
 def test_a_5000_level_tree_renders(suite: pytest.Pytester) -> None:
     result = run_inprocess(suite, "-p", "no:randomly", "-k", "deep_tree")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=2, passed=1)
     assert "INTERNALERROR" not in result.stdout.str()
     assert "RecursionError" not in result.stdout.str()
     failure(result, "test_deep_tree").fnmatch_lines(
@@ -294,7 +311,7 @@ def test_a_5000_level_tree_renders(suite: pytest.Pytester) -> None:
 
 def test_deep_tree_under_vv_indents_at_most_40_levels(suite: pytest.Pytester) -> None:
     result = run_inprocess(suite, "-p", "no:randomly", "-vv", "-k", "test_deep_tree and not comp")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=1, passed=1)
     failure(result, "test_deep_tree").fnmatch_lines(
         [
             "E       captured (1 root, 5,000 spans):",
@@ -306,6 +323,34 @@ def test_deep_tree_under_vv_indents_at_most_40_levels(suite: pytest.Pytester) ->
             "E       >> " + "  " * 40 + "(depth 4999) level-4999 [[]UNSET[]] 0ms",
         ]
     )
+
+
+def test_assert_no_span_on_a_large_capture_is_bounded(suite: pytest.Pytester) -> None:
+    result = run_inprocess(suite, "-p", "no:randomly", "-k", "no_span_among_many")
+    result.assert_outcomes(failed=1)
+    entry = failure(result, "test_no_span_among_many")
+    entry.fnmatch_lines(
+        error_lines(
+            "expected no span matching span('redis.GET'), found 100: trading-flow > detect > "
+            "redis.GET x 100\n\n"
+            "captured around them (100 roots, 1,000 spans; -vv shows the full trees):\n"
+            + "".join(
+                f"   trading-flow [UNSET] 0ms {{flow.id={f}}}\n"
+                "     detect [UNSET] 0ms\n"
+                ">>     redis.GET [UNSET] 0ms\n"
+                "     risk [UNSET] 0ms\n"
+                "     place-order [UNSET] 0ms {attempt=0} (+1 span below)\n"
+                "     ... 2 siblings: place-order x 2\n"
+                for f in range(3)
+            )
+            + "   trading-flow [UNSET] 0ms {flow.id=3} (+9 spans below)\n"
+            "   trading-flow [UNSET] 0ms {flow.id=4} (+9 spans below)\n"
+            "   ... 95 siblings: trading-flow x 95\n"
+            "(+97 more marked spans not shown; -vv shows the full trees)"
+        ),
+        consecutive=True,
+    )
+    assert len(entry.lines) <= 60, "\n".join(entry.lines)
 
 
 def test_a_rendering_error_is_reported_not_an_internalerror(app: pytest.Pytester) -> None:
