@@ -55,7 +55,8 @@ class SpanNode:
 
     @property
     def status(self) -> str:
-        return self.span.status.status_code.name
+        # _name_, not .name: Enum's .name is a Python-level descriptor, read per candidate.
+        return self.span.status.status_code._name_
 
     @property
     def status_description(self) -> str | None:
@@ -63,7 +64,7 @@ class SpanNode:
 
     @property
     def kind(self) -> str:
-        return self.span.kind.name
+        return self.span.kind._name_
 
     @property
     def events(self) -> list[tuple[str, Mapping[str, Any]]]:
@@ -571,11 +572,13 @@ def _matches(spec: SpanSpec, node: SpanNode, depth: int) -> bool:
 
 
 def _subtree(parent: SpanNode | None, siblings: Sequence[SpanNode]) -> Iterator[SpanNode]:
-    if parent is not None:
-        yield from parent.descendants()
-    else:
-        for root in siblings:
-            yield from root.walk()
+    """Every node below ``parent`` (at top level: every node), depth first, in start order."""
+    stack = list(reversed(parent.children if parent is not None else siblings))
+    while stack:
+        node = stack.pop()
+        yield node
+        if node.children:
+            stack.extend(reversed(node.children))
 
 
 @dataclass
