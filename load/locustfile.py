@@ -39,7 +39,8 @@ import gevent  # noqa: E402
 from locust import User, constant, events, task  # noqa: E402
 from locust.argument_parser import LocustArgumentParser  # noqa: E402
 from locust.env import Environment  # noqa: E402
-from locust.runners import MasterRunner  # noqa: E402
+from locust.rpc import Message  # noqa: E402
+from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,6 +53,14 @@ CYCLE = "cycle"
 # Users finish their current cycle when the run ends (an order is never cut in half by
 # the harness); locust's default of 0 would kill them mid-cycle.
 DEFAULT_STOP_TIMEOUT = 30.0
+# A distributed run ends with a handshake: the master asks every worker to stop its users,
+# and each worker answers with its final stats report followed by FINAL_REPORT. Locust's own
+# quit gives workers a fixed 0.5 s for that last report, which a loaded machine misses (the
+# master then writes stats without the workers' last seconds or their reconcile checks).
+STOP_AND_REPORT = "sniper_stop_and_report"
+FINAL_REPORT = "sniper_final_report"
+# beyond stop_timeout: time for a worker to flush and send its report after its users stopped
+FINAL_REPORT_GRACE = 30.0
 
 
 def _options(parser: LocustArgumentParser) -> None:
@@ -212,10 +221,56 @@ def _init(environment: Environment, **_: Any) -> None:
     M.warmup = opts.sniper_warmup
     driver.configure(latency_scale=scale)
     if isinstance(environment.runner, MasterRunner):
+        _FinalReports(environment, environment.runner)
         return  # the master runs no users: no providers, no bots
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(STOP_AND_REPORT, _stop_and_report)
     # Installed here, not at import: with --processes locust forks after loading this
     # file, and every process needs its own providers (and export greenlets).
     M.installed = otel_setup.install(v, endpoint=opts.sniper_otlp_endpoint)
+
+
+class _FinalReports:
+    """Master side of the end-of-run handshake: when the run stops, wait until every worker
+    has sent its final report. Messages from one worker arrive in the order it sent them, so
+    FINAL_REPORT after the last stats report means the master's stats hold all it fired."""
+
+    def __init__(self, environment: Environment, runner: MasterRunner) -> None:
+        self.environment, self.runner = environment, runner
+        self.received: set[str] = set()
+        runner.register_message(FINAL_REPORT, self._received)
+        environment.events.test_stopping.add_listener(self._collect)  # type: ignore[no-untyped-call]
+
+    def _received(self, msg: Message, **_: Any) -> None:
+        self.received.add(msg.node_id)
+
+    def _collect(self, **_: Any) -> None:
+        expected = {client.id for client in self.runner.clients.all}
+        for worker in expected:
+            self.runner.send_message(STOP_AND_REPORT, client_id=worker)
+        deadline = time.monotonic() + self.environment.stop_timeout + FINAL_REPORT_GRACE
+        while pending := expected - self.received:
+            gone = pending - set(self.runner.clients)  # quit or was lost before reporting
+            if gone or time.monotonic() > deadline:
+                sys.stderr.write(
+                    f"locustfile: no final report from worker(s) {', '.join(sorted(pending))}: "
+                    "the master's stats are incomplete\n"
+                )
+                self.environment.process_exit_code = 1
+                return
+            gevent.sleep(0.05)
+
+
+def _stop_and_report(environment: Environment, **_: Any) -> None:
+    """Worker side: stop the users (each finishes its cycle and reconciles), then send the
+    stats they produced and, after them, FINAL_REPORT."""
+    runner = environment.runner
+    assert isinstance(runner, WorkerRunner)
+    runner.stop()
+    data: dict[str, Any] = {}
+    environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    runner.send_message("stats", data)
+    runner.send_message(FINAL_REPORT)
 
 
 def _spawned(user_count: int, **_: Any) -> None:
