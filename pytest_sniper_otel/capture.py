@@ -256,13 +256,25 @@ class SessionTelemetry:
         color: bool = False,
         clock: Callable[[], int] | None = None,
         verbose: bool = False,
+        nested: bool = False,
     ) -> Iterator[Telemetry]:
         """Route everything recorded inside the block to a fresh :class:`Telemetry`
-        (``verbose``: it prints every span in failures and report sections)."""
+        (``verbose``: it prints every span in failures and report sections).
+
+        One window is open at a time. ``nested=True`` opens one inside another (a control
+        run inside a test, say): the outer window keeps the metrics recorded so far, gets
+        nothing recorded inside the block, and resumes, with its log level, afterwards.
+        """
         from .telemetry import Telemetry
 
-        if self.current is not None:
-            raise RuntimeError("a telemetry capture window is already open in this process")
+        outer = self.current
+        if outer is not None and not nested:
+            raise RuntimeError(
+                "a telemetry capture window is already open in this process; "
+                "open another inside it with capture(nested=True)"
+            )
+        if outer is not None:
+            outer._collect_pending_metrics()
         with _INSTALL_LOCK:
             self._follow_global_providers()
         window = Telemetry(self, color=color, clock=clock, verbose=verbose)
@@ -270,12 +282,16 @@ class SessionTelemetry:
         root = logging.getLogger()
         old_level = root.level
         handler = None
+        attached = False
+        handler_level = logging.NOTSET
         if self.logs_problem is None:
             if self._bridge is None:
                 from .logs import bridge_handler
 
                 self._bridge = bridge_handler(self.logger_provider)
             handler = self._bridge
+            attached = handler in root.handlers  # by the outer window
+            handler_level = handler.level
             # The handler's own level enforces log_level: the root logger may already be
             # lower (pytest --log-level=DEBUG, a conftest's basicConfig).
             handler.setLevel(log_level)
@@ -289,9 +305,16 @@ class SessionTelemetry:
         try:
             yield window
         finally:
-            self.current = None
+            if outer is not None:
+                # What the block recorded is the inner window's, not the resumed outer's.
+                window._collect_pending_metrics()
+                self.last_window = outer
+            self.current = outer
             if handler is not None:
-                root.removeHandler(handler)
+                if attached:
+                    handler.setLevel(handler_level)
+                else:
+                    root.removeHandler(handler)
                 if root.level != old_level:
                     root.setLevel(old_level)
             window._closed = True

@@ -87,6 +87,10 @@ class Telemetry:
     def _discard_pending_metrics(self) -> None:
         self._session.collect_metrics()
 
+    def _collect_pending_metrics(self) -> None:
+        if self._session.reader is not None:
+            self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
+
     # spans -----------------------------------------------------------------------------
     @property
     def spans(self) -> list[ReadableSpan]:
@@ -194,7 +198,7 @@ class Telemetry:
         __tracebackhide__ = True
         self._session.require("metrics")
         if self._owns_reader():
-            self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
+            self._collect_pending_metrics()
         return self._metrics.snapshot(self._clock())
 
     def _owns_reader(self) -> bool:

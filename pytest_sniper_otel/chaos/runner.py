@@ -448,20 +448,13 @@ def _baseline(
         scenario, name=f"{scenario.name}_baseline", faults=(), alerts=(), checks=(),
         baseline=False, verify=None, breaker="any",
     )
-    session = install_session()
-    outer = session.current
-    if outer is not None:
-        outer.metrics_snapshot()  # keep the test's pending metric deltas in the test's window
-    session.current = None  # a separate window: the control run must not pollute the test's
-    try:
-        with ExitStack() as stack:
-            if clock is None:
-                clock = stack.enter_context(SimClock())
-            window = stack.enter_context(session.capture())
-            result = run_scenario(control, seed=seed, telemetry=window, clock=clock,
-                                  redis=redis, rules=rules, step=step, progress=progress)
-    finally:
-        session.current = outer
+    with ExitStack() as stack:
+        if clock is None:
+            clock = stack.enter_context(SimClock())
+        # A window of its own: the control run must not pollute the test's telemetry.
+        window = stack.enter_context(install_session().capture(nested=True))
+        result = run_scenario(control, seed=seed, telemetry=window, clock=clock,
+                              redis=redis, rules=rules, step=step, progress=progress)
     if result.error is not None:
         raise RuntimeError(f"the baseline run of {scenario.name!r} crashed: {result.error}")
     _BASELINES[key] = result

@@ -532,3 +532,48 @@ def test_root_logger_level_is_only_ever_lowered(app: pytest.Pytester) -> None:
     )
     result = run_inprocess(app)
     result.assert_outcomes(passed=2)
+
+
+NESTED = """
+import logging
+
+import pytest
+
+from app import log, orders, tracer
+from pytest_sniper_otel import install_session
+
+
+def test_a_nested_window_is_separate_and_the_outer_resumes(telemetry):
+    orders.add(2)
+    log.info("before")
+    with install_session().capture(nested=True, log_level=logging.WARNING) as inner:
+        orders.add(5)
+        log.info("inside, below the inner level")
+        log.warning("inside")
+        with tracer.start_as_current_span("control"):
+            pass
+    orders.add(1)
+    log.info("after")
+    assert telemetry.metric("orders_total").value == 3
+    assert inner.metric("orders_total").value == 5
+    assert [s.name for s in inner.spans] == ["control"]
+    assert telemetry.spans == []
+    assert [r.body for r in telemetry.logs] == ["before", "after"]
+    assert [r.body for r in inner.logs] == ["inside"]
+
+
+def test_a_second_window_needs_nested(telemetry):
+    with pytest.raises(RuntimeError) as raised:
+        with install_session().capture():
+            pass
+    assert str(raised.value) == (
+        "a telemetry capture window is already open in this process; "
+        "open another inside it with capture(nested=True)"
+    )
+"""
+
+
+def test_nested_capture_windows(app: pytest.Pytester) -> None:
+    app.makepyfile(test_nested=NESTED)
+    result = run_inprocess(app, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
