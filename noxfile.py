@@ -23,8 +23,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy strict on the package."""
-    session.install("-e", ".", "mypy>=1.10")
+    """mypy strict on the package, with every extra it type-checks against installed."""
+    session.install("-e", ".[test]", "mypy>=1.10")
     session.run("mypy")
 
 
@@ -47,7 +47,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def chaos(session: nox.Session) -> None:
     """The chaos suite's scorecard, then its wall time against the 60 s budget."""
-    session.install("-e", ".")
+    session.install("-e", ".[lab]")
     session.run("sniper-otel", "chaos", "--no-progress")
     session.run("python", "load/bench_chaos.py", *session.posargs)
 
@@ -61,7 +61,7 @@ def rules(session: nox.Session) -> None:
     import shutil
     from pathlib import Path
 
-    session.install("-e", ".")
+    session.install("-e", ".[lab]")
     promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
     if not promtool:
         # promtool ships in Debian's prometheus package: unpack it, start no daemon

@@ -3,6 +3,9 @@
 Public API (imported lazily so that loading the pytest plugin stays cheap)::
 
     from pytest_sniper_otel import span, descendant, absent, event, ANY, SimClock
+
+These names (``__all__``) are the core's public API: the lab (``flow``, ``chaos``,
+``alerts``, ``catalog``, the CLI) uses no other, which tests/test_layers.py checks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .capture import SessionTelemetry, install_session, metric_reader
-    from .clock import SimClock
+    from .clock import DEFAULT_START, Clock, SimClock
     from .errors import (
         CaptureUnavailable,
         MetricKindError,
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     )
     from .logs import LogRecordView
     from .matchers import ANY
-    from .metrics import MetricsSnapshot, MetricView, SeriesPoint
+    from .metrics import MetricAccumulator, MetricKind, MetricsSnapshot, MetricView, SeriesPoint
     from .spans import SpanNode, SpanSpec, absent, descendant, event, span
     from .telemetry import Telemetry
 
@@ -37,10 +40,14 @@ _EXPORTS = {
     "SpanSpec": "spans",
     "ANY": "matchers",
     "SimClock": "clock",
+    "Clock": "clock",
+    "DEFAULT_START": "clock",
     "Telemetry": "telemetry",
     "MetricView": "metrics",
     "MetricsSnapshot": "metrics",
     "SeriesPoint": "metrics",
+    "MetricKind": "metrics",
+    "MetricAccumulator": "metrics",
     "LogRecordView": "logs",
     "SessionTelemetry": "capture",
     "install_session": "capture",
@@ -55,8 +62,12 @@ _EXPORTS = {
 
 __all__ = [
     "ANY",
+    "DEFAULT_START",
     "CaptureUnavailable",
+    "Clock",
     "LogRecordView",
+    "MetricAccumulator",
+    "MetricKind",
     "MetricKindError",
     "MetricNotFound",
     "MetricView",
@@ -80,22 +91,22 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def _lazy_exports(
-    package: str, exports: Mapping[str, str], namespace: dict[str, Any]
-) -> Callable[[str], Any]:
-    """A module ``__getattr__`` serving ``exports`` (name -> submodule of ``package``): each
-    name is imported on first access and stored in ``namespace``. It lives here, not in a
-    module of its own, so loading the plugin imports nothing beyond it."""
+def _lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` serving ``exports`` (name -> submodule of ``package``), each
+    imported on access. It lives here, not in a module of its own, so loading the plugin
+    imports nothing beyond it.
+
+    Names are read from ``sys.modules`` on every access, never cached in the package: a
+    submodule imported again (pytester's in-process runs restore ``sys.modules``) must not
+    leave the package handing out the old module's classes."""
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{module}", package), name)
-        namespace[name] = value
-        return value
+        return getattr(importlib.import_module(f".{module}", package), name)
 
     return __getattr__
 
 
-__getattr__ = _lazy_exports(__name__, _EXPORTS, globals())
+__getattr__ = _lazy_exports(__name__, _EXPORTS)

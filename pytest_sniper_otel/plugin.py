@@ -1,4 +1,6 @@
-"""The pytest plugin: options, markers, fixtures and report hooks. Heavy pieces load lazily."""
+"""The core pytest plugin: the ``telemetry`` and ``clock`` fixtures, their options, marker
+and report hooks. Heavy pieces load lazily. The lab's fixtures (``sniper_bot``, ``chaos``)
+come from a second plugin, :mod:`pytest_sniper_otel.lab_plugin`."""
 
 from __future__ import annotations
 
@@ -12,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .chaos.fixture import ChaosController
     from .clock import SimClock
-    from .flow import SniperBot
     from .telemetry import Telemetry
 
 SHOW_CHOICES = ("failed", "always", "never")
@@ -38,8 +38,6 @@ class _Settings:
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
 _WINDOW = pytest.StashKey[ExitStack]()
-_CHAOS_SEED = pytest.StashKey[int]()
-_CHAOS_INDEX = pytest.StashKey[str]()
 
 
 class HookSpecs:
@@ -78,25 +76,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lowest stdlib logging level bridged into captured OTel logs (default INFO)",
     )
     parser.addini("sniper_otel_log_level", "default for --sniper-otel-log-level", default="INFO")
-    group.addoption(
-        "--sniper-otel-chaos-seed",
-        default=None,
-        help="seed of chaos faults and scenarios: an int, or 'random' (printed in the header)",
-    )
-    parser.addini("sniper_otel_chaos_seed", "default for --sniper-otel-chaos-seed", default="0")
-    group.addoption(
-        "--sniper-otel-chaos-journal",
-        default=None,
-        metavar="DIR",
-        help="write the JSON journal of every chaos scenario run (chaos.run) into DIR",
-    )
-    group.addoption(
-        "--sniper-otel-chaos-report",
-        default=None,
-        metavar="DIR",
-        help="write an HTML report of every chaos scenario run into DIR, plus DIR/index.html "
-        "(needs the report extra: matplotlib)",
-    )
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists: its markup decides colour
@@ -106,26 +85,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "sniper_otel_clock(start=None, *, otel_follows=True): start the `clock` fixture at "
         "`start` (ISO string or datetime); otel_follows=False keeps OTel timestamps real",
     )
-    config.addinivalue_line(
-        "markers",
-        "sniper_bot(*, seed=0, config=None, redis=None): options of the `sniper_bot` fixture "
-        "(a pytest_sniper_otel.flow.BotConfig; a redis-py client instead of a private fakeredis)",
-    )
-    config.addinivalue_line(
-        "markers",
-        "sniper_otel_chaos(*faults, seed=None): faults (pytest_sniper_otel.chaos.fault(...)) the "
-        "`chaos` fixture schedules for this test once their target is bound, or adds to "
-        "chaos.run(scenario); seed overrides --sniper-otel-chaos-seed",
-    )
-    _configure_chaos_seed(config)
-    if config.getoption("--sniper-otel-chaos-report"):
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise pytest.UsageError(
-                '--sniper-otel-chaos-report needs matplotlib: pip install '
-                '"pytest-sniper-otel[report]"'
-            )
     show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
     if show not in SHOW_CHOICES:
         raise pytest.UsageError(
@@ -148,12 +107,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    seed = config.stash[_CHAOS_SEED]
-    chaos = f"sniper-otel chaos seed: {seed} (reproduce with --sniper-otel-chaos-seed={seed})"
     # What the first `telemetry` will install or attach to, read without installing: a
     # provider set later by a session fixture must still win. No OTel imported yet: nothing
     # to read, and importing it here would cost every run.
-    lines = [chaos, *_asyncio_header(config)]
+    lines = _asyncio_header(config)
     if "opentelemetry.trace" in sys.modules:
         from .capture import preview
 
@@ -174,23 +131,6 @@ def _asyncio_header(config: pytest.Config) -> list[str]:
         "sniper-otel clock: asyncio event loops of the test's thread run on the simulated "
         f"clock ({', '.join(runners)})"
     ]
-
-
-def _configure_chaos_seed(config: pytest.Config) -> None:
-    raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
-    try:
-        # An int (the default "0") needs no chaos import, which would cost every run ~20 ms.
-        config.stash[_CHAOS_SEED] = int(raw)
-        return
-    except (TypeError, ValueError):
-        pass
-    from .chaos.faults import FaultError
-    from .chaos.fixture import parse_seed
-
-    try:
-        config.stash[_CHAOS_SEED] = parse_seed(raw)
-    except FaultError as exc:
-        raise pytest.UsageError(str(exc)) from None
 
 
 def _open_window(item: pytest.Item) -> tuple[Telemetry, ExitStack]:
@@ -279,64 +219,6 @@ def clock(request: pytest.FixtureRequest) -> Iterator[SimClock]:
     args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
     with SimClock(*args, **kwargs) as sim:
         yield sim
-
-
-@pytest.fixture
-def sniper_bot(
-    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
-) -> Iterator[SniperBot]:
-    """The reference bot (pytest_sniper_otel.flow) on this test's clock and telemetry."""
-    from .flow import SniperBot
-
-    marker = request.node.get_closest_marker("sniper_bot")
-    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
-    bot = SniperBot.create(clock=clock, **_sniper_bot_options(*args, **kwargs))
-    try:
-        yield bot
-    finally:
-        bot.close()
-
-
-def _sniper_bot_options(*, seed: int = 0, config: Any = None, redis: Any = None) -> dict[str, Any]:
-    return {"seed": seed, "config": config, "redis": redis}
-
-
-@pytest.fixture
-def chaos(
-    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
-) -> Iterator[ChaosController]:
-    """Faults on this test's simulated clock, always rolled back at teardown; runs scenarios.
-    See pytest_sniper_otel.chaos.fixture.ChaosController."""
-    from .chaos.fixture import controller
-
-    marker = request.node.get_closest_marker("sniper_otel_chaos")
-    with controller(
-        seed=request.config.stash[_CHAOS_SEED], clock=clock, telemetry=telemetry,
-        marker_args=marker.args if marker else (), marker_kwargs=marker.kwargs if marker else {},
-        journal_dir=request.config.getoption("--sniper-otel-chaos-journal"),
-        report_dir=request.config.getoption("--sniper-otel-chaos-report"),
-        test_id=request.node.nodeid,
-    ) as ctl:
-        yield ctl
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    directory = session.config.getoption("--sniper-otel-chaos-report")
-    # xdist workers write their runs' files; the controller indexes them all at the end
-    if not directory or hasattr(session.config, "workerinput"):
-        return
-    from pathlib import Path
-
-    if any(p.name != "index.html" for p in Path(directory).glob("*.html")):
-        from .chaos.report import write_index
-
-        session.config.stash[_CHAOS_INDEX] = str(write_index(directory))
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    index = config.stash.get(_CHAOS_INDEX, None)
-    if index is not None:
-        terminalreporter.write_line(f"sniper-otel chaos report: {index}")
 
 
 class _ReportSections:

@@ -38,7 +38,7 @@ SCENARIO = Scenario(
 )
 
 
-@pytest.mark.real_redis
+@pytest.mark.sniper_otel_real_redis
 def test_redis_pause(chaos):
     url = os.environ.get(REDIS_URL_ENV)
     if not url:

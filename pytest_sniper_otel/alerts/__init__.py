@@ -4,10 +4,11 @@ Rules
     ``rule(name, expr, *, for_=0.0, severity="warning", labels=None, annotations=None)`` builds an
     :class:`AlertRule`; :func:`load_rules` takes rules, dicts or a JSON file and returns a
     :class:`RuleSet` validated against a metric catalogue (the reference bot's
-    ``flow.catalog.METRICS`` unless ``catalog=`` names your bot's). Bad input fails at load
-    time with a :class:`RuleError` naming the rule: unknown metric or attribute, malformed
-    expression, negative window, wrong metric kind for the function. :func:`default_rules`
-    is the shipped set (:data:`DEFAULT_RULES`); add yours with ``default_rules() + [...]``.
+    ``pytest_sniper_otel.catalog.METRICS`` unless ``catalog=`` names your bot's). Bad input
+    fails at load time with a :class:`RuleError` naming the rule: unknown metric or
+    attribute, malformed expression, negative window, wrong metric kind for the function.
+    :func:`default_rules` is the shipped set (:data:`DEFAULT_RULES`); add yours with
+    ``default_rules() + [...]``.
 
     Expressions (full grammar in :mod:`.expr`)::
 

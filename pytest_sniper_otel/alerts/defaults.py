@@ -1,4 +1,4 @@
-"""The default alert rules for the reference bot's metrics (see ``flow/catalog.py``).
+"""The default alert rules for the reference bot's metrics (see ``catalog.py``).
 
 Thresholds are starting points a team tunes; each rule has a fault drill in
 :mod:`.drills` that proves it fires, resolves, and that a healthy run leaves it silent.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..flow.catalog import MetricSpec
+from ..catalog import MetricSpec
 from .rules import AlertRule, RuleSet, rule
 
 _API_ALL = "api_request_latency_ms"

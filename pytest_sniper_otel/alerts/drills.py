@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..flow.catalog import METRICS, MetricSpec
+from ..catalog import METRICS, MetricSpec
 from ..metrics import MetricAccumulator, MetricsSnapshot, SeriesPoint
 from .evaluator import AlertEvaluator
 from .rules import RuleSet

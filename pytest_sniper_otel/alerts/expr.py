@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from ..catalog import MetricSpec
 from ..errors import SpecError
-from ..flow.catalog import MetricSpec
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 MatchOp = Literal["=", "!=", "=~", "!~"]

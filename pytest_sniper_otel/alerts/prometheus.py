@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..flow.catalog import MetricSpec
+from ..catalog import MetricSpec
 from ..metrics import MetricsSnapshot, SeriesPoint
 from .evaluator import alert_labels
 from .expr import (

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..catalog import METRICS, MetricSpec
 from ..errors import SpecError
-from ..flow.catalog import METRICS, MetricSpec
 from .expr import Expression, ExpressionError, check_against, parse_duration, parse_expression
 
 SEVERITIES = ("info", "warning", "critical")

@@ -36,4 +36,4 @@ _EXPORTS = {
 }
 
 
-__getattr__ = _lazy_exports(__name__, _EXPORTS, globals())
+__getattr__ = _lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ Quick start::
         bot.close()
 
 In a test, the ``sniper_bot`` fixture gives the same bot wired to the test's ``telemetry``
-and ``clock`` (``@pytest.mark.sniper_bot(seed=..., config=..., redis=...)``).
+and ``clock`` (``@pytest.mark.sniper_otel_bot(seed=..., config=..., redis=...)``).
 
 Public API
 ----------

@@ -107,10 +107,10 @@ def main(argv: Sequence[str]) -> int:
 def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | None,
          otlp_endpoint: str | None) -> int:
     from ..capture import install_session
+    from ..catalog import METRICS
     from ..cli import connect_redis, redact_url
     from ..clock import SimClock
     from .bot import SniperBot
-    from .catalog import METRICS
 
     redis_client = None
     if redis_url:

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from .catalog import METRICS
+from ..catalog import METRICS
 
 AttrValue = str | bool | int | float
 Attrs = Mapping[str, AttrValue]

@@ -27,8 +27,8 @@ from pytest_sniper_otel.alerts import (
 from pytest_sniper_otel.alerts.cli import main as rules_cli
 from pytest_sniper_otel.alerts.naming import sample_name
 from pytest_sniper_otel.alerts.prometheus import input_series, rule_file, to_yaml
+from pytest_sniper_otel.catalog import METRICS, MetricSpec
 from pytest_sniper_otel.errors import SpecError
-from pytest_sniper_otel.flow.catalog import METRICS, MetricSpec
 
 
 # names ---------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from pytest_sniper_otel.alerts import (
     rule,
 )
 from pytest_sniper_otel.alerts.expr import format_duration
+from pytest_sniper_otel.catalog import METRICS, MetricSpec
 from pytest_sniper_otel.errors import SpecError
-from pytest_sniper_otel.flow.catalog import METRICS, MetricSpec
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,7 @@ def test_the_repository_suite_is_found_and_valid() -> None:
     assert targets == {"exchange", "market", "feed", "redis", "clock", "model", "telemetry"}
 
 
-@pytest.mark.real_redis
+@pytest.mark.sniper_otel_real_redis
 def test_redis_url_runs_the_suite_on_a_real_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

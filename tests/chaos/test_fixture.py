@@ -31,18 +31,31 @@ class Client:
 """
 
 
-def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
+def test_markers_are_registered_with_their_signatures(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.sniper_otel_chaos(*faults, seed=None): *"])
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.sniper_otel_bot(*, seed=0, config=None, redis=None): *",
+        "@pytest.mark.sniper_otel_chaos(*faults, seed=None): *",
+        "@pytest.mark.sniper_otel_real_redis: needs a real Redis server (SNIPER_OTEL_REDIS_URL)*",
+    ])
 
 
-def test_header_prints_the_seed(pytester: pytest.Pytester) -> None:
+def test_header_prints_the_seed_when_chaos_is_in_play(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest("--sniper-otel-chaos-seed=4242")
     result.stdout.fnmatch_lines(
         ["sniper-otel chaos seed: 4242 (reproduce with --sniper-otel-chaos-seed=4242)"])
     result = pytester.runpytest("--sniper-otel-chaos-seed=soon")
     result.stderr.fnmatch_lines(["*--sniper-otel-chaos-seed takes an int or 'random', got 'soon'"])
+
+
+def test_header_is_quiet_about_chaos_unless_verbose(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.no_fnmatch_line("sniper-otel chaos*")
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(
+        ["sniper-otel chaos seed: 0 (reproduce with --sniper-otel-chaos-seed=0)"])
 
 
 def test_schedule_applies_on_the_clock_and_rolls_back_after_a_failure(

@@ -12,7 +12,9 @@ import redis
 REDIS_URL_ENV = "SNIPER_OTEL_REDIS_URL"
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("real", marks=pytest.mark.real_redis)])
+@pytest.fixture(
+    params=["fakeredis", pytest.param("real", marks=pytest.mark.sniper_otel_real_redis)]
+)
 def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     """A fakeredis client, then a real server's (``SNIPER_OTEL_REDIS_URL``).
 

@@ -18,7 +18,7 @@ from pytest_sniper_otel.flow import (
 )
 
 CALM = MarketConditions(partial_fill_rate=0.0, reject_rate=0.0)
-pytestmark = pytest.mark.sniper_bot(seed=1, config=one_listing())
+pytestmark = pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
 
 
 def the_buy(bot: SniperBot):  # type: ignore[no-untyped-def]
@@ -158,7 +158,7 @@ class UnreachableRedis(fakeredis.FakeRedis):  # type: ignore[misc]
         raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
 
 
-@pytest.mark.sniper_bot(seed=1, config=one_listing(), redis=UnreachableRedis())
+@pytest.mark.sniper_otel_bot(seed=1, config=one_listing(), redis=UnreachableRedis())
 def test_the_bot_keeps_trading_when_redis_is_down(sniper_bot: SniperBot, telemetry) -> None:
     sniper_bot.run_for(300)
     assert [i.outcome for i in sniper_bot.ledger] == [Outcome.FILLED, Outcome.FILLED]
@@ -209,7 +209,7 @@ def test_duplicated_and_stale_calendar_entries_are_dropped(
     assert sniper_bot.summary()["calendar_dropped"] == {"duplicates": 2, "stale": 1}
 
 
-@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+@pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(
     listings=listings(100, 110, 120, 130, 215), conditions=MarketConditions(
         partial_fill_rate=0.0, reject_rate=1.0), max_open_positions=5))
 def test_consecutive_failures_open_the_breaker_which_later_closes(
@@ -239,7 +239,7 @@ def the_last(bot: SniperBot):  # type: ignore[no-untyped-def]
     return list(bot.ledger)[-1]
 
 
-@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+@pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(
     listings=listings(100, 140, genuine=False), conditions=CALM,
     model=ModelKnobs(false_positive_burst=1.0, inference_slowdown=10.0)))
 def test_model_knobs_make_false_positives_and_slow_inference(
@@ -254,7 +254,7 @@ def test_model_knobs_make_false_positives_and_slow_inference(
     assert telemetry.metric("model_inference_latency_ms").min >= 250
 
 
-@pytest.mark.sniper_bot(seed=1, config=BotConfig(
+@pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(
     listings=listings(100, 105), conditions=CALM, initial_balance=1_000.0,
     max_position_usd=950.0, max_position_fraction=0.9, max_exposure_fraction=1.0))
 def test_a_fill_invalidates_the_cached_balance_so_risk_sizes_from_a_fresh_one(
@@ -274,7 +274,7 @@ def test_a_fill_invalidates_the_cached_balance_so_risk_sizes_from_a_fresh_one(
     assert sniper_bot.reconcile() == []
 
 
-@pytest.mark.sniper_bot(seed=1, config=one_listing(
+@pytest.mark.sniper_otel_bot(seed=1, config=one_listing(
     conditions=MarketConditions(partial_fill_rate=1.0, reject_rate=0.0)))
 def test_partial_fills_are_partially_filled_outcomes_that_reconcile(
     sniper_bot: SniperBot, telemetry

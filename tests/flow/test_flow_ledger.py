@@ -57,7 +57,7 @@ def test_same_seed_same_ledger_and_span_tree_shapes(telemetry, clock) -> None:
     assert other.ledger.digest() != ledger_a
 
 
-@pytest.mark.sniper_bot(seed=4)
+@pytest.mark.sniper_otel_bot(seed=4)
 def test_reconcile_reports_what_does_not_match(sniper_bot: SniperBot) -> None:
     sniper_bot.run_for(600)
     sniper_bot.settle()
@@ -77,7 +77,7 @@ def test_reconcile_reports_what_does_not_match(sniper_bot: SniperBot) -> None:
     assert any(p.startswith("USDT balance") for p in problems)
 
 
-@pytest.mark.sniper_bot(seed=4)
+@pytest.mark.sniper_otel_bot(seed=4)
 def test_an_intent_cannot_end_twice(sniper_bot: SniperBot) -> None:
     sniper_bot.run_for(300)
     intent = next(iter(sniper_bot.ledger))

@@ -10,7 +10,7 @@ from pytest_sniper_otel.flow import ApiRequest, ApiResponse, SniperBot
 from pytest_sniper_otel.flow.config import default_credentials
 
 
-@pytest.mark.sniper_bot(seed=2)
+@pytest.mark.sniper_otel_bot(seed=2)
 def test_every_log_record_is_correlated_with_a_span_of_the_flow(
     sniper_bot: SniperBot, telemetry
 ) -> None:
@@ -19,7 +19,7 @@ def test_every_log_record_is_correlated_with_a_span_of_the_flow(
     telemetry.assert_logs_correlated()
 
 
-@pytest.mark.sniper_bot(seed=2)
+@pytest.mark.sniper_otel_bot(seed=2)
 def test_each_outcome_has_a_log_record_inside_its_execution_span(
     sniper_bot: SniperBot, telemetry
 ) -> None:
@@ -47,7 +47,7 @@ def test_each_outcome_has_a_log_record_inside_its_execution_span(
         assert record.trace_id == flow.context.trace_id
 
 
-@pytest.mark.sniper_bot(seed=3)
+@pytest.mark.sniper_otel_bot(seed=3)
 def test_no_api_key_secret_or_signature_reaches_telemetry(sniper_bot: SniperBot, telemetry) -> None:
     signatures: list[str] = []
     inner = sniper_bot.client.transport

@@ -7,13 +7,13 @@ import re
 import pytest
 from flowkit import one_listing
 
+from pytest_sniper_otel.catalog import METRICS
 from pytest_sniper_otel.flow import SniperBot
-from pytest_sniper_otel.flow.catalog import METRICS
 
 ERROR_ONLY = {"api_errors_total", "cache_errors_total", "telemetry_dropped_total"}
 
 
-@pytest.mark.sniper_bot(seed=7)
+@pytest.mark.sniper_otel_bot(seed=7)
 def test_a_ten_minute_run_records_every_catalogue_metric_with_its_boundaries(
     sniper_bot: SniperBot, telemetry
 ) -> None:
@@ -35,7 +35,7 @@ def spec_kind(name: str) -> str:
     return METRICS[name].kind
 
 
-@pytest.mark.sniper_bot(seed=1, config=one_listing())
+@pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
 def test_metric_values_agree_with_spans_ledger_and_state(sniper_bot: SniperBot, telemetry) -> None:
     sniper_bot.run_for(300)
     assert telemetry.metric("orders_total", {"outcome": "filled", "side": "BUY"}).value == 1
@@ -76,7 +76,7 @@ def test_metric_values_agree_with_spans_ledger_and_state(sniper_bot: SniperBot, 
     assert len(telemetry.metric("agent_health_score").series) == 4
 
 
-@pytest.mark.sniper_bot(seed=1, config=one_listing())
+@pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
 def test_gauges_read_live_state_once_per_bot(sniper_bot: SniperBot, telemetry, clock) -> None:
     sniper_bot.run_for(120)  # holding the position bought at +100 s
     first = telemetry.metric("portfolio_pnl_usd").value
@@ -97,7 +97,7 @@ def test_gauges_read_live_state_once_per_bot(sniper_bot: SniperBot, telemetry, c
     assert [s["bot_id"] for s in telemetry.metric("portfolio_pnl_usd").series] == ["sniper-1"]
 
 
-@pytest.mark.sniper_bot(seed=11)
+@pytest.mark.sniper_otel_bot(seed=11)
 def test_metric_attributes_stay_low_cardinality(sniper_bot: SniperBot, telemetry) -> None:
     sniper_bot.run_for(600)
     listings = len(sniper_bot.exchange.listings())

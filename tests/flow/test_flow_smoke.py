@@ -5,7 +5,7 @@ import pytest
 from pytest_sniper_otel.flow import SniperBot
 
 
-@pytest.mark.sniper_bot(seed=3)
+@pytest.mark.sniper_otel_bot(seed=3)
 def test_fixture_runs_the_bot_on_the_test_clock(sniper_bot: SniperBot, telemetry, clock) -> None:
     start = clock.time()
     sniper_bot.run_for(120)

@@ -12,8 +12,8 @@ import pytest
 from flowkit import Faults, install, one_listing
 
 from pytest_sniper_otel import ANY, span
+from pytest_sniper_otel.catalog import SPANS
 from pytest_sniper_otel.flow import SniperBot
-from pytest_sniper_otel.flow.catalog import SPANS
 
 
 def above(limit: float):  # type: ignore[no-untyped-def]
@@ -24,7 +24,7 @@ def above(limit: float):  # type: ignore[no-untyped-def]
     return check
 
 
-pytestmark = pytest.mark.sniper_bot(seed=1, config=one_listing())
+pytestmark = pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
 
 
 def test_discovery_tree_fetches_the_calendar_warms_the_cache_and_scores(
@@ -162,7 +162,7 @@ def test_every_root_is_a_workflow_and_every_span_ended(sniper_bot: SniperBot, te
     assert all(s.end_time is not None for s in telemetry.spans)
 
 
-@pytest.mark.sniper_bot(seed=0)
+@pytest.mark.sniper_otel_bot(seed=0)
 def test_every_span_is_in_the_catalogue_with_declared_attributes(
     sniper_bot: SniperBot, telemetry
 ) -> None:

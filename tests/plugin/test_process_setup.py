@@ -107,10 +107,15 @@ def test_header_before_opentelemetry_is_imported(pytester: pytest.Pytester) -> N
 
         def test_nothing_installed_yet(request):
             # A suite that never asks for telemetry pays for none of it: no SDK, none of
-            # the plugin's heavier modules, no per-test report hook.
+            # the plugins' heavier modules, no per-test report hook.
             ours = ("opentelemetry.sdk", "pytest_sniper_otel.")
-            loaded = [m for m in sys.modules if m.startswith(ours)]
-            assert loaded == ["pytest_sniper_otel.plugin"]
+            loaded = sorted(m for m in sys.modules if m.startswith(ours))
+            assert loaded == [
+                "pytest_sniper_otel.chaos",
+                "pytest_sniper_otel.chaos.plugin",
+                "pytest_sniper_otel.lab_plugin",
+                "pytest_sniper_otel.plugin",
+            ]
             assert not request.config.pluginmanager.has_plugin("sniper-otel-report-sections")
 
         def test_installs_on_first_use(telemetry):

@@ -1,0 +1,159 @@
+"""The lab's pytest plugin: the ``sniper_bot`` and ``chaos`` fixtures, chaos options,
+markers and header line. Loaded by :mod:`pytest_sniper_otel.lab_plugin` when the ``lab``
+extra is installed; heavy pieces load on use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from ..clock import SimClock
+    from ..flow import BotConfig, SniperBot
+    from ..telemetry import Telemetry
+    from .faults import FaultSpec
+    from .fixture import ChaosController
+
+_CHAOS_SEED = pytest.StashKey[int]()
+_CHAOS_INDEX = pytest.StashKey[str]()
+
+BOT_MARKER = "sniper_otel_bot"
+CHAOS_MARKER = "sniper_otel_chaos"
+REAL_REDIS_MARKER = "sniper_otel_real_redis"
+MARKERS = (
+    f"{BOT_MARKER}(*, seed=0, config=None, redis=None): options of the `sniper_bot` fixture "
+    "(a pytest_sniper_otel.flow.BotConfig; a redis-py client instead of a private fakeredis)",
+    f"{CHAOS_MARKER}(*faults, seed=None): faults (pytest_sniper_otel.chaos.fault(...)) the "
+    "`chaos` fixture schedules for this test once their target is bound, or adds to "
+    "chaos.run(scenario); seed overrides --sniper-otel-chaos-seed",
+    f"{REAL_REDIS_MARKER}: needs a real Redis server (SNIPER_OTEL_REDIS_URL); deselect with "
+    f"-m 'not {REAL_REDIS_MARKER}'",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sniper-otel")
+    group.addoption(
+        "--sniper-otel-chaos-seed",
+        default=None,
+        help="seed of chaos faults and scenarios: an int, or 'random' (printed in the header)",
+    )
+    parser.addini("sniper_otel_chaos_seed", "default for --sniper-otel-chaos-seed", default="0")
+    group.addoption(
+        "--sniper-otel-chaos-journal",
+        default=None,
+        metavar="DIR",
+        help="write the JSON journal of every chaos scenario run (chaos.run) into DIR",
+    )
+    group.addoption(
+        "--sniper-otel-chaos-report",
+        default=None,
+        metavar="DIR",
+        help="write an HTML report of every chaos scenario run into DIR, plus DIR/index.html "
+        "(needs the report extra: matplotlib)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    if config.getoption("--sniper-otel-chaos-report"):
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise pytest.UsageError(
+                '--sniper-otel-chaos-report needs matplotlib: pip install '
+                '"pytest-sniper-otel[report]"'
+            )
+    raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
+    try:
+        # An int (the default "0") needs no chaos import, which would cost every run ~20 ms.
+        config.stash[_CHAOS_SEED] = int(raw)
+        return
+    except (TypeError, ValueError):
+        pass
+    from .faults import FaultError
+    from .fixture import parse_seed
+
+    try:
+        config.stash[_CHAOS_SEED] = parse_seed(raw)
+    except FaultError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    # Quiet unless chaos is in play (a seed, journal or report asked for) or -v: a suite that never
+    # uses the lab should not read about it in every run.
+    seed_chosen = bool(config.getoption("--sniper-otel-chaos-seed")) or config.getini(
+        "sniper_otel_chaos_seed"
+    ) not in ("", "0")
+    written = bool(config.getoption("--sniper-otel-chaos-journal")
+                   or config.getoption("--sniper-otel-chaos-report"))
+    if not (seed_chosen or written or config.get_verbosity() > 0):
+        return []
+    seed = config.stash[_CHAOS_SEED]
+    return [f"sniper-otel chaos seed: {seed} (reproduce with --sniper-otel-chaos-seed={seed})"]
+
+
+@pytest.fixture
+def sniper_bot(
+    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
+) -> Iterator[SniperBot]:
+    """The reference bot (pytest_sniper_otel.flow) on this test's clock and telemetry;
+    options from ``@pytest.mark.sniper_otel_bot(seed=, config=, redis=)``."""
+    from ..flow import SniperBot
+
+    marker = request.node.get_closest_marker(BOT_MARKER)
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
+    bot = SniperBot.create(clock=clock, **_bot_options(*args, **kwargs))
+    try:
+        yield bot
+    finally:
+        bot.close()
+
+
+def _bot_options(
+    *, seed: int = 0, config: BotConfig | None = None, redis: Any = None
+) -> dict[str, Any]:
+    return {"seed": seed, "config": config, "redis": redis}
+
+
+@pytest.fixture
+def chaos(
+    request: pytest.FixtureRequest, telemetry: Telemetry, clock: SimClock
+) -> Iterator[ChaosController]:
+    """Faults on this test's simulated clock, always rolled back at teardown; runs scenarios.
+    See pytest_sniper_otel.chaos.fixture.ChaosController."""
+    from .fixture import controller
+
+    marker = request.node.get_closest_marker(CHAOS_MARKER)
+    faults: tuple[FaultSpec, ...] = marker.args if marker else ()
+    with controller(
+        seed=request.config.stash[_CHAOS_SEED], clock=clock, telemetry=telemetry,
+        marker_args=faults, marker_kwargs=marker.kwargs if marker else {},
+        journal_dir=request.config.getoption("--sniper-otel-chaos-journal"),
+        report_dir=request.config.getoption("--sniper-otel-chaos-report"),
+        test_id=request.node.nodeid,
+    ) as ctl:
+        yield ctl
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    directory = session.config.getoption("--sniper-otel-chaos-report")
+    # xdist workers write their runs' files; the controller indexes them all at the end
+    if not directory or hasattr(session.config, "workerinput"):
+        return
+    from pathlib import Path
+
+    if any(p.name != "index.html" for p in Path(directory).glob("*.html")):
+        from .report import write_index
+
+        session.config.stash[_CHAOS_INDEX] = str(write_index(directory))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    index = config.stash.get(_CHAOS_INDEX, None)
+    if index is not None:
+        terminalreporter.write_line(f"sniper-otel chaos report: {index}")
