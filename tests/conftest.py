@@ -4,13 +4,17 @@ pytester restores sys.modules after each in-process run, so a module an inner se
 imports first is imported afresh by the next one: a second SessionTelemetry, and SDK
 classes that no longer match the installed providers. Installing here, in the outer
 process, keeps the plugin's modules and the OTel SDK loaded and shared by every in-process
-run (tests/plugin, tests/chaos), as they are by the tests of one session.
+run (tests/plugin, tests/chaos), as they are by the tests of one session. The same holds
+for the lab's modules and redis, which tests/chaos's in-process runs load: a fault's
+ConnectionError must be the class the bot's cache catches.
 """
 
 from __future__ import annotations
 
 import pytest
 
+import pytest_sniper_otel.chaos.fixture  # with the runner and every fault
+import pytest_sniper_otel.flow  # with redis
 import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
 

@@ -114,7 +114,7 @@ def real_redis_url() -> str:
     return url
 
 
-@pytest.mark.real_redis
+@pytest.mark.sniper_otel_real_redis
 @pytest.mark.parametrize("command", ["run", "chaos"])
 def test_a_database_or_password_the_server_refuses_is_exit_2(
     command: str, real_redis_url: str, capsys: pytest.CaptureFixture[str]

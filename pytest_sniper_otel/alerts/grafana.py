@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..flow.catalog import METRICS, MetricSpec
+from ..catalog import METRICS, MetricSpec
 from .expr import Absent, clauses, format_duration
 from .naming import label_name, sample_name
 from .prometheus import _number, promql, promql_value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pytest_sniper_otel.flow.catalog import MetricSpec
+from pytest_sniper_otel.catalog import MetricSpec
 from pytest_sniper_otel.metrics import MetricsSnapshot, SeriesPoint
 
 T0 = 1_767_225_600  # seconds; 2026-01-01T00:00:00Z

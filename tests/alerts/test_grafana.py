@@ -20,7 +20,7 @@ from pytest_sniper_otel.alerts.grafana import (
     queries,
     query_references,
 )
-from pytest_sniper_otel.flow.catalog import METRICS
+from pytest_sniper_otel.catalog import METRICS
 
 
 @pytest.fixture(scope="module")

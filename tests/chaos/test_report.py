@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# numpy refuses a second import in one process: load it here, before an in-process pytester
+# run imports it first and then drops it from sys.modules
+import matplotlib  # noqa: F401
 import pytest
 
 from pytest_sniper_otel.chaos import Scenario, expect_alert, fault, run_scenario
