@@ -77,7 +77,7 @@ def test_every_halt_resumes_once_or_is_still_open_under_random_schedules(
     assert_halts_consistent(run.bot)
 
 
-@pytest.mark.sniper_bot(seed=2)
+@pytest.mark.sniper_otel_bot(seed=2)
 def test_the_workflow_failed_log_is_inside_the_workflow_span(
     sniper_bot: SniperBot, telemetry: Any
 ) -> None:
