@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def shown(value: Any) -> str:
+    """A wrong argument as an error message shows it: its type and value (``str '120'``)."""
+    return f"{type(value).__name__} {value!r}"
+
 
 class SniperOtelError(Exception):
     """Base class for every error this package raises on purpose."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import MetricKindError, MetricNotFound, SpecError
+from .errors import MetricKindError, MetricNotFound, SpecError, shown
 
 MetricKind = Literal["counter", "updowncounter", "gauge", "histogram"]
 Attributes = Mapping[str, Any]
@@ -419,7 +419,7 @@ def _check_quantile(q: object) -> None:
     __tracebackhide__ = True
     if isinstance(q, bool) or not isinstance(q, int | float):
         raise SpecError(
-            f"quantile(q): q must be a number within [0, 1], got {type(q).__name__} {q!r}"
+            f"quantile(q): q must be a number within [0, 1], got {shown(q)}"
         )
     if not 0.0 <= q <= 1.0:  # also refuses NaN
         raise SpecError(f"quantile(q): q must be within [0, 1], got {q!r}")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .errors import SpecError
+from .errors import SpecError, shown
 from .matchers import ANY, describe, matches
 
 if TYPE_CHECKING:
@@ -189,17 +189,13 @@ def event(name: str, attributes: Mapping[str, Any] | None = None) -> EventSpec:
     """An expected span event; attributes match as a subset."""
     __tracebackhide__ = True
     if not isinstance(name, str):
-        raise SpecError(f"event(name): name must be a str, got {_typed(name)}")
+        raise SpecError(f"event(name): name must be a str, got {shown(name)}")
     if attributes is not None and not isinstance(attributes, Mapping):
         raise SpecError(
-            f"event({name!r}, attributes): attributes must be a mapping, got {_typed(attributes)}"
+            f"event({name!r}, attributes): attributes must be a mapping, got {shown(attributes)}"
         )
     return EventSpec(name, dict(attributes) if attributes is not None else None)
 
-
-def _typed(value: Any) -> str:
-    """How a wrong argument reads in a SpecError: its type and value."""
-    return f"{type(value).__name__} {value!r}"
 
 
 class SpanOptions(TypedDict, total=False):
@@ -354,14 +350,14 @@ def _event_specs(where: str, events: Any) -> tuple[EventSpec, ...]:
         raise SpecError(f"{where}: events must be a list, e.g. events=[{events!r}]")
     if not _is_list(events):
         raise SpecError(
-            f"{where}: events must be a list of names or event(...), got {_typed(events)}"
+            f"{where}: events must be a list of names or event(...), got {shown(events)}"
         )
     specs = []
     for i, e in enumerate(events):
         if isinstance(e, str):
             e = EventSpec(e)
         if not isinstance(e, EventSpec):
-            raise SpecError(f"{where}: events[{i}] must be a name or event(...), got {_typed(e)}")
+            raise SpecError(f"{where}: events[{i}] must be a name or event(...), got {shown(e)}")
         specs.append(e)
     return tuple(specs)
 
@@ -372,14 +368,14 @@ def _child_specs(where: str, children: Any) -> tuple[SpanSpec, ...]:
         raise SpecError(f"{where}: children must be a list, e.g. children=[{children!r}]")
     if not _is_list(children):
         raise SpecError(
-            f"{where}: children must be a list of span(...) or names, got {_typed(children)}"
+            f"{where}: children must be a list of span(...) or names, got {shown(children)}"
         )
     built = []
     for i, c in enumerate(children):
         if isinstance(c, str):
             c = span(c)
         if not isinstance(c, SpanSpec):
-            raise SpecError(f"{where}: children[{i}] must be span(...) or a name, got {_typed(c)}")
+            raise SpecError(f"{where}: children[{i}] must be span(...) or a name, got {shown(c)}")
         built.append(c)
     return tuple(built)
 
@@ -396,7 +392,7 @@ def _check_duration(where: str, duration_ms: Any) -> None:
     if isinstance(duration_ms, str | bytes | bool | re.Pattern | Mapping | Sequence | set):
         raise SpecError(
             f"{where}: duration_ms must be a number of milliseconds or a matcher "
-            f"(ANY, a predicate, pytest.approx(...)), got {_typed(duration_ms)}"
+            f"(ANY, a predicate, pytest.approx(...)), got {shown(duration_ms)}"
         )
 
 
@@ -426,10 +422,10 @@ def _build(
         raise SpecError(f"{where}: name must be a string, a compiled regex or a predicate")
     if attributes is not None:
         if not isinstance(attributes, Mapping):
-            raise SpecError(f"{where}: attributes must be a mapping, got {_typed(attributes)}")
+            raise SpecError(f"{where}: attributes must be a mapping, got {shown(attributes)}")
         for key in attributes:
             if not isinstance(key, str):
-                raise SpecError(f"{where}: attribute names must be str, got {_typed(key)}")
+                raise SpecError(f"{where}: attribute names must be str, got {shown(key)}")
     if status is not None:
         status = getattr(status, "name", status)
         if not isinstance(status, str) or status.upper() not in STATUSES:
@@ -438,7 +434,7 @@ def _build(
     if status_description is not None and not _is_text_matcher(status_description):
         raise SpecError(
             f"{where}: status_description must be a str, a compiled regex or a predicate, "
-            f"got {_typed(status_description)}"
+            f"got {shown(status_description)}"
         )
     if kind is not None:
         kind = getattr(kind, "name", kind)
@@ -449,7 +445,7 @@ def _build(
     child_specs = None if children is None else _child_specs(where, children)
     for flag, value in (("any_order", any_order), ("exact", exact)):
         if not isinstance(value, bool):
-            raise SpecError(f"{where}: {flag} must be True or False, got {_typed(value)}")
+            raise SpecError(f"{where}: {flag} must be True or False, got {shown(value)}")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
         raise SpecError(f"{where}: count must be a non-negative int, got {count!r}")
     if duration_ms is not None:

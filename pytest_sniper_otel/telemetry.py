@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import SpecError
+from .errors import SpecError, shown
 from .logs import LogRecordView, view_of
 from .metrics import (
     MetricAccumulator,
@@ -139,7 +139,7 @@ class Telemetry:
         for flag, value in (("any_order", any_order), ("exact", exact)):
             if not isinstance(value, bool):
                 raise SpecError(
-                    f"assert_span_tree({flag}): {flag} must be True or False, got {_typed(value)}"
+                    f"assert_span_tree({flag}): {flag} must be True or False, got {shown(value)}"
                 )
         if isinstance(expected, SpanSpec) and not exact:
             any_order = True
@@ -221,15 +221,15 @@ class Telemetry:
         view, whose ``.value`` and ``.count`` are 0."""
         __tracebackhide__ = True
         if not isinstance(name, str):
-            raise SpecError(f"metric(name): name must be a str, got {_typed(name)}")
+            raise SpecError(f"metric(name): name must be a str, got {shown(name)}")
         if attributes is not None and not isinstance(attributes, Mapping):
             raise SpecError(
                 f"metric({name!r}, attributes): attributes must be a mapping, "
-                f"got {_typed(attributes)}"
+                f"got {shown(attributes)}"
             )
         if not isinstance(allow_empty, bool):
             raise SpecError(
-                f"metric({name!r}): allow_empty must be True or False, got {_typed(allow_empty)}"
+                f"metric({name!r}): allow_empty must be True or False, got {shown(allow_empty)}"
             )
         return self.metrics_snapshot().view(name, attributes, allow_empty=allow_empty)
 
@@ -242,12 +242,12 @@ class Telemetry:
         __tracebackhide__ = True
         if not isinstance(metric, str):
             raise SpecError(
-                f"assert_cardinality(metric): metric must be a str, got {_typed(metric)}"
+                f"assert_cardinality(metric): metric must be a str, got {shown(metric)}"
             )
         if not isinstance(max_series, int) or isinstance(max_series, bool) or max_series < 0:
             raise SpecError(
                 f"assert_cardinality({metric!r}, max_series): max_series must be an int >= 0, "
-                f"got {_typed(max_series)}"
+                f"got {shown(max_series)}"
             )
         view = self.metric(metric)
         n = len(view.points)
@@ -466,15 +466,12 @@ _SEVERITIES = {
 def _severity_number(name: str) -> int:
     __tracebackhide__ = True
     if not isinstance(name, str):
-        raise SpecError(f"min_severity must be a severity name, got {_typed(name)}")
+        raise SpecError(f"min_severity must be a severity name, got {shown(name)}")
     try:
         return _SEVERITIES[name.upper()]
     except KeyError:
         raise SpecError(f"unknown severity {name!r}; use one of {', '.join(_SEVERITIES)}") from None
 
-
-def _typed(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
 
 
 def _logger_names(argument: str, names: Any) -> tuple[str, ...]:
@@ -482,13 +479,13 @@ def _logger_names(argument: str, names: Any) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, Sequence | set | frozenset):
         raise SpecError(
             f"assert_logs_correlated({argument}): {argument} must be a list of logger names, "
-            f"e.g. {argument}=['httpx'], got {_typed(names)}"
+            f"e.g. {argument}=['httpx'], got {shown(names)}"
         )
     for name in names:
         if not isinstance(name, str) or not name:
             raise SpecError(
                 f"assert_logs_correlated({argument}): each logger name must be a non-empty "
-                f"str, got {_typed(name)}"
+                f"str, got {shown(name)}"
             )
     return tuple(names)
 
