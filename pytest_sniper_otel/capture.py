@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import warnings
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -41,9 +41,9 @@ _READER: InMemoryMetricReader | None = None
 SIGNALS = ("traces", "metrics", "logs")
 # Instrumentation scopes that trace the test run itself, not the code under test.
 HARNESS_SCOPES = frozenset({"pytest-opentelemetry"})
-# How many ended spans still remember their window, so a late log record written with
-# their context is not mistaken for the current test's.
-_REMEMBERED_SPANS = 65536
+# How many closed windows are remembered, so a late log record written in the context of
+# one of their spans is not mistaken for the current test's.
+_REMEMBERED_WINDOWS = 4
 
 
 def metric_reader() -> InMemoryMetricReader:
@@ -111,10 +111,9 @@ class SessionTelemetry:
         self._globals: dict[str, Any] = {}
         self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
         self._seq = itertools.count()
-        # span id -> the window it started in: open spans, then the most recently ended.
+        # span id -> the window it started in, while the span is open.
         self._open_owner: dict[int, Telemetry] = {}
-        self._ended_owner: OrderedDict[int, Telemetry] = OrderedDict()
-        self._owner_lock = threading.Lock()
+        self._closed_windows: deque[Telemetry] = deque(maxlen=_REMEMBERED_WINDOWS)
         for signal in SIGNALS:
             self._setup(signal)
 
@@ -211,16 +210,10 @@ class SessionTelemetry:
     def _span_ended(self, span: ReadableSpan) -> None:
         if span.context is None:
             return
-        span_id = span.context.span_id
-        owner = self._open_owner.pop(span_id, None)
-        if owner is None:
-            return  # started outside any window, or by the test harness
-        with self._owner_lock:
-            self._ended_owner[span_id] = owner
-            if len(self._ended_owner) > _REMEMBERED_SPANS:
-                self._ended_owner.popitem(last=False)
-        # Only the window it started in, and only while that window is open.
-        if owner is self.current:
+        # Only the window it started in, and only while that window is open: not one
+        # started outside any window or by the test harness.
+        owner = self._open_owner.pop(span.context.span_id, None)
+        if owner is not None and owner is self.current:
             owner._span_ended(span)
 
     def _route_log(self, record: Any) -> None:
@@ -228,9 +221,11 @@ class SessionTelemetry:
         if window is None:
             return
         span_id = record.log_record.span_id
-        if span_id:
-            owner = self._open_owner.get(span_id) or self._ended_owner.get(span_id)
-            if owner is not None and owner is not window:
+        if span_id and span_id not in window._start_seq:
+            owner = self._open_owner.get(span_id)
+            if (owner is not None and owner is not window) or any(
+                span_id in closed._start_seq for closed in self._closed_windows
+            ):
                 return  # written inside a span of another test
         window._log_emitted(record)
 
@@ -310,6 +305,10 @@ class SessionTelemetry:
                 window._collect_pending_metrics()
                 self.last_window = outer
             self.current = outer
+            self._closed_windows.append(window)
+            # Its spans that never ended can't be captured any more: don't keep it alive.
+            for span_id in list(window._open):
+                self._open_owner.pop(span_id, None)
             if handler is not None:
                 if attached:
                     handler.setLevel(handler_level)
