@@ -447,3 +447,47 @@ def pytest_sniper_otel_metric_views(config):
         ["sniper-otel: on first use of the telemetry fixture: traces: install SDK "
          "TracerProvider; metrics: install SDK MeterProvider (DELTA reader, 3 views); logs: *"]
     )
+
+
+def test_logfire_configured_again_mid_run(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import logfire
+
+        logfire.configure(send_to_logfire=False, console=False)
+        """
+    )
+    pytester.makepyfile(
+        test_reconfigured="""
+        import logfire
+
+        from pytest_sniper_otel import span
+
+        def test_1(telemetry):
+            with logfire.span("before"):
+                pass
+            telemetry.assert_span_tree(span("before"), exact=True)
+
+        def test_2_reconfigures():
+            logfire.configure(send_to_logfire=False, console=False, service_name="again")
+
+        def test_3(telemetry):
+            with logfire.span("after"):
+                pass
+            telemetry.assert_span_tree(span("after"), exact=True)
+        """
+    )
+    result = run_subprocess(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*= warnings summary =*",
+            "test_reconfigured.py::test_3",
+            "  *: SniperOtelWarning: "
+            + literal(
+                "sniper-otel: the SDK TracerProvider inside "
+                "logfire._internal.tracer.ProxyTracerProvider was replaced; "
+                f"sniper-otel attached to {LOGFIRE['traces']}"
+            ),
+        ]
+    )

@@ -270,3 +270,53 @@ def test_testbase_resetting_the_globals_does_not_empty_later_captures(
     )
     # Once set back, later tests see nothing more to warn about.
     assert "test_mixed.py::test_4_and_later" not in result.stdout.str()
+
+
+REPLACED_TESTS = """
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.test.globals_test import reset_trace_globals
+
+from pytest_sniper_otel import span
+
+EXPORTED = InMemorySpanExporter()
+
+
+def test_1_installs(telemetry):
+    trace.get_tracer("bot").start_span("first").end()
+    telemetry.assert_span_tree(span("first"), exact=True)
+
+
+def test_2_a_suite_installs_its_own_provider():
+    reset_trace_globals()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(EXPORTED))
+    trace.set_tracer_provider(provider)
+
+
+def test_3_captured_and_still_exported(telemetry):
+    trace.get_tracer("bot").start_span("third").end()
+    telemetry.assert_span_tree(span("third"), exact=True)
+    assert [s.name for s in EXPORTED.get_finished_spans()] == ["third"]
+"""
+
+
+def test_a_provider_installed_after_a_reset_is_attached_to(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_replaced=REPLACED_TESTS)
+    result = run_subprocess(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*= warnings summary =*",
+            "test_replaced.py::test_3_captured_and_still_exported",
+            "  *: SniperOtelWarning: "
+            + literal(
+                "sniper-otel: the global TracerProvider changed to "
+                "opentelemetry.sdk.trace.TracerProvider; sniper-otel attached to "
+                "opentelemetry.sdk.trace.TracerProvider"
+            ),
+        ]
+    )
