@@ -255,17 +255,19 @@ def parse_seed(value: str | int | None) -> int:
     """``--sniper-otel-chaos-seed``: an int, or ``random`` for a fresh one (printed)."""
     if value is None or value == "":
         return 0
-    if isinstance(value, int):
-        return value
-    if value.strip().lower() == "random":
+    if isinstance(value, str) and value.strip().lower() == "random":
         import random
 
         return random.SystemRandom().randrange(1, 2**31)
     try:
-        return int(value)
+        seed = int(value)
     except ValueError:
-        raise FaultError(f"--sniper-otel-chaos-seed takes an int or 'random', got {value!r}")\
-            from None
+        seed = -1
+    if seed < 0:
+        raise FaultError(
+            f"--sniper-otel-chaos-seed takes a non-negative int or 'random', got {value!r}"
+        )
+    return seed
 
 
 __all__ = ["ChaosController", "Schedule", "controller", "marker_options", "parse_seed",

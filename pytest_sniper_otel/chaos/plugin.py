@@ -67,11 +67,27 @@ def pytest_configure(config: pytest.Config) -> None:
                 '--sniper-otel-chaos-report needs matplotlib: pip install '
                 '"pytest-sniper-otel[report]"'
             )
+    _configure_seed(config)
+
+
+_WORKER_SEED = "sniper_otel_chaos_seed"
+
+
+def _configure_seed(config: pytest.Config) -> None:
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None and _WORKER_SEED in worker_input:
+        # An xdist worker: the controller drew the seed ("random" too) and handed it over.
+        config.stash[_CHAOS_SEED] = worker_input[_WORKER_SEED]
+        return
+    if config.pluginmanager.has_plugin("xdist"):
+        config.pluginmanager.register(_HandSeedToWorkers(), _HandSeedToWorkers.name)
     raw = config.getoption("--sniper-otel-chaos-seed") or config.getini("sniper_otel_chaos_seed")
     try:
         # An int (the default "0") needs no chaos import, which would cost every run ~20 ms.
-        config.stash[_CHAOS_SEED] = int(raw)
-        return
+        seed = int(raw)
+        if seed >= 0:
+            config.stash[_CHAOS_SEED] = seed
+            return
     except (TypeError, ValueError):
         pass
     from .faults import FaultError
@@ -81,6 +97,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_CHAOS_SEED] = parse_seed(raw)
     except FaultError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+class _HandSeedToWorkers:
+    """pytest-xdist's hook (registered only with xdist: pytest refuses unknown hooks)."""
+
+    name = "sniper-otel-chaos-seed-to-workers"
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKER_SEED] = node.config.stash[_CHAOS_SEED]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+
+HEADER_SEED = re.compile(
+    r"sniper-otel chaos seed: (\d+) \(reproduce with --sniper-otel-chaos-seed=(\d+)\)$"
+)
+WORKER_SEED = re.compile(r"worker (gw\d) chaos seed (\d+)$")
 
 CLIENT = """
 import json
@@ -46,7 +53,50 @@ def test_header_prints_the_seed_when_chaos_is_in_play(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         ["sniper-otel chaos seed: 4242 (reproduce with --sniper-otel-chaos-seed=4242)"])
     result = pytester.runpytest("--sniper-otel-chaos-seed=soon")
-    result.stderr.fnmatch_lines(["*--sniper-otel-chaos-seed takes an int or 'random', got 'soon'"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: --sniper-otel-chaos-seed takes a non-negative int or 'random', got 'soon'"]
+    )
+
+
+def test_a_negative_seed_is_refused_at_startup(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--sniper-otel-chaos-seed=-3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --sniper-otel-chaos-seed takes a non-negative int or 'random', got '-3'"]
+    )
+    pytester.makeini("[pytest]\nsniper_otel_chaos_seed = -1\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --sniper-otel-chaos-seed takes a non-negative int or 'random', got '-1'"]
+    )
+
+
+SEED_PER_WORKER = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(8))
+def test_seed_of_this_worker(chaos, n):
+    print(f"worker {os.environ['PYTEST_XDIST_WORKER']} chaos seed {chaos.seed}")
+"""
+
+
+def test_random_seed_is_drawn_once_for_all_xdist_workers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_seed=SEED_PER_WORKER)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "-n", "2", "-rP",
+        "--sniper-otel-chaos-seed=random", timeout=120,
+    )
+    result.assert_outcomes(passed=8)
+    [header] = [m for m in map(HEADER_SEED.match, result.outlines) if m]
+    seed = header.group(1)
+    assert header.group(2) == seed
+    seen = {m.groups() for m in map(WORKER_SEED.match, result.outlines) if m}
+    assert seen == {("gw0", seed), ("gw1", seed)}
 
 
 def test_header_is_quiet_about_chaos_unless_verbose(pytester: pytest.Pytester) -> None:
