@@ -114,6 +114,8 @@ class SessionTelemetry:
         # span id -> the window it started in, while the span is open.
         self._open_owner: dict[int, Telemetry] = {}
         self._closed_windows: deque[Telemetry] = deque(maxlen=_REMEMBERED_WINDOWS)
+        # span id -> scope of the open spans that trace the test run itself
+        self.harness_spans: dict[int, str] = {}
         for signal in SIGNALS:
             self._setup(signal)
 
@@ -199,10 +201,11 @@ class SessionTelemetry:
     # routing (called by the processors, from any thread) -------------------------------
     def _span_started(self, span: Span) -> None:
         window = self.current
+        if window is None or span.context is None:
+            return
         scope = span.instrumentation_scope
-        if window is None or span.context is None or (
-            scope is not None and scope.name in HARNESS_SCOPES
-        ):
+        if scope is not None and scope.name in HARNESS_SCOPES:
+            self.harness_spans[span.context.span_id] = scope.name
             return
         self._open_owner[span.context.span_id] = window
         window._span_started(span, next(self._seq))
@@ -213,7 +216,9 @@ class SessionTelemetry:
         # Only the window it started in, and only while that window is open: not one
         # started outside any window or by the test harness.
         owner = self._open_owner.pop(span.context.span_id, None)
-        if owner is not None and owner is self.current:
+        if owner is None:
+            self.harness_spans.pop(span.context.span_id, None)
+        elif owner is self.current:
             owner._span_ended(span)
 
     def _route_log(self, record: Any) -> None:

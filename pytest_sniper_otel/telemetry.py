@@ -332,6 +332,11 @@ class Telemetry:
                         f"inside span {open_spans[r.span_id]!r}, which is still open "
                         "(a span is captured when it ends)"
                     )
+                elif r.span_id in self._session.harness_spans:
+                    why = (
+                        f"only inside {self._session.harness_spans[r.span_id]}'s span of the "
+                        "test itself, in no span of the code under test"
+                    )
                 else:
                     why = "span not captured in this test"
                 lines.append(f"  {one_line(r.describe())}  <- {one_line(why)}")

@@ -5,7 +5,7 @@ real third-party package in a fresh interpreter (the header reads the process's 
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, literal, run_subprocess
+from pytester_helpers import assert_failures, failure, literal, run_subprocess
 
 SDK_TRACER = "opentelemetry.sdk.trace.TracerProvider"
 SDK_METER = "opentelemetry.sdk.metrics._internal.MeterProvider"
@@ -165,6 +165,11 @@ def test_user_spans_are_the_roots(client, telemetry):
     harness = trace.get_current_span()
     assert harness.name.endswith("::call")
     assert telemetry.roots[1].span.parent.span_id == harness.get_span_context().span_id
+
+
+def test_log_outside_the_codes_spans(telemetry):
+    logging.getLogger("bot").warning("outside")
+    telemetry.assert_logs_correlated()
 """
 
 
@@ -174,7 +179,15 @@ def test_pytest_opentelemetry_spans_are_not_the_tests(
     monkeypatch.delenv("PYTEST_ADDOPTS")  # with pytest-opentelemetry's plugin
     pytester.makepyfile(test_traced_run=PYTEST_OTEL_TESTS)
     result = run_subprocess(pytester, "-p", "no:randomly")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, failed=1)
+    failure(result, "test_log_outside_the_codes_spans").fnmatch_lines(
+        [
+            "E       AssertionError: 1 of 1 log records are not correlated with a captured span:",
+            "E         WARN  bot: outside [[]trace=* span=*[]]  <- only inside "
+            "pytest-opentelemetry's span of the test itself, in no span of the code under test",
+        ],
+        consecutive=True,
+    )
     result.stdout.fnmatch_lines(
         [
             literal(
@@ -213,7 +226,7 @@ def test_metrics(telemetry):
 """
     )
     result = run_subprocess(pytester, "-p", "no:randomly")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
             literal(
