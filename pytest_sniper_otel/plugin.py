@@ -236,12 +236,29 @@ class _ReportSections:
         if captured is not None and report.when == "teardown":
             # Don't keep every test's spans alive until the session ends.
             del item.stash[_TELEMETRY]
-        if captured is None or (report.when == "teardown" and not report.failed):
+        if captured is None:
+            return report
+        _redact_report(report, captured)
+        if report.when == "teardown" and not report.failed:
             return report
         show = item.config.stash[_SETTINGS].show
         if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
             report.sections.append((f"Captured telemetry {report.when}", _rendered(captured)))
         return report
+
+
+def _redact_report(report: pytest.TestReport, captured: Telemetry) -> None:
+    """The secrets the test asserted absent, masked in what pytest prints of it too: the
+    captured log/stdout/stderr sections and the traceback (whose source lines may hold them)."""
+    if not captured.redacts:
+        return
+    report.sections = [(title, captured.redact(text)) for title, text in report.sections]
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        redacted = captured.redact(text)
+        if redacted != text:
+            # A plain string: the traceback loses its colours, and the secret.
+            report.longrepr = redacted
 
 
 def _rendered(captured: Telemetry) -> str:
@@ -296,6 +313,6 @@ def pytest_assertrepr_compare(
         roots,
         color=settings.color,
         verbose=settings.verbose,
-        mask=window._mask if window is not None else no_mask,
+        mask=window.redact if window is not None else no_mask,
     )
     return text.splitlines()

@@ -397,6 +397,15 @@ class Telemetry:
                 for k, v in p.attributes.items():
                     yield f"metric {p.name!r} attribute {k!r}", f"{k}={v}"
 
+    @property
+    def redacts(self) -> bool:
+        """Whether :meth:`redact` hides anything (``assert_no_secrets`` was called)."""
+        return bool(self._mask)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every value given to ``assert_no_secrets`` so far replaced by ``***``."""
+        return self._mask(text)
+
     # housekeeping --------------------------------------------------------------------
     def clear(self) -> None:
         """Forget everything captured so far in this test."""

@@ -92,6 +92,13 @@ def test_secret_masked_in_later_failures(telemetry, clock):
     telemetry.assert_span_tree(span("sign", attributes={"auth": "none"}))
 
 
+def test_secret_written_in_the_test(telemetry, clock):
+    with tracer.start_as_current_span("sign", attributes={"auth": "Bearer sk-test-abcdef"}):
+        print("signing with sk-test-abcdef")
+        log.warning("signing with sk-test-abcdef")
+    telemetry.assert_no_secrets("sk-test-abcdef")
+
+
 def test_deep_tree(telemetry, clock):
     started, context = [], None
     for level in range(5000):
@@ -232,8 +239,8 @@ def test_status_description_with_newlines_stays_on_one_line(suite: pytest.Pytest
 
 
 def test_secrets_are_masked_everywhere_we_print(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-p", "no:logging", "-k", "secret")
-    result.assert_outcomes(failed=2)
+    result = run_inprocess(suite, "-p", "no:randomly", "-k", "secret")
+    result.assert_outcomes(failed=3)
     leaks = failure(result, "test_secret_leaks")
     leaks.fnmatch_lines(
         error_lines(
@@ -264,8 +271,25 @@ def test_secrets_are_masked_everywhere_we_print(suite: pytest.Pytester) -> None:
         ),
         consecutive=True,
     )
-    # Not the secret, nor any prefix of it that a clipped value would leave behind.
+    # pytest's own sections and the traceback's source lines too:
+    written = failure(result, "test_secret_written_in_the_test")
+    written.fnmatch_lines(
+        [
+            '>       telemetry.assert_no_secrets("***")',
+            "E       AssertionError: 2 secret leak(s) in telemetry:",
+            "E         secret #1 in span 'sign' attribute 'auth'",
+            "E         secret #1 in log 'app' body",
+        ],
+        consecutive=True,
+    )
+    written.fnmatch_lines(["*- Captured stdout call -*", "signing with ***"], consecutive=True)
+    written.fnmatch_lines(
+        ["*- Captured log call -*", "WARNING  app:test_output.py:* signing with ***"],
+        consecutive=True,
+    )
+    # Not the secrets, nor any prefix of them that a clipped value would leave behind.
     assert "sk-live" not in result.stdout.str()
+    assert "sk-test" not in result.stdout.str()
 
 
 def test_a_5000_level_tree_renders(suite: pytest.Pytester) -> None:
