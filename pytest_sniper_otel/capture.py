@@ -452,6 +452,15 @@ def _install_notes(signal: str, metric_views: int) -> str:
     sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
     if signal == "traces" and sampler and sampler.lower() != "always_on":
         parts.append(f"sampling every span, not OTEL_TRACES_SAMPLER={sampler}")
+    # Limits still apply: a truncated or dropped attribute would otherwise look like a bug.
+    prefixes = {"traces": ("OTEL_SPAN_", "OTEL_EVENT_", "OTEL_LINK_", "OTEL_ATTRIBUTE_"),
+                "logs": ("OTEL_LOGRECORD_", "OTEL_ATTRIBUTE_")}.get(signal, ())
+    limits = sorted(
+        f"{name}={value}" for name, value in os.environ.items()
+        if name.endswith("_LIMIT") and name.startswith(prefixes)
+    ) if prefixes else []
+    if limits:
+        parts.append(f"limits {', '.join(limits)} apply")
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -290,8 +290,10 @@ def test_every_span_is_captured(telemetry):
          "sampling every span, not OTEL_TRACES_SAMPLER=always_off"),
         ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
          "sampling every span, not OTEL_TRACES_SAMPLER=traceidratio"),
+        ({"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "2"},
+         "limits OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT=2 apply"),
     ],
-    ids=["disabled", "always_off", "traceidratio"],
+    ids=["disabled", "always_off", "traceidratio", "limits"],
 )
 def test_providers_the_plugin_installs_ignore_the_environment(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], note: str
