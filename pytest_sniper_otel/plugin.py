@@ -307,12 +307,21 @@ def pytest_assertrepr_compare(
     window = session.current if session is not None else None
     # The first line is the summary pytest puts after "assert": make it the divergence, so
     # the reason survives pytest's truncation of long explanations (-vv shows everything).
-    text = render_mismatch(
-        mismatch,
-        specs,
-        roots,
-        color=settings.color,
-        verbose=settings.verbose,
-        mask=window.redact if window is not None else no_mask,
-    )
+    try:
+        text = render_mismatch(
+            mismatch,
+            specs,
+            roots,
+            color=settings.color,
+            verbose=settings.verbose,
+            mask=window.redact if window is not None else no_mask,
+        )
+    except Exception as exc:
+        # An error here would replace the test's own failure with ours.
+        text = (
+            f"span tree mismatch at {mismatch.where()}: {mismatch.reason}\n"
+            f"(sniper-otel could not render the trees: {type(exc).__name__}: {exc})"
+        )
+        if window is not None:
+            text = window.redact(text)
     return text.splitlines()

@@ -403,3 +403,40 @@ def test_a_rendering_error_is_reported_not_an_internalerror(app: pytest.Pytester
         ],
         consecutive=True,
     )
+
+
+def test_a_rendering_error_in_an_assert_comparison_keeps_the_failure(app: pytest.Pytester) -> None:
+    app.makeconftest(
+        """
+        import pytest
+        import pytest_sniper_otel.render
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("cannot draw")
+
+        @pytest.fixture(autouse=True)
+        def broken_render(monkeypatch):
+            monkeypatch.setattr(pytest_sniper_otel.render, "render_mismatch", broken)
+        """
+    )
+    app.makepyfile(
+        """
+        from app import tracer
+        from pytest_sniper_otel import span
+
+        def test_fails(telemetry):
+            with tracer.start_as_current_span("a"):
+                pass
+            assert telemetry.roots == [span("b")]
+        """
+    )
+    result = run_inprocess(app, "--sniper-otel-show=never")
+    result.assert_outcomes(failed=1)
+    failure(result, "test_fails").fnmatch_lines(
+        [
+            "E       AssertionError: assert span tree mismatch at top level: no root span "
+            "matched span('b') among captured spans (candidates: 'a')",
+            "E         (sniper-otel could not render the trees: RuntimeError: cannot draw)",
+        ],
+        consecutive=True,
+    )
