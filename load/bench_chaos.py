@@ -30,9 +30,10 @@ MIN_SIMULATED = 600.0
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=3, help="suite runs to time (median)")
     p.add_argument("--budget", type=float, default=60.0, help="wall seconds for one suite run")
-    p.add_argument("--path", default="scenarios")
+    p.add_argument("--path", default=None,
+                   help="directory of scenario_*.py modules (default: the installed suite)")
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
 

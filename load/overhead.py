@@ -8,7 +8,8 @@ over rounds, of its ratio to the ``none`` variant *of the same round*. Then the
 micro-benchmarks (SDK cost floor, wrappers vs raw SDK, logging vs the seed's claim) run in
 the same invocation.
 
-    python load/overhead.py [--rounds 3] [--duration 5s] [--users 10] [--out out/load]
+    sniper-otel load [--rounds 3] [--duration 5s] [--users 10] [--out out/load]
+    python load/overhead.py ...     (the same, from a checkout)
     nox -s load
 """
 
@@ -96,8 +97,13 @@ class Plan:
         return order
 
 
-def parse_args(argv: Sequence[str] | None) -> Plan:
-    p = argparse.ArgumentParser(prog="overhead", description=(__doc__ or "").split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None, prog: str = "overhead") -> Plan:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog='The locustfile on its own: locust -f "$(sniper-otel load --locustfile)" '
+        "--headless -u 10 -r 10 -t 30s --sniper-variant all",
+    )
     p.add_argument(
         "--variants",
         default=",".join(VARIANTS),
@@ -109,7 +115,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
         help="comma-separated exchange latency settings: zero, realistic, or a "
         "multiplier of the bot's latency model",
     )
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="rounds of every variant (median)")
     p.add_argument("--users", type=int, default=10, help="locust users (one bot each)")
     p.add_argument("--duration", default="5s", help="per run, e.g. 6s, 1m30s")
     p.add_argument("--warmup", default="1s", help="excluded from each run's measurement")
@@ -144,7 +150,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
                 f"--warmup ({a.warmup}) must be shorter than --duration ({a.duration})"
             )
         if importlib.util.find_spec("locust") is None:
-            raise UsageError("locust is not installed: pip install -e '.[load]'")
+            raise UsageError("locust is not installed: pip install 'pytest-sniper-otel[load]'")
     except UsageError as exc:
         p.error(str(exc))
     return Plan(
@@ -154,7 +160,8 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
         a.users,
         duration,
         warmup,
-        Path(a.out),
+        # absolute: the locust processes run in another directory
+        Path(a.out).resolve(),
         a.micro_rounds,
     )
 
@@ -522,8 +529,8 @@ def write_outputs(
                 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    plan = parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "overhead") -> int:
+    plan = parse_args(argv, prog)
     load_before = os.getloadavg()
     (plan.out / "runs").mkdir(parents=True, exist_ok=True)
     order = plan.runs()

@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("pytest_sniper_otel.flow.cli", "run the reference sniper bot on simulated time"),
     "chaos": ("pytest_sniper_otel.chaos.cli", "run the chaos scenario suite and print a scorecard"),
     "rules": ("pytest_sniper_otel.alerts.cli", "export alert rules and promtool tests"),
+    "load": ("pytest_sniper_otel.load.cli",
+             "telemetry overhead under locust; --locustfile prints its path"),
 }
 
 

@@ -2,9 +2,9 @@
 
 Defaults: fakeredis, in-memory telemetry (the session's SDK providers plus the chaos export
 pipeline with a counting exporter), the simulated clock. ``--redis-url`` runs the same suite
-against a real server. Scenarios come from ``scenario_*.py`` modules in ``--path`` (default
-``scenarios/``); see :mod:`.suite`. Exit status: 0 when every invariant held, 1 when
-anything broke, 2 for bad input (reported before anything runs).
+against a real server. Scenarios come from ``scenario_*.py`` modules in ``--path`` (default:
+the suite installed with the lab); see :mod:`.suite`. Exit status: 0 when every invariant
+held, 1 when anything broke, 2 for bad input (reported before anything runs).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .faults import FaultError
 from .runner import ScenarioRun
 from .scenario import Scenario
-from .suite import DEFAULT_PATH, SuiteResult, load_suite, run_suite, select
+from .suite import SuiteResult, load_suite, run_suite, select
 
 if TYPE_CHECKING:
     from .report import Journal
@@ -39,8 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="write a self-contained HTML report here (needs the report extra)")
     p.add_argument("--from-journal", action="append", default=[], metavar="JOURNAL",
                    help="draw --html from these journals instead of running (repeatable)")
-    p.add_argument("--path", default=DEFAULT_PATH,
-                   help="directory of scenario_*.py modules (default: ./scenarios)")
+    p.add_argument("--path", default=None,
+                   help="directory of scenario_*.py modules (default: the suite installed "
+                   "with the lab)")
     p.add_argument("--redis-url", metavar="URL",
                    help="run against this Redis server instead of fakeredis")
     p.add_argument("--list", action="store_true", help="list scenarios and faults, then exit")

@@ -5,6 +5,8 @@ extra is installed; heavy pieces load on use."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -41,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed of chaos faults and scenarios: an int, or 'random' (printed in the header)",
     )
     parser.addini("sniper_otel_chaos_seed", "default for --sniper-otel-chaos-seed", default="0")
+    parser.addini(
+        "sniper_otel_scenario_files",
+        "glob patterns of chaos scenario modules to collect besides python_files "
+        "(default: scenario_*.py; empty: none)",
+        type="args",
+        default=["scenario_*.py"],
+    )
     group.addoption(
         "--sniper-otel-chaos-journal",
         default=None,
@@ -106,6 +115,25 @@ class _HandSeedToWorkers:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[_WORKER_SEED] = node.config.stash[_CHAOS_SEED]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Scenario modules (``scenario_*.py``) are test modules wherever they are: the installed
+    suite under ``--pyargs``, or one copied into a project that only collects ``test_*.py``."""
+    config = parent.config
+    if file_path.suffix != ".py" or not any(
+        fnmatch(file_path.name, pattern) for pattern in config.getini("sniper_otel_scenario_files")
+    ):
+        return None
+    # pytest's own collector takes files named on the command line and python_files matches
+    if parent.session.isinitpath(file_path) or any(
+        fnmatch(file_path.name, pattern) for pattern in config.getini("python_files")
+    ):
+        return None
+    module: pytest.Module = config.hook.pytest_pycollect_makemodule(
+        module_path=file_path, parent=parent
+    )
+    return module
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,7 +1,8 @@
 """Finding and running the scenario suite: what ``sniper-otel chaos`` and the benchmark use.
 
-Scenarios live in modules named ``scenario_*.py`` (by default in ``scenarios/`` under the
-current directory). Each module exposes ``SCENARIO`` (a :class:`~.scenario.Scenario`) or
+Scenarios live in modules named ``scenario_*.py``: by default the suite installed with the
+lab (the repository's ``scenarios/``, as package ``pytest_sniper_otel.scenarios``), or any
+directory given. Each module exposes ``SCENARIO`` (a :class:`~.scenario.Scenario`) or
 ``SCENARIOS`` (a list of them), plus ordinary ``test_*`` functions that run them through the
 ``chaos`` fixture, so the same modules are a pytest suite and the CLI's suite.
 
@@ -26,7 +27,6 @@ from .faults import FaultError
 from .runner import ScenarioRun, run_scenario
 from .scenario import Scenario
 
-DEFAULT_PATH = "scenarios"
 REAL_REDIS = "real_redis"
 
 
@@ -74,8 +74,16 @@ class SuiteResult:
         }
 
 
-def load_scenarios(path: str | Path = DEFAULT_PATH) -> list[Scenario]:
-    """Every scenario in ``path``'s ``scenario_*.py`` modules, in file order.
+def installed_scenarios() -> Path:
+    """The directory of the scenario suite installed with the lab."""
+    from .. import scenarios
+
+    return Path(scenarios.__file__).parent
+
+
+def load_scenarios(path: str | Path | None = None) -> list[Scenario]:
+    """Every scenario in ``path``'s ``scenario_*.py`` modules (default: the installed
+    suite), in file order.
 
     Bad scenarios fail here, naming the module: before anything runs.
     """
@@ -85,16 +93,13 @@ def load_scenarios(path: str | Path = DEFAULT_PATH) -> list[Scenario]:
     return scenarios
 
 
-def load_suite(path: str | Path = DEFAULT_PATH) -> tuple[list[Scenario], list[Unloadable]]:
+def load_suite(path: str | Path | None = None) -> tuple[list[Scenario], list[Unloadable]]:
     """The scenarios of every module that loads, and each module that does not (a syntax or
     import error, a bad ``Scenario(...)``, ``SCENARIOS`` that is not a list, a skip or
     ``sys.exit()`` at import), so that one broken module does not hide the others."""
-    root = Path(path)
+    root = installed_scenarios() if path is None else Path(path)
     if not root.is_dir():
-        raise FaultError(
-            f"no scenario directory {str(root)!r}: run from a checkout that has scenarios/, "
-            "or pass --path DIR"
-        )
+        raise FaultError(f"no scenario directory {str(root)!r}")
     files = sorted(root.glob("scenario_*.py"))
     if not files:
         raise FaultError(f"no scenario_*.py modules in {str(root)!r}")
