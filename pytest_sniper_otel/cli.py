@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("pytest_sniper_otel.alerts.cli", "export alert rules and promtool tests"),
     "load": ("pytest_sniper_otel.load.cli",
              "telemetry overhead under locust; --locustfile prints its path"),
+    "exchange": ("pytest_sniper_otel.flow.exchange_cli",
+                 "serve the exchange simulator as MEXC spot REST v3 on loopback"),
 }
 
 

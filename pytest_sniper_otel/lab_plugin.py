@@ -1,9 +1,9 @@
 """Entry point of the lab's pytest plugin (``pytest11: sniper_otel_lab``).
 
 pytest loads every installed entry point, but the lab's dependencies come with the ``lab``
-extra. With them, this module loads :mod:`.chaos.plugin` (the ``sniper_bot`` and ``chaos``
-fixtures, chaos options, markers, header line). Without them it imports nothing of the lab
-and defines the two fixtures only to say what to install.
+extra. With them, this module loads :mod:`.chaos.plugin` (the ``sniper_bot``,
+``exchange_server`` and ``chaos`` fixtures, chaos options, markers, header line). Without
+them it imports nothing of the lab and defines the fixtures only to say what to install.
 """
 
 from __future__ import annotations
@@ -42,6 +42,11 @@ else:
     def sniper_bot() -> None:
         """Needs the lab extra: pip install 'pytest-sniper-otel[lab]'."""
         pytest.fail(_NEEDS_LAB.format("sniper_bot"), pytrace=False)
+
+    @pytest.fixture
+    def exchange_server() -> None:
+        """Needs the lab extra: pip install 'pytest-sniper-otel[lab]'."""
+        pytest.fail(_NEEDS_LAB.format("exchange_server"), pytrace=False)
 
     @pytest.fixture
     def chaos() -> None:

@@ -15,7 +15,7 @@ from pytest_sniper_otel.cli import main
 def test_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("run", "chaos", "rules", "load"):
+    for name in ("run", "chaos", "rules", "load", "exchange"):
         assert f"  {name} " in out
 
 

@@ -282,7 +282,8 @@ def _jsonable(value: Any) -> Any:
 # -- registry ------------------------------------------------------------------------------------
 _REGISTRY: dict[str, type[Fault]] = {}
 _BUILTIN_MODULES = (
-    "exchange_faults", "redis_faults", "clock_faults", "model_faults", "telemetry_faults",
+    "exchange_faults", "wire_faults", "redis_faults", "clock_faults", "model_faults",
+    "telemetry_faults",
 )
 _loaded = False
 

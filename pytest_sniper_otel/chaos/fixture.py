@@ -78,13 +78,23 @@ class ChaosController:
 
     # targets ------------------------------------------------------------------------------
     def bind(self, targets: Targets | None = None, **seams: Any) -> ChaosController:
-        """Name the objects faults act on: ``bind(exchange=client, redis=cache, ...)``."""
+        """Name the objects faults act on: ``bind(exchange=client, redis=cache, ...)``.
+
+        An object offering ``chaos_targets()`` binds what it lists too, unless named
+        explicitly: ``bind(exchange=server)`` with an
+        :class:`~pytest_sniper_otel.flow.server.ExchangeServer` also binds ``market``."""
         if targets is not None:
             for f in dataclasses.fields(Targets):
                 value = getattr(targets, f.name)
                 if value is not None:
                     setattr(self.targets, f.name, value)
         known = [f.name for f in dataclasses.fields(Targets)]
+        offered: dict[str, Any] = {}
+        for value in seams.values():
+            more = getattr(value, "chaos_targets", None)
+            if callable(more):
+                offered.update({k: v for k, v in more().items() if k in known})
+        seams = {**offered, **seams}
         for name, value in seams.items():
             if name not in known:
                 raise FaultError(f"unknown target {name!r} (targets: {', '.join(known)})")

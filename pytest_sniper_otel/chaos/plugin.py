@@ -1,5 +1,5 @@
-"""The lab's pytest plugin: the ``sniper_bot`` and ``chaos`` fixtures, chaos options,
-markers and header line. Loaded by :mod:`pytest_sniper_otel.lab_plugin` when the ``lab``
+"""The lab's pytest plugin: the ``sniper_bot``, ``exchange_server`` and ``chaos`` fixtures,
+chaos options, markers and header line. Loaded by :mod:`pytest_sniper_otel.lab_plugin` when the ``lab``
 extra is installed; heavy pieces load on use."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import pytest
 if TYPE_CHECKING:
     from ..clock import SimClock
     from ..flow import BotConfig, SniperBot
+    from ..flow.exchange import LatencyModel, ListingSpec
+    from ..flow.server import ExchangeServer
     from ..telemetry import Telemetry
     from .faults import FaultSpec
     from .fixture import ChaosController
@@ -23,6 +25,7 @@ _CHAOS_INDEX = pytest.StashKey[str]()
 
 BOT_MARKER = "sniper_otel_bot"
 CHAOS_MARKER = "sniper_otel_chaos"
+EXCHANGE_MARKER = "sniper_otel_exchange"
 REAL_REDIS_MARKER = "sniper_otel_real_redis"
 MARKERS = (
     f"{BOT_MARKER}(*, seed=0, config=None, redis=None): options of the `sniper_bot` fixture "
@@ -30,6 +33,9 @@ MARKERS = (
     f"{CHAOS_MARKER}(*faults, seed=None): faults (pytest_sniper_otel.chaos.fault(...)) the "
     "`chaos` fixture schedules for this test once their target is bound, or adds to "
     "chaos.run(scenario); seed overrides --sniper-otel-chaos-seed",
+    f"{EXCHANGE_MARKER}(*, seed=0, listings=None, initial_balance=10000.0, latency=None, "
+    "hold_limit=30.0): options of the `exchange_server` fixture (the exchange simulator served "
+    "as MEXC spot REST v3 on a loopback port)",
     f"{REAL_REDIS_MARKER}: needs a real Redis server (SNIPER_OTEL_REDIS_URL); deselect with "
     f"-m 'not {REAL_REDIS_MARKER}'",
 )
@@ -171,6 +177,31 @@ def _bot_options(
     *, seed: int = 0, config: BotConfig | None = None, redis: Any = None
 ) -> dict[str, Any]:
     return {"seed": seed, "config": config, "redis": redis}
+
+
+@pytest.fixture
+def exchange_server(request: pytest.FixtureRequest) -> Iterator[ExchangeServer]:
+    """The exchange simulator served as MEXC spot REST v3 on a free loopback port for this
+    test (``.url``, ``.ccxt_config()``), closed after it; options from
+    ``@pytest.mark.sniper_otel_exchange``. It runs on the test's ``clock`` when the test uses
+    that fixture (latency is then simulated time), else on real time."""
+    from ..flow.server import ExchangeServer
+
+    marker = request.node.get_closest_marker(EXCHANGE_MARKER)
+    args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
+    options = _exchange_options(*args, **kwargs)
+    clock = request.getfixturevalue("clock") if "clock" in request.fixturenames else None
+    with ExchangeServer.create(clock=clock, **options) as server:
+        yield server
+
+
+def _exchange_options(
+    *, seed: int = 0, listings: list[ListingSpec] | None = None,
+    initial_balance: float = 10_000.0, latency: LatencyModel | None = None,
+    hold_limit: float = 30.0,
+) -> dict[str, Any]:
+    return {"seed": seed, "listings": listings, "initial_balance": initial_balance,
+            "latency": latency, "hold_limit": hold_limit}
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from .exchange import (
     Transport,
     TransportError,
     TransportTimeout,
+    receive,
     sign,
 )
 from .telemetry import (
@@ -319,7 +320,7 @@ class ExchangeClient:
             started = time.monotonic()
             status = 0
             try:
-                response = self.transport(request)
+                response = receive(self.transport(request), self.clock, self.retry.timeout)
                 if time.monotonic() - started > self.retry.timeout:
                     raise TransportTimeout(f"no response within {self.retry.timeout:g}s")
                 status = response.status
