@@ -13,6 +13,12 @@ never fire there.
 
 Which loops: every loop of asyncio's own classes (``BaseEventLoop``) that runs, or is
 running, in the thread that started the clock. Loops in other threads keep real time.
+
+A server running in this process (another thread) that a loop's sockets talk to registers
+with :func:`register_in_process_server`: while it is answering, the loop waits for its bytes
+instead of jumping to the next timer (a client timeout would otherwise fire before a
+loopback answer could arrive), and the clock does not move by the wait: the server charges
+its own latency on the clock.
 """
 
 from __future__ import annotations
@@ -75,6 +81,11 @@ class _LoopOnClock:
         ready = self.original_select(0)
         if ready:
             return ready
+        if any(is_busy() for is_busy in list(_IN_PROCESS_SERVERS)):
+            # An in-process server is answering: poll for its bytes without moving time;
+            # the loop calls select() again with the same timeout.
+            return self.original_select(_SERVER_POLL if timeout is None
+                                        else min(timeout, _SERVER_POLL))
         if timeout is None or any(not f.done() for f in self.executor_futures):
             # Waiting on the outside world (a socket, another thread): simulated time moves
             # with real time, so a timeout keeps its real meaning.
@@ -88,6 +99,23 @@ class _LoopOnClock:
         # Only timers are pending: jump to the earliest.
         clock.advance_ns(_ns_from_seconds(timeout))
         return []
+
+
+_SERVER_POLL = 0.005  # real seconds between looks at a busy in-process server
+_IN_PROCESS_SERVERS: list[Callable[[], bool]] = []
+
+
+def register_in_process_server(is_busy: Callable[[], bool]) -> Callable[[], None]:
+    """Tell loops on a simulated clock about a server in this process: ``is_busy()`` is true
+    from the moment a request reaches it until its answer is on the wire (and false while
+    it deliberately withholds one). Returns the function that unregisters it."""
+    _IN_PROCESS_SERVERS.append(is_busy)
+
+    def unregister() -> None:
+        if is_busy in _IN_PROCESS_SERVERS:
+            _IN_PROCESS_SERVERS.remove(is_busy)
+
+    return unregister
 
 
 def _ns_from_seconds(seconds: float) -> int:

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..flow.client import ENDPOINTS
-from ..flow.exchange import ApiRequest, ApiResponse, TransportError, TransportTimeout
+from ..flow.exchange import ENDPOINTS, ApiRequest, ApiResponse, TransportError, TransportTimeout
 from . import layers
 from .faults import Fault, FaultError, chance, positive, register, require
 

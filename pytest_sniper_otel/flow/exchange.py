@@ -272,6 +272,10 @@ ROUTES: Mapping[tuple[str, str], Route] = {
 }
 
 
+# every logical endpoint the exchange serves (what a fault's ``endpoints=`` may name)
+ENDPOINTS: tuple[str, ...] = tuple(dict.fromkeys(r.endpoint for r in ROUTES.values()))
+
+
 def endpoint_of(method: str, path: str) -> str:
     """The logical endpoint name of a call, ``unknown`` for a path no route serves."""
     route = ROUTES.get((method, path))

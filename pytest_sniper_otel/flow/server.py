@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -119,8 +119,11 @@ class ExchangeServer:
         self.closing = threading.Event()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
+        # open connections -> answering a request now
+        self._connections: dict[socket.socket, bool] = {}
+        self._accepting = 0
         self._lock = threading.Lock()
+        self._unregister: Callable[[], None] | None = None
 
     @classmethod
     def create(
@@ -158,6 +161,9 @@ class ExchangeServer:
             name=f"sniper-otel-exchange:{self.port}", daemon=True,
         )
         self._thread.start()
+        from ..clock_asyncio import register_in_process_server
+
+        self._unregister = register_in_process_server(self.busy)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -166,6 +172,9 @@ class ExchangeServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
+        if self._unregister is not None:
+            self._unregister()
+            self._unregister = None
         self.closing.set()
         httpd.shutdown()
         with self._lock:
@@ -201,14 +210,11 @@ class ExchangeServer:
     def ccxt_config(self, **extra: Any) -> dict[str, Any]:
         """Constructor options pointing ``ccxt.mexc`` (sync or async) at this server, with
         its credentials. ccxt's mexc also loads swap markets from the contract API; this
-        server answers that with none, so only spot markets appear. On a simulated clock
-        ccxt's rate limiter is off: it waits for time to pass, which a stopped clock never
-        does (pass ``enableRateLimit=True`` to override)."""
+        server answers that with none, so only spot markets appear."""
         url = self.url
         config: dict[str, Any] = {
             "apiKey": self.api_key,
             "secret": self.api_secret,
-            "enableRateLimit": isinstance(self.clock, RealClock),
             "urls": {"api": {
                 "spot": {"public": url, "private": url},
                 "contract": {"public": f"{url}/api/v1/contract",
@@ -223,6 +229,12 @@ class ExchangeServer:
         faults, its simulator for market faults (``market.partial_fills``)."""
         return {"exchange": self, "market": self.exchange}
 
+    @property
+    def open_connections(self) -> int:
+        """Connections a handler is still serving (0 after :meth:`close` returned)."""
+        with self._lock:
+            return len(self._connections)
+
     def endpoints(self) -> list[str]:
         """The logical endpoint of every call served so far, in order."""
         with self._lock:
@@ -232,6 +244,23 @@ class ExchangeServer:
         where = self.url if self.running else "stopped"
         return f"<ExchangeServer {where}>"
 
+    def busy(self) -> bool:
+        """Whether a request has reached the server and its answer is not on the wire yet:
+        a connection waiting to be accepted, a request being answered, or request bytes
+        not read yet. A withheld answer (``no_answer``) is not busy: the client waits."""
+        httpd = self._httpd
+        if httpd is None:
+            return False
+        with self._lock:
+            if self._accepting or any(self._connections.values()):
+                return True
+            # a handler marks its connection before it reads: unread bytes are visible here
+            sockets = [s for s in (httpd.socket, *self._connections) if s.fileno() != -1]
+        try:
+            return bool(select.select(sockets, [], [], 0)[0])
+        except (OSError, ValueError):  # a socket closed meanwhile
+            return False
+
     # used by the handler -----------------------------------------------------------------
     def _record(self, call: ServedCall) -> None:
         with self._lock:
@@ -240,15 +269,41 @@ class ExchangeServer:
     def _track(self, conn: socket.socket, open_: bool) -> None:
         with self._lock:
             if open_:
-                self._connections.add(conn)
+                self._connections[conn] = False
             else:
-                self._connections.discard(conn)
+                self._connections.pop(conn, None)
+
+    def _answering(self, conn: socket.socket, answering: bool) -> None:
+        with self._lock:
+            if conn in self._connections:
+                self._connections[conn] = answering
+
+    def _accept(self, delta: int) -> None:
+        with self._lock:
+            self._accepting += delta
 
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     owner: ExchangeServer
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        # counted as busy from before accept() until the handler tracks the connection
+        self.owner._accept(1)
+        try:
+            return super().get_request()
+        except BaseException:
+            self.owner._accept(-1)
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.owner._track(request, True)
+        self.owner._accept(-1)
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-request is not the server's error: stay quiet."""
 
     def server_close(self) -> None:
         # ThreadingMixIn joins handler threads without a bound; join_handlers bounds it
@@ -265,11 +320,23 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HttpServer
     server_version = "sniper-otel-mexc"
-    sys_version = ""
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, True)
+    def handle_one_request(self) -> None:
+        # Wait for the next request without reading it, then mark the connection as
+        # answering before its first byte is consumed (see ExchangeServer.busy).
+        owner = self.server.owner
+        try:
+            select.select([self.connection], [], [])
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        owner._answering(self.connection, True)
+        try:
+            super().handle_one_request()
+            with contextlib.suppress(OSError, ValueError):
+                self.wfile.flush()
+        finally:
+            owner._answering(self.connection, False)
 
     def finish(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -321,26 +388,29 @@ class _Handler(BaseHTTPRequestHandler):
         if wire is not None and wire.kind == "no_answer":
             self._hold(min(wire.seconds or owner.hold_limit, owner.hold_limit))
             return
-        self._send_head(response, close=wire is not None)
         if wire is None:
-            self.wfile.write(response.body)
+            self._send_head(response, close=False, body=response.body)
         elif wire.kind == "slow":
+            self._send_head(response, close=True)
             self._trickle(response.body, wire)
         else:
-            self.wfile.write(response.body[: wire.cut(response.body)])
+            self._send_head(response, close=True, body=response.body[: wire.cut(response.body)])
             if wire.kind == "reset":
                 self._reset()
 
-    def _send_head(self, response: ApiResponse, *, close: bool) -> None:
-        self.send_response(response.status)
-        for key, value in response.headers.items():
-            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
+    def _send_head(self, response: ApiResponse, *, close: bool, body: bytes = b"") -> None:
+        """The status line, headers and ``body`` in one write: a client must not see the
+        head of an answer whose body the server has yet to send, as if it were complete."""
+        phrase = self.responses.get(response.status, ("",))[0]
+        lines = [f"{self.protocol_version} {response.status} {phrase}",
+                 f"Server: {self.server_version}", f"Date: {self.date_time_string()}"]
+        lines += [f"{key}: {value}" for key, value in response.headers.items()
+                  if key.lower() not in ("content-length", "connection", "transfer-encoding")]
+        lines.append(f"Content-Length: {len(response.body)}")
         if close:
-            self.send_header("Connection", "close")
+            lines.append("Connection: close")
             self.close_connection = True
-        self.end_headers()
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def _trickle(self, body: bytes, wire: WireFault) -> None:
         chunks = max(1, min(wire.chunks, len(body)))
@@ -363,6 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
         ``limit`` real seconds pass, then close it without a word."""
         self.close_connection = True
         owner = self.server.owner
+        owner._answering(self.connection, False)  # the client's own timeout decides now
         deadline = _real_monotonic() + limit
         while not owner.closing.is_set() and _real_monotonic() < deadline:
             try:

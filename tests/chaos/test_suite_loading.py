@@ -139,7 +139,9 @@ def test_a_raising_configure_hook_fails_that_scenario_not_the_suite(
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: fault("exchange.http_error", endpoints=("order.placed",)),
      "fault 'exchange.http_error': endpoints: no endpoint 'order.placed'; did you mean "
-     "'order.place'? (endpoints: calendar, ticker, order.place, order.status, account)"),
+     "'order.place'? (endpoints: ping, time, exchange_info, ticker, ticker.24hr, depth, "
+     "klines, calendar, order.place, order.status, order.cancel, orders.open, orders.all, "
+     "trades, account, currencies, contracts)"),
     (lambda: fault("exchange.latency", endpoints=("tickers", "calendar")),
      "no endpoint 'tickers'; did you mean 'ticker'?"),
     (lambda: fault("exchange.latency", latency=math.inf),

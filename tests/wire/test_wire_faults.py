@@ -269,3 +269,19 @@ def test_wire_faults_act_on_the_in_process_transport_too(
     if error_type == "timeout":
         # the client's 2 s timeout, in simulated time
         assert [s.duration_ms for s in attempts] == [2000.0, 2000.0]
+
+
+def test_no_answer_is_a_simulated_timeout_for_an_asyncio_client_on_the_clock(
+    chaos: ChaosController, exchange_server: ExchangeServer, clock: SimClock,
+    telemetry: Telemetry,
+) -> None:
+    # The server withholds the answer, so the event loop (on the simulated clock) jumps to
+    # the client's 30 s timeout instead of waiting for it in real time.
+    chaos.bind(exchange=exchange_server)
+    chaos.inject(fault("exchange.no_answer"))
+    before = clock.time()
+    assert _outcome(lambda: _aiohttp_get(exchange_server.url + TICKER, 30.0)) == "TimeoutError"
+    assert clock.time() - before == pytest.approx(30.0, abs=0.1)
+    (client,) = _client_spans(telemetry)
+    assert client.status == "ERROR"
+    assert client.duration_ms == pytest.approx(30_000, abs=100)
