@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .capture import SessionTelemetry, install_session, metric_reader
-    from .clock import DEFAULT_START, Clock, SimClock
+    from .clock import DEFAULT_START, Clock, RealClock, SimClock
+    from .clock_asyncio import register_in_process_server
     from .errors import (
         CaptureUnavailable,
         MetricKindError,
@@ -41,6 +42,8 @@ _EXPORTS = {
     "ANY": "matchers",
     "SimClock": "clock",
     "Clock": "clock",
+    "RealClock": "clock",
+    "register_in_process_server": "clock_asyncio",
     "DEFAULT_START": "clock",
     "Telemetry": "telemetry",
     "MetricView": "metrics",
@@ -72,6 +75,7 @@ __all__ = [
     "MetricNotFound",
     "MetricView",
     "MetricsSnapshot",
+    "RealClock",
     "SeriesPoint",
     "SessionTelemetry",
     "SimClock",
@@ -86,6 +90,7 @@ __all__ = [
     "event",
     "install_session",
     "metric_reader",
+    "register_in_process_server",
     "span",
 ]
 __version__ = "0.1.0"

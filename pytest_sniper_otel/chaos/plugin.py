@@ -1,6 +1,6 @@
 """The lab's pytest plugin: the ``sniper_bot``, ``exchange_server`` and ``chaos`` fixtures,
-chaos options, markers and header line. Loaded by :mod:`pytest_sniper_otel.lab_plugin` when the ``lab``
-extra is installed; heavy pieces load on use."""
+chaos options, markers and header line. Loaded by :mod:`pytest_sniper_otel.lab_plugin` when
+the ``lab`` extra is installed; heavy pieces load on use."""
 
 from __future__ import annotations
 

@@ -284,7 +284,8 @@ class ExchangeServer:
 
 
 class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # not daemons: ThreadingMixIn only keeps track of (and close() waits for) the others
+    daemon_threads = False
     allow_reuse_address = True
     owner: ExchangeServer
 
@@ -301,6 +302,13 @@ class _HttpServer(ThreadingHTTPServer):
         self.owner._track(request, True)
         self.owner._accept(-1)
         super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        # called once per connection whatever happened in its handler, even if setup failed
+        try:
+            super().shutdown_request(request)
+        finally:
+            self.owner._track(request, False)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that vanished mid-request is not the server's error: stay quiet."""
@@ -341,7 +349,6 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             super().finish()
-        self.server.owner._track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: every call is in ``ExchangeServer.calls``."""
