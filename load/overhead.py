@@ -41,6 +41,9 @@ from otel_setup import BASELINE, VARIANTS  # noqa: E402
 from receiver import Receiver  # noqa: E402
 from stats import median_ratio  # noqa: E402
 
+from pytest_sniper_otel import SpecError  # noqa: E402
+from pytest_sniper_otel import parse_duration as parse_any_duration  # noqa: E402
+
 LOCUSTFILE = HERE / "locustfile.py"
 LATENCIES = ("zero", "realistic")
 # figure -> (result key, lower is better); ratios are variant / none
@@ -60,18 +63,14 @@ class UsageError(ValueError):
     """Bad input, reported before anything starts."""
 
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``1m30s``, ``2m``, ``1h`` -> whole seconds (locust's ``-t`` syntax)."""
-    m = _DURATION.match(text.strip())
-    if not text.strip() or m is None or not any(m.groups()):
-        raise UsageError(f"duration {text!r} doesn't parse; use e.g. 6s, 90, 1m30s")
-    h, mins, s = m.groups()
-    seconds = int(h or 0) * 3600 + int(mins or 0) * 60 + int(s or 0)
+def parse_duration(text: str, what: str) -> float:
+    """Seconds in ``text`` (the package's duration grammar: 90, 6s, 1m30s), more than zero."""
+    try:
+        seconds = parse_any_duration(text, what=what)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
     if seconds <= 0:
-        raise UsageError(f"duration {text!r} must be longer than zero")
+        raise UsageError(f"{what} must be longer than zero, got {text!r}")
     return seconds
 
 
@@ -143,8 +142,8 @@ def parse_args(argv: Sequence[str] | None, prog: str = "overhead") -> Plan:
             raise UsageError(f"--rounds must be at least 1, got {a.rounds}")
         if a.micro_rounds and a.micro_rounds < 3:
             raise UsageError("--micro-rounds must be 0 (skip) or at least 3")
-        duration = parse_duration(a.duration)
-        warmup = parse_duration(a.warmup) if a.warmup not in ("0", "0s") else 0.0
+        duration = parse_duration(a.duration, "--duration")
+        warmup = parse_duration(a.warmup, "--warmup") if a.warmup not in ("0", "0s") else 0.0
         if warmup >= duration:
             raise UsageError(
                 f"--warmup ({a.warmup}) must be shorter than --duration ({a.duration})"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .capture import SessionTelemetry, install_session, metric_reader
     from .clock import DEFAULT_START, Clock, RealClock, SimClock
     from .clock_asyncio import register_in_process_server
+    from .durations import parse_duration
     from .errors import (
         CaptureUnavailable,
         MetricKindError,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         SniperOtelError,
         SniperOtelWarning,
         SpecError,
+        did_you_mean,
     )
     from .logs import LogRecordView
     from .matchers import ANY
@@ -61,6 +63,8 @@ _EXPORTS = {
     "MetricNotFound": "errors",
     "MetricKindError": "errors",
     "CaptureUnavailable": "errors",
+    "did_you_mean": "errors",
+    "parse_duration": "durations",
 }
 
 __all__ = [
@@ -87,9 +91,11 @@ __all__ = [
     "Telemetry",
     "absent",
     "descendant",
+    "did_you_mean",
     "event",
     "install_session",
     "metric_reader",
+    "parse_duration",
     "register_in_process_server",
     "span",
 ]

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
 def shown(value: Any) -> str:
     """A wrong argument as an error message shows it: its type and value (``str '120'``)."""
     return f"{type(value).__name__} {value!r}"
+
+
+def did_you_mean(
+    word: object,
+    choices: Iterable[str],
+    *,
+    template: str = "; {}",
+    n: int = 1,
+    show: Callable[[str], str] = repr,
+) -> str:
+    """``template`` around "did you mean 'x'?" for the ``n`` choices closest to ``word``
+    (``"; did you mean 'side'?"``), or ``""`` when none is close: the package's one way to
+    suggest a name in an error message."""
+    close = difflib.get_close_matches(str(word), list(choices), n=n)
+    if not close:
+        return ""
+    return template.format(f"did you mean {', '.join(show(c) for c in close)}?")
 
 
 class SniperOtelError(Exception):

@@ -8,13 +8,12 @@ those series at one instant; the alert evaluator works on a timeline of snapshot
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .errors import MetricKindError, MetricNotFound, SpecError, shown
+from .errors import MetricKindError, MetricNotFound, SpecError, did_you_mean, shown
 
 MetricKind = Literal["counter", "updowncounter", "gauge", "histogram"]
 Attributes = Mapping[str, Any]
@@ -200,8 +199,7 @@ class MetricsSnapshot:
         if unknown:
             hints = []
             for k in unknown:
-                close = difflib.get_close_matches(k, sorted(keys), n=1)
-                hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                hints.append(f"{k!r}" + did_you_mean(k, sorted(keys), template=" ({})"))
             raise SpecError(
                 f"metric {name!r} has no series with attribute {', '.join(hints)}; "
                 f"its attribute keys are: {', '.join(sorted(keys)) or 'none'}"
@@ -222,8 +220,7 @@ def _check_values(name: str, wanted: Attributes, points: Sequence[SeriesPoint]) 
         if any(matches(want, v) for v in seen):
             continue
         shown = [repr(v) for v in seen]
-        close = difflib.get_close_matches(describe(want), shown, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(describe(want), shown, template=" ({})", show=str)
         listed = ", ".join(shown[:20])
         if len(shown) > 20:
             listed += f", ... {len(shown) - 20} more"
@@ -243,8 +240,7 @@ def _attributes_include(actual: Mapping[str, Any], wanted: Mapping[str, Any]) ->
 def _not_found_message(name: str, captured: Sequence[str]) -> str:
     if not captured:
         return f"metric {name!r} was not recorded in this test: no metrics were recorded at all"
-    close = difflib.get_close_matches(name, captured, n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(name, captured, n=3)
     return (
         f"metric {name!r} was not recorded in this test{hint}\n"
         f"captured metrics: {', '.join(captured)}"

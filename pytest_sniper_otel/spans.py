@@ -9,7 +9,6 @@ first divergence; :mod:`.render` renders it.
 from __future__ import annotations
 
 import bisect
-import difflib
 import math
 import operator
 import os
@@ -19,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .errors import SpecError, shown
+from .errors import SpecError, did_you_mean, shown
 from .matchers import ANY, describe, matches
 
 if TYPE_CHECKING:
@@ -298,8 +297,7 @@ def _check_keywords(fn: str, name: Any, options: Mapping[str, Any]) -> None:
     if unknown:
         hints = []
         for k in unknown:
-            close = difflib.get_close_matches(k, _SPAN_KEYWORDS, n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints.append(f"{k!r}" + did_you_mean(k, _SPAN_KEYWORDS, template=" ({})"))
         raise SpecError(
             f"{fn}({name!r}) got unknown keyword {', '.join(hints)}; "
             f"valid keywords: {', '.join(_SPAN_KEYWORDS)}"

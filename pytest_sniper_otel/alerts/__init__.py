@@ -61,6 +61,7 @@ Drills
 
 from __future__ import annotations
 
+from .. import parse_duration  # the package's one duration grammar, at hand for rule authors
 from .defaults import DEFAULT_RULES, default_rules
 from .drills import (
     DRILLS,
@@ -73,7 +74,7 @@ from .drills import (
     run_timeline,
 )
 from .evaluator import AlertEvaluator, AlertState, Episode, Evaluation, Transition
-from .expr import ExpressionError, parse_duration, parse_expression
+from .expr import ExpressionError, parse_expression
 from .prometheus import export, find_promtool, promql, run_promtool
 from .recording import Recording
 from .rules import AlertRule, RuleError, RuleSet, load_rules, rule

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from .. import SpecError, parse_duration
 from ..catalog import MetricSpec
-from ..errors import SpecError
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -43,34 +43,6 @@ class ExpressionError(SpecError):
 
 
 # durations -------------------------------------------------------------------------
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | float | int) -> float:
-    """Seconds in ``text`` (``"90s"``, ``"5m"``, ``"1h30m"``) or in a plain number."""
-    if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        s = text.strip()
-        sign = -1.0 if s.startswith("-") else 1.0
-        body = s.lstrip("+-").strip()
-        pos, seconds = 0, 0.0
-        for m in _DURATION_PART.finditer(body):
-            if m.start() != pos:
-                break
-            seconds += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-            pos = m.end()
-        if not body or pos != len(body):
-            raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
-        seconds *= sign
-    if not math.isfinite(seconds):
-        raise ValueError(f"not a duration: {text!r}")
-    return seconds
-
-
 def format_duration(seconds: float) -> str:
     """Prometheus duration text for ``seconds`` (``300 -> "5m"``, ``90 -> "1m30s"``)."""
     ms = round(seconds * 1000)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import SpecError, parse_duration
 from ..catalog import METRICS, MetricSpec
-from ..errors import SpecError
-from .expr import Expression, ExpressionError, check_against, parse_duration, parse_expression
+from .expr import Expression, ExpressionError, check_against, parse_expression
 
 SEVERITIES = ("info", "warning", "critical")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -104,9 +104,9 @@ def rule(
 ) -> AlertRule:
     """Build a rule, reading ``for_`` as a duration (``"2m"``) or seconds."""
     try:
-        seconds = parse_duration(for_)
-    except ValueError as exc:
-        raise RuleError(f"rule {name!r}: 'for': {exc}") from None
+        seconds = parse_duration(for_, what="'for'")
+    except SpecError as exc:
+        raise RuleError(f"rule {name!r}: {exc}") from None
     return AlertRule(name, expr, seconds, severity, dict(labels or {}), dict(annotations or {}))
 
 

@@ -13,12 +13,12 @@ drops the websocket-like price feed.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import did_you_mean
 from ..flow.exchange import ENDPOINTS, ApiRequest, ApiResponse, TransportError, TransportTimeout
 from . import layers
 from .faults import Fault, FaultError, chance, positive, register, require
@@ -72,8 +72,7 @@ class CallFault(Fault):
         for endpoint in self.endpoints:
             # a misspelt endpoint would match no call: the fault would never strike
             if endpoint not in ENDPOINTS:
-                close = difflib.get_close_matches(endpoint, ENDPOINTS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(endpoint, ENDPOINTS)
                 raise FaultError(f"endpoints: no endpoint {endpoint!r}{hint} "
                                  f"(endpoints: {', '.join(ENDPOINTS)})")
 

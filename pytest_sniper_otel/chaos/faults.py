@@ -33,21 +33,17 @@ so a run is reproduced by its seed.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import math
 import random
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import SpecError
+from .. import SpecError, did_you_mean, parse_duration
 
 TARGETS = ("exchange", "market", "feed", "redis", "clock", "model", "telemetry")
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class FaultError(SpecError):
@@ -55,20 +51,12 @@ class FaultError(SpecError):
 
 
 def seconds(value: float | int | str, *, what: str = "duration") -> float:
-    """``90``, ``"90s"``, ``"1.5m"``, ``"250ms"`` -> seconds."""
-    if isinstance(value, bool):
-        raise FaultError(f"{what} must be a number of seconds or a string like '2m', got {value!r}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise FaultError(f"{what} must be a finite number of seconds, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            result = float(m.group(1)) * _UNIT[m.group(2)]
-            if math.isfinite(result):
-                return result
-    raise FaultError(f"{what} must be a number of seconds or a string like '2m', got {value!r}")
+    """``90``, ``"90s"``, ``"1.5m"``, ``"1m30s"``, ``"250ms"`` -> seconds (the package's one
+    duration grammar, :func:`pytest_sniper_otel.parse_duration`), as a :class:`FaultError`."""
+    try:
+        return parse_duration(value, what=what)
+    except SpecError as exc:
+        raise FaultError(str(exc)) from None
 
 
 # -- schedule ----------------------------------------------------------------------------------
@@ -319,8 +307,7 @@ def fault_class(name: str) -> type[Fault]:
     known = registry()
     cls = known.get(name)
     if cls is None:
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known)
         raise FaultError(f"unknown fault {name!r}{hint} (known faults: {', '.join(known)})")
     return cls
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import did_you_mean
 from .faults import Fault, FaultError, FaultSpec
 
 if TYPE_CHECKING:
@@ -409,16 +410,13 @@ def configured(scenario: Scenario) -> BotConfig:
 
 def _unknown_settings(obj: Any, path: str) -> list[str]:
     """Attributes set on a config dataclass (at any depth) that are none of its fields."""
-    import difflib
-
     if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
         return []
     fields = [f.name for f in dataclasses.fields(obj)]
     found = []
     for key in getattr(obj, "__dict__", {}):
         if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, fields, template=" ({})")
             found.append(f"{path}.{key}, which {type(obj).__name__} does not have{hint}")
     for name in fields:
         found += _unknown_settings(getattr(obj, name), f"{path}.{name}")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import did_you_mean
 from .faults import FaultError, FaultSpec, seconds
 
 if TYPE_CHECKING:
@@ -156,13 +157,10 @@ class Scenario:
 
     def validate_alerts(self, rules: RuleSet) -> None:
         """Raise :class:`FaultError` if an expected alert is not defined by ``rules``."""
-        import difflib
-
         names = rules.names()
         for expectation in self.alerts:
             if expectation.alert not in names:
-                close = difflib.get_close_matches(expectation.alert, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(expectation.alert, names)
                 raise FaultError(
                     f"scenario {self.name!r} expects alert {expectation.alert!r}, which no rule "
                     f"defines{hint} (alerts: {', '.join(names)})"

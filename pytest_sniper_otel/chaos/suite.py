@@ -13,7 +13,6 @@ A scenario tagged ``requires="real_redis"`` runs only when a real server is give
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.util
 import re
 import sys
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import did_you_mean
 from .faults import FaultError
 from .runner import ScenarioRun, run_scenario
 from .scenario import Scenario
@@ -169,8 +169,7 @@ def _load_problem(file: Path, exc: BaseException) -> str:
     keyword = re.search(r"unexpected keyword argument '(\w+)'", message)
     if isinstance(exc, TypeError) and keyword:
         fields = [f.name for f in dataclasses.fields(Scenario)]
-        close = difflib.get_close_matches(keyword.group(1), fields, n=1)
-        message += f"; did you mean {close[0]!r}?" if close else f" (fields: {', '.join(fields)})"
+        message += did_you_mean(keyword.group(1), fields) or f" (fields: {', '.join(fields)})"
     if isinstance(exc, FaultError):
         return f"{where}{message}"
     return f"{where}{type(exc).__name__}: {message}"
@@ -184,8 +183,7 @@ def select(scenarios: Sequence[Scenario], names: Sequence[str]) -> list[Scenario
     chosen = []
     for name in names:
         if name not in by_name:
-            close = difflib.get_close_matches(name, list(by_name), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, by_name)
             raise FaultError(f"unknown scenario {name!r}{hint} (scenarios: {', '.join(by_name)})")
         chosen.append(by_name[name])
     return chosen

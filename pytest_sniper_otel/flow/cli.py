@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -17,22 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """``"10m"``, ``"90s"``, ``"1h30m"``, ``"250ms"`` or plain seconds ``"600"`` -> seconds."""
-    compact = text.strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(?:\.\d+)?", compact):
-        seconds = float(compact)
-    elif compact and _DURATION_PART.sub("", compact) == "":
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(compact))
-    else:
-        raise ValueError(f"cannot parse duration {text!r}: use e.g. 10m, 90s, 1h30m or 600")
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return seconds
+from .. import SpecError, parse_duration
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,9 +68,11 @@ def main(argv: Sequence[str]) -> int:
         if args.seed < 0:
             parser.error(f"--seed must be >= 0, got {args.seed}")
         try:
-            duration = parse_duration(args.duration)
-        except ValueError as exc:
-            parser.error(f"--duration: {exc}")
+            duration = parse_duration(args.duration, what="--duration")
+        except SpecError as exc:
+            parser.error(str(exc))
+        if duration <= 0:
+            parser.error(f"--duration must be positive, got {args.duration!r}")
         if duration > MAX_DURATION:
             parser.error(f"--duration: at most {MAX_DURATION / 3600:g}h of simulated time, "
                          f"got {args.duration!r}")

@@ -79,7 +79,8 @@ def test_durations() -> None:
     assert format_duration(90) == "1m30s"
     assert format_duration(300) == "5m"
     assert format_duration(0) == "0s"
-    with pytest.raises(ValueError, match=r"not a duration: '5 minutes'"):
+    with pytest.raises(SpecError, match=r"^duration must be a number of seconds or a string "
+                       r"like '2m', got '5 minutes' \(units ms, s, m, h, d: 250ms, 90s, 1m30s\)$"):
         parse_duration("5 minutes")
 
 

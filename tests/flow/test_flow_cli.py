@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_sniper_otel import parse_duration
 from pytest_sniper_otel.cli import main as sniper_otel
-from pytest_sniper_otel.flow.cli import parse_duration
 
 
 def test_run_prints_orders_pnl_and_telemetry_and_writes_json(

@@ -197,7 +197,8 @@ def test_bad_variant_is_a_clear_error_before_the_run(tmp_path: Path) -> None:
     [
         (["--variants", "none,fancy"], "unknown variant 'fancy'"),
         (["--users", "0"], "--users must be at least 1, got 0"),
-        (["--duration", "ten seconds"], "duration 'ten seconds' doesn't parse"),
+        (["--duration", "ten seconds"],
+         "--duration must be a number of seconds or a string like '2m', got 'ten seconds'"),
         (["--latency", "slow"], "exchange latency 'slow' is not zero, realistic"),
     ],
 )
