@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import StatusCode
 
 if TYPE_CHECKING:
-    from .runner import ScenarioRun
+    from .result import ScenarioRun
 
 
 @dataclass(frozen=True)
@@ -283,16 +283,16 @@ def trading_not_blocked(run: ScenarioRun) -> CheckResult:
 def alerts(run: ScenarioRun) -> CheckResult:
     problems = []
     for a in run.alert_results:
-        if a["problem"]:
-            problems.append(a["problem"])
+        if a.problem:
+            problems.append(a.problem)
     unexpected = run.unexpected_alerts
     if unexpected and run.scenario.quiet_alerts:
         problems.append(f"unexpected alerts fired: {', '.join(unexpected)}")
     if problems:
         return _broken("alerts", problems)
-    parts = [f"{a['alert']} fired +{a['detection_delay']:.0f}s"
-             + (f", resolved +{a['resolution_delay']:.0f}s after rollback"
-                if a["resolution_delay"] is not None else "")
+    parts = [f"{a.alert} fired +{a.detection_delay:.0f}s"
+             + (f", resolved +{a.resolution_delay:.0f}s after rollback"
+                if a.resolution_delay is not None else "")
              for a in run.alert_results]
     if unexpected:
         parts.append(f"also fired: {', '.join(unexpected)}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .faults import FaultError
-from .runner import ScenarioRun
+from .result import ScenarioRun
 from .scenario import Scenario
 from .suite import SuiteResult, load_suite, run_suite, select
 
@@ -234,10 +234,10 @@ def _faults_cell(run: ScenarioRun) -> str:
 def _alerts_cell(run: ScenarioRun) -> tuple[str, str]:
     if not run.alert_results:
         return "-", "-"
-    fired = sum(a["fired"] for a in run.alert_results)
-    resolved = sum(a["resolved"] for a in run.alert_results)
+    fired = sum(a.fired for a in run.alert_results)
+    resolved = sum(a.resolved for a in run.alert_results)
     n = len(run.alert_results)
-    delays = [f"{a['detection_delay']:.0f}s" for a in run.alert_results if a["fired"]]
+    delays = [f"{a.detection_delay:.0f}s" for a in run.alert_results if a.fired]
     return f"{n}/{fired}/{resolved}", ", ".join(delays) or "-"
 
 
@@ -282,14 +282,14 @@ def scorecard(result: SuiteResult) -> str:
         lines.append("")
         lines.append("expected alerts:")
         name_w = max(len(n) for n, _ in wanted)
-        alert_w = max(len(a["alert"]) for _, a in wanted)
+        alert_w = max(len(a.alert) for _, a in wanted)
         for name, a in wanted:
-            fired = (f"fired +{a['detection_delay']:.0f}s (window {a['expected_within']:.0f}s)"
-                     if a["fired"] else "never fired")
-            resolved = (f"resolved +{a['resolution_delay']:.0f}s after rollback"
-                        if a["resolved"] else "not resolved")
-            mark = "ok" if not a["problem"] else "BROKEN"
-            lines.append(f"  {name:<{name_w}}  {a['alert']:<{alert_w}}  {fired:<28}  "
+            fired = (f"fired +{a.detection_delay:.0f}s (window {a.expected_within:.0f}s)"
+                     if a.fired else "never fired")
+            resolved = (f"resolved +{a.resolution_delay:.0f}s after rollback"
+                        if a.resolved else "not resolved")
+            mark = "ok" if not a.problem else "BROKEN"
+            lines.append(f"  {name:<{name_w}}  {a.alert:<{alert_w}}  {fired:<28}  "
                          f"{resolved:<32}  {mark}")
     for run in result.runs:
         if not run.ok:

@@ -31,7 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .faults import Fault, FaultError, FaultSpec, Schedule
-from .runner import FaultTimeline, ScenarioRun, Targets, run_scenario
+from .result import ScenarioRun
+from .runner import run_scenario
+from .targets import Targets
+from .timeline import FaultTimeline
 
 if TYPE_CHECKING:
     from ..clock import SimClock

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .runner import ScenarioRun
+    from .result import ScenarioRun
 
 # 1: the journal before the report's data; 2: adds fault_windows, alert_series and traces.
 JOURNAL_VERSION = 2
@@ -64,7 +64,7 @@ def alert_series(run: ScenarioRun) -> list[dict[str, Any]]:
     evaluator = run.evaluator
     if evaluator is None:
         return []
-    expected = {a["alert"]: a for a in run.alert_results}
+    expected = {a.alert: a for a in run.alert_results}
     names = list(expected) + [n for n in run.unexpected_alerts if n not in expected]
     names += [n for n in run.baseline_alerts if n not in names]
     baseline = run.baseline
@@ -100,12 +100,12 @@ def alert_series(run: ScenarioRun) -> list[dict[str, Any]]:
         }
         if name in expected:
             a = expected[name]
-            cause = None if a["cause"] == "all faults" else a["cause"]
+            cause = None if a.cause == "all faults" else a.cause
             start, end = run.scenario.fault_window(cause)
             entry["fault_start"] = _num(warm + start, 3)
             entry["rollback"] = _num(warm + end, 3)
-            entry["detection_delay"] = a["detection_delay"]
-            entry["resolution_delay"] = a["resolution_delay"]
+            entry["detection_delay"] = a.detection_delay
+            entry["resolution_delay"] = a.resolution_delay
         out.append(entry)
     return out
 

@@ -1,9 +1,8 @@
-"""Run faults on simulated time: the fault timeline, targets, and the scenario runner.
+"""The scenario runner: :func:`run_scenario`.
 
-:class:`FaultTimeline` is the engine shared by the ``chaos`` fixture and
-:func:`run_scenario`: it injects each fault when its schedule starts, steps it while active
-and rolls it back when the schedule ends, or when :meth:`FaultTimeline.rollback_all` is
-called (always, in a ``finally``).
+Its pieces live beside it: the fault timeline (:mod:`.timeline`), what faults act on
+(:mod:`.targets`), the result (:mod:`.result`) and the fault-free control run
+(:mod:`.baselines`).
 
 :func:`run_scenario` runs a :class:`~.scenario.Scenario` against the reference bot: it
 builds the bot on the simulated clock, advances it in steps (5 s, plus every fault
@@ -18,16 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import did_you_mean
-from .faults import Fault, FaultError, FaultSpec
+from .baselines import BASELINES, baseline_key, baseline_run
+from .faults import FaultError
+from .result import AlertResult, ScenarioRun
+from .targets import Targets
+from .timeline import FaultTimeline
 
 if TYPE_CHECKING:
     from ..alerts.evaluator import AlertEvaluator
@@ -36,283 +36,11 @@ if TYPE_CHECKING:
     from ..flow.bot import SniperBot
     from ..flow.config import BotConfig
     from ..telemetry import Telemetry
-    from .checks import CheckResult
-    from .export import ExportPipeline, PipelineStats
     from .scenario import Scenario
 
 STEP = 5.0
 EVALUATION_INTERVAL = 15.0
 Progress = Callable[[str, float], None]
-
-
-# -- targets ---------------------------------------------------------------------------------
-@dataclass
-class ClockTarget:
-    """The ``clock`` target: the simulated clock and the components whose clock can skew."""
-
-    clock: Any
-    components: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Targets:
-    """The objects faults act on, by target name (see :mod:`.faults` for each seam)."""
-
-    exchange: Any = None
-    market: Any = None
-    feed: Any = None
-    redis: Any = None
-    clock: Any = None
-    model: Any = None
-    telemetry: Any = None
-
-    def get(self, name: str, fault: str = "") -> Any:
-        value = getattr(self, name, None)
-        if value is None:
-            bound = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
-            raise FaultError(
-                f"fault {fault or name}: no {name!r} target to act on "
-                f"(bound targets: {', '.join(bound) or 'none'})"
-            )
-        return value
-
-    @classmethod
-    def of_bot(cls, bot: SniperBot, pipeline: ExportPipeline | None = None) -> Targets:
-        """Every seam of the reference bot."""
-        return cls(
-            exchange=bot.client,
-            market=bot.exchange,
-            feed=bot.feed,
-            redis=bot.cache,
-            clock=ClockTarget(bot.clock, {"exchange": bot.exchange, "model": bot.model,
-                                          "cache": bot.cache, "client": bot.client}),
-            model=bot.model,
-            telemetry=pipeline,
-        )
-
-
-# -- the timeline -------------------------------------------------------------------------------
-@dataclass
-class JournalEntry:
-    at: float
-    action: str
-    fault: str
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"at": round(self.at, 6), "action": self.action, "fault": self.fault,
-                "detail": self.detail}
-
-
-class FaultTimeline:
-    """Faults bound to targets, driven by a scenario-relative time ``t`` (seconds)."""
-
-    def __init__(
-        self, seed: int, *, offset: float = 0.0, until: float = math.inf,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        self.seed = seed
-        self.clock = clock  # the system's clock, recorded in each fault's activity
-        self.offset = offset  # scenario time at which schedules' zero falls
-        self.until = until  # scenario time at which every fault is rolled back
-        self.entries: list[tuple[Fault, Any]] = []
-        self.journal: list[JournalEntry] = []
-
-    def add(self, spec: FaultSpec, target: Any) -> Fault:
-        f = spec.build(len(self.entries), self.seed)
-        if self.clock is not None:
-            f.clock_now = self.clock
-        self.entries.append((f, target))
-        return f
-
-    @property
-    def faults(self) -> list[Fault]:
-        return [f for f, _ in self.entries]
-
-    def boundaries(self) -> list[float]:
-        out = set()
-        for f, _ in self.entries:
-            out.add(self.offset + f.schedule.start)
-            end = self.offset + f.schedule.end
-            if math.isfinite(end):
-                out.add(end)
-        if math.isfinite(self.until):
-            out.add(self.until)
-        return sorted(out)
-
-    def update(self, t: float, dt: float = 0.0) -> None:
-        """Inject what is due at ``t``, roll back what ended, step what stays active."""
-        for f, target in self.entries:
-            rel = t - self.offset
-            due = f.schedule.active_at(rel) and t < self.until
-            if due and not f.active and not f.records:
-                f.inject(target, at=rel)
-                self.journal.append(JournalEntry(rel, "inject", f.name, repr(f)))
-            elif f.active and not due:
-                self._rollback(f, rel)
-            elif f.active and dt > 0:
-                f.step(target, rel, dt)
-
-    def _rollback(self, f: Fault, rel: float) -> None:
-        try:
-            f.rollback(at=rel)
-            self.journal.append(JournalEntry(rel, "rollback", f.name))
-        except Exception as exc:  # keep rolling back the others; report this one
-            self.journal.append(JournalEntry(rel, "rollback_failed", f.name, repr(exc)))
-            raise
-
-    def rollback_all(self, t: float) -> None:
-        """Roll back every active fault (newest first); raises the first failure at the end."""
-        first: Exception | None = None
-        for f, _ in reversed(self.entries):
-            if f.active:
-                try:
-                    self._rollback(f, t - self.offset)
-                except Exception as exc:
-                    first = first or exc
-        if first is not None:
-            raise first
-
-
-# -- the result -------------------------------------------------------------------------------
-@dataclass
-class ScenarioRun:
-    """Everything a scenario run produced; :attr:`ok` is True when every check held."""
-
-    scenario: Scenario
-    seed: int
-    bot: Any = None
-    telemetry: Any = None
-    t0: float = 0.0
-    fault_start_abs: float | None = None
-    faults: list[Fault] = field(default_factory=list)
-    journal: list[JournalEntry] = field(default_factory=list)
-    checks: list[CheckResult] = field(default_factory=list)
-    hypothesis: dict[str, Any] = field(default_factory=dict)
-    alert_results: list[dict[str, Any]] = field(default_factory=list)
-    unexpected_alerts: list[str] = field(default_factory=list)
-    baseline_alerts: list[str] = field(default_factory=list)
-    baseline: ScenarioRun | None = None  # the fault-free run of the same seed, if any
-    transitions: list[str] = field(default_factory=list)
-    pipeline_stats: Any = None
-    queued: dict[str, int] = field(default_factory=dict)
-    open_spans: list[str] = field(default_factory=list)
-    export_timeout: float = 0.0
-    expected_active_seconds: float = 0.0
-    bot_errors: list[str] = field(default_factory=list)
-    spans: list[Any] = field(default_factory=list)
-    final_snapshot: Any = None
-    evaluator: Any = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    simulated_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    started: str = ""
-    error: str | None = None
-
-    def window(self, index: int) -> tuple[float, float]:
-        """The bot's clock (epoch seconds) when fault ``index`` was first injected and last
-        rolled back: what span and ledger times compare against, even under clock faults."""
-        f = self.faults[index]
-        if not f.records:
-            raise LookupError(f"fault {f.name} was never injected")
-        first, last = f.records[0], f.records[-1]
-        base = self.t0 + self.scenario.warmup
-        start = first.clock_started if first.clock_started is not None else base + first.started
-        end = last.clock_ended if last.clock_ended is not None else (
-            base + last.ended if last.ended is not None else math.inf)
-        return start, end
-
-    def spans_between(self, name: str, start: float, end: float) -> list[Any]:
-        """Spans called ``name`` that started within [start, end) (epoch seconds)."""
-        lo, hi = int(start * 1e9), int(end * 1e9) if math.isfinite(end) else 2**63
-        return [s for s in self.spans if s.name == name and lo <= (s.start_time or 0) < hi]
-
-    def spans_in(self, name: str, start: float, end: float) -> list[Any]:
-        """Like :meth:`spans_between` with times in seconds since the run's start, so the
-        same window can be read from this run and from its :attr:`baseline`."""
-        return self.spans_between(name, self.t0 + start, self.t0 + end)
-
-    def relative_window(self, index: int) -> tuple[float, float]:
-        """:meth:`window` in seconds since the run's start."""
-        start, end = self.window(index)
-        return start - self.t0, end - self.t0
-
-    def timeline(self, metric: str) -> list[tuple[float, float]]:
-        """(seconds since the run's start, max over series) of a gauge or counter at each
-        scrape of the alert evaluator."""
-        out = []
-        for snap in self.evaluator.snapshots if self.evaluator is not None else ():
-            values = [p.value for p in snap.points(metric) if p.value is not None]
-            if values:
-                out.append((snap.time_unix_nano / 1e9 - self.t0, max(values)))
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(c.held for c in self.checks)
-
-    @property
-    def broken(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.held]
-
-    @property
-    def dropped(self) -> dict[str, int]:
-        stats: PipelineStats | None = self.pipeline_stats
-        if stats is None:
-            return {}
-        return {f"{s}/{r}": n for (s, r), n in sorted(stats.dropped.items())}
-
-    def failure_message(self) -> str:
-        lines = [f"chaos scenario {self.scenario.name!r} (seed {self.seed}) broke:"]
-        if self.error:
-            lines.append(f"  error: {self.error}")
-        lines += [f"  {c.name}: {c.detail}" for c in self.broken]
-        if self.scenario.tags.get("origin") == "hypothesis":
-            lines.append(f"reproduce: run_scenario(random_scenario({list(self.scenario.faults)!r}"
-                         f"), seed={self.seed})")
-        else:
-            lines.append(f"reproduce: sniper-otel chaos --scenario {self.scenario.name} "
-                         f"--seed {self.seed}")
-        if self.transitions:
-            lines += ["alert transitions:", *(f"  {t}" for t in self.transitions)]
-        return "\n".join(lines)
-
-    def raise_for_failures(self) -> None:
-        if not self.ok:
-            raise AssertionError(self.failure_message())
-
-    def to_json(self) -> dict[str, Any]:
-        """The journal: a Chaos Toolkit-like record of what happened, plus what the HTML
-        report draws (:mod:`.report_data`)."""
-        from .report_data import report_json
-
-        return {
-            "experiment": self.scenario.to_json(),
-            "seed": self.seed,
-            "status": "completed" if self.ok else ("aborted" if self.error else "failed"),
-            "deviated": not self.ok,
-            "start": self.started,
-            "wall_seconds": round(self.wall_seconds, 3),
-            "simulated_seconds": self.simulated_seconds,
-            "steady_states": self.hypothesis,
-            "run": [e.to_json() for e in self.journal if e.action == "inject"],
-            "rollbacks": [e.to_json() for e in self.journal if e.action != "inject"],
-            "faults": [f.to_json() for f in self.faults],
-            "verification": [c.to_json() for c in self.checks],
-            "alerts": {"expected": self.alert_results, "unexpected": self.unexpected_alerts,
-                       "baseline": self.baseline_alerts, "transitions": self.transitions},
-            "telemetry": {
-                "pipeline": self.pipeline_stats.to_json() if self.pipeline_stats else None,
-                "dropped": self.dropped,
-            },
-            "bot": self.summary,
-            "error": self.error,
-            **report_json(self),
-        }
-
-    def write_journal(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n",
-                              encoding="utf-8")
 
 
 # -- the runner ------------------------------------------------------------------------------------
@@ -351,16 +79,16 @@ def run_scenario(
         run.wall_seconds = _wall() - wall0
         return run
     if scenario.baseline and scenario.faults:
-        fresh = _baseline_key(scenario, run_seed, rules, redis) not in _BASELINES
+        fresh = baseline_key(scenario, run_seed, rules, redis) not in BASELINES
         if fresh and progress is not None:
             # an uncached baseline costs as much as the run: show it as the first half
             outer = progress
             outer(scenario.name, 0.0)
-            run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step,
+            run.baseline = baseline_run(scenario, run_seed, clock, redis, rules, step,
                                      lambda _, f: outer(scenario.name, f / 2))
             progress = lambda name, f: outer(name, 0.5 + f / 2)  # noqa: E731
         else:
-            run.baseline = _baseline(scenario, run_seed, clock, redis, rules, step)
+            run.baseline = baseline_run(scenario, run_seed, clock, redis, rules, step)
         run.baseline_alerts = list(run.baseline.unexpected_alerts)
     with ExitStack() as stack:
         if clock is None:
@@ -421,42 +149,6 @@ def _unknown_settings(obj: Any, path: str) -> list[str]:
     for name in fields:
         found += _unknown_settings(getattr(obj, name), f"{path}.{name}")
     return found
-
-
-_BASELINES: dict[tuple[Any, ...], ScenarioRun] = {}
-
-
-def _baseline_key(scenario: Scenario, seed: int, rules: RuleSet, redis: Any) -> tuple[Any, ...]:
-    return (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
-
-
-def _baseline(
-    scenario: Scenario, seed: int, clock: SimClock | None, redis: Any, rules: RuleSet,
-    step: float, progress: Progress | None = None,
-) -> ScenarioRun:
-    """The same bot, seed and duration without any fault (cached per process)."""
-    key = _baseline_key(scenario, seed, rules, redis)
-    cached = _BASELINES.get(key)
-    if cached is not None:
-        return cached
-    from ..capture import install_session
-    from ..clock import SimClock
-
-    control = dataclasses.replace(
-        scenario, name=f"{scenario.name}_baseline", faults=(), alerts=(), checks=(),
-        baseline=False, verify=None, breaker="any",
-    )
-    with ExitStack() as stack:
-        if clock is None:
-            clock = stack.enter_context(SimClock())
-        # A window of its own: the control run must not pollute the test's telemetry.
-        window = stack.enter_context(install_session().capture(nested=True))
-        result = run_scenario(control, seed=seed, telemetry=window, clock=clock,
-                              redis=redis, rules=rules, step=step, progress=progress)
-    if result.error is not None:
-        raise RuntimeError(f"the baseline run of {scenario.name!r} crashed: {result.error}")
-    _BASELINES[key] = result
-    return result
 
 
 def _wall() -> float:
@@ -617,25 +309,13 @@ def _alert_results(
             elif resolution is not None and resolution > a.resolves_within:
                 problem = (f"{a.alert} resolved {resolution:g}s after rollback, later than "
                            f"{a.resolves_within:g}s")
-        run.alert_results.append({
-            "alert": a.alert, "cause": a.cause or "all faults", "expected_within": a.within,
-            "fired": delay is not None, "detection_delay": delay,
-            "resolved": resolution is not None, "resolution_delay": resolution,
-            "problem": problem,
-        })
+        run.alert_results.append(AlertResult(
+            alert=a.alert, cause=a.cause or "all faults", expected_within=a.within,
+            fired=delay is not None, detection_delay=delay,
+            resolved=resolution is not None, resolution_delay=resolution, problem=problem,
+        ))
     run.unexpected_alerts = [n for n in evaluator.fired()
                              if n not in expected and n not in run.baseline_alerts]
 
 
-def load_journal(path: str | Path) -> Mapping[str, Any]:
-    data: Mapping[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    return data
-
-
-__all__ = [
-    "ClockTarget",
-    "FaultTimeline",
-    "ScenarioRun",
-    "Targets",
-    "run_scenario",
-]
+__all__ = ["run_scenario"]

@@ -28,7 +28,7 @@ from .faults import FaultError, FaultSpec, seconds
 if TYPE_CHECKING:
     from ..alerts.rules import RuleSet
     from ..flow.config import BotConfig
-    from .runner import ScenarioRun
+    from .result import ScenarioRun
 
 # Invariant checks a scenario verifies (see :mod:`.checks`); all of them by default.
 CHECKS = (

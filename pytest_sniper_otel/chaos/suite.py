@@ -24,7 +24,8 @@ from typing import Any
 
 from .. import did_you_mean
 from .faults import FaultError
-from .runner import ScenarioRun, run_scenario
+from .result import ScenarioRun
+from .runner import run_scenario
 from .scenario import Scenario
 
 REAL_REDIS = "real_redis"

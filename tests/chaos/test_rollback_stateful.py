@@ -16,8 +16,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from pytest_sniper_otel.chaos.export import export_pipeline
 from pytest_sniper_otel.chaos.faults import Fault
-from pytest_sniper_otel.chaos.runner import Targets
 from pytest_sniper_otel.chaos.strategies import fault_specs
+from pytest_sniper_otel.chaos.targets import Targets
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow.bot import SniperBot
 

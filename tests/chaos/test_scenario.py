@@ -67,7 +67,8 @@ def test_a_run_verifies_journals_and_rolls_back(tmp_path: Path) -> None:
     assert run.faults[0].records[0].started == 30.0
     assert run.faults[0].records[0].ended == 210.0
     assert run.faults[0].total_hits() > 0
-    assert run.alert_results[0]["fired"] and run.alert_results[0]["detection_delay"] <= 180
+    result = run.alert_results[0]
+    assert result.fired and result.detection_delay is not None and result.detection_delay <= 180
     run.write_journal(tmp_path / "journal.json")
     journal = json.loads((tmp_path / "journal.json").read_text())
     assert journal["status"] == "completed" and journal["seed"] == 3
