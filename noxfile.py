@@ -38,10 +38,27 @@ def load(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Plugin speed goals (issue 2): suite overhead, telemetry fixture cost, matching at scale.
+    """Plugin speed goals, ratios side by side: free when unused (against a venv without the
+    package, built here with the same pytest), fixture window cost, matching at scale.
     Pass options through: `nox -s bench -- --rounds 7 --json bench.json`."""
+    import sys
+    from pathlib import Path
+
     session.install("-e", ".")
-    session.run("python", "load/bench_plugin.py", *session.posargs)
+    without = Path(session.create_tmp(), "venv-without-package")
+    session.run(sys.executable, "-m", "venv", "--clear", str(without), external=True)
+    pins = session.run(
+        "python", "load/bench_plugin.py", "--print-baseline-requirements", silent=True
+    )
+    python = str(without / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", *str(pins).split(), external=True)
+    session.run("python", "load/bench_plugin.py", "--baseline-python", python, "--only", "suite",
+                *session.posargs)
+    # The context arms of the fixture comparison need the other tools; installed only now,
+    # so the free-when-unused run above saw the package alone.
+    session.install("opentelemetry-test-utils>=0.66b1", "logfire>=5.0")
+    session.run("python", "load/bench_plugin.py", "--only", "arms", "--only", "fixture",
+                "--only", "window", "--only", "matching", *session.posargs)
 
 
 @nox.session
