@@ -7,13 +7,16 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Generator, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from .capture import SessionTelemetry
     from .clock import SimClock
     from .telemetry import Telemetry
 
@@ -27,9 +30,9 @@ class _Settings:
     markup: bool
     verbose: bool  # -vv: every span in failures and report sections
 
-    @property
+    @cached_property
     def color(self) -> bool:
-        # Decided on use, not at configure: importing spans there would cost every run.
+        # Decided on first use, not at configure: importing spans there would cost every run.
         from .spans import use_color
 
         return use_color(self.markup)
@@ -37,7 +40,8 @@ class _Settings:
 
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
-_WINDOW = pytest.StashKey[ExitStack]()
+_WINDOW = pytest.StashKey["AbstractContextManager[Telemetry]"]()
+_SESSION = pytest.StashKey["SessionTelemetry"]()
 
 
 class HookSpecs:
@@ -85,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "sniper_otel_clock(start=None, *, otel_follows=True): start the `clock` fixture at "
         "`start` (ISO string or datetime); otel_follows=False keeps OTel timestamps real",
     )
+    config.stash[_OUTER_ITEM] = _running_item
     show = config.getoption("--sniper-otel-show") or config.getini("sniper_otel_show")
     if show not in SHOW_CHOICES:
         raise pytest.UsageError(
@@ -133,23 +138,34 @@ def _asyncio_header(config: pytest.Config) -> list[str]:
     ]
 
 
-def _open_window(item: pytest.Item) -> tuple[Telemetry, ExitStack]:
-    from .capture import install_session
-
+def _open_window(item: pytest.Item) -> None:
     config = item.config
     settings = config.stash[_SETTINGS]
-    plugins = config.pluginmanager
-    if not plugins.has_plugin(_ReportSections.name):
-        plugins.register(_ReportSections(), _ReportSections.name)
-    session = install_session(metric_views=_metric_views(config))
-    stack = ExitStack()
-    captured = stack.enter_context(
-        session.capture(
-            log_level=settings.log_level, color=settings.color, verbose=settings.verbose
-        )
+    session: SessionTelemetry | None = config.stash.get(_SESSION, None)
+    if session is None:  # the first window of the run: install (or attach) once
+        from .capture import install_session
+
+        plugins = config.pluginmanager
+        if not plugins.has_plugin(_ReportSections.name):
+            plugins.register(_ReportSections(), _ReportSections.name)
+        session = config.stash[_SESSION] = install_session(metric_views=_metric_views(config))
+    window: AbstractContextManager[Telemetry] = session.capture(
+        log_level=settings.log_level, color=settings.color, verbose=settings.verbose
     )
-    item.stash[_TELEMETRY] = captured
-    return captured, stack
+    item.stash[_TELEMETRY] = window.__enter__()
+    item.stash[_WINDOW] = window
+
+
+# The test being set up or run: the `telemetry` fixture reads it instead of asking for
+# `request`, for which pytest builds a fixture definition on every request. A run inside a
+# test (pytester, in-process) sets the outer test back when it ends.
+_running_item: pytest.Item | None = None
+_OUTER_ITEM = pytest.StashKey["pytest.Item | None"]()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _running_item
+    _running_item = config.stash.get(_OUTER_ITEM, None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -158,13 +174,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # fixture, so spans of fixtures set up before `telemetry` are its own whatever the
     # argument order. Not before session or module fixtures: they are shared, and one may
     # install the user's providers, which must win over ours.
+    global _running_item
+    _running_item = item
     if "telemetry" in getattr(item, "fixturenames", ()):
-        plugins = item.config.pluginmanager
-        windows = plugins.get_plugin(_Windows.name)
-        if windows is None:
-            windows = _Windows()
-            plugins.register(windows, _Windows.name)
-        windows.pending = item
+        _windows(item.config).pending = item
+
+
+def _windows(config: pytest.Config) -> _Windows:
+    plugins = config.pluginmanager
+    windows: _Windows | None = plugins.get_plugin(_Windows.name)
+    if windows is None:
+        windows = _Windows()
+        plugins.register(windows, _Windows.name)
+    return windows
 
 
 class _Windows:
@@ -183,7 +205,7 @@ class _Windows:
         item = self.pending
         if item is not None and fixturedef.scope == "function" and request.node is item:
             self.pending = None
-            item.stash[_WINDOW] = _open_window(item)[1]
+            _open_window(item)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -191,23 +213,24 @@ class _Windows:
             return (yield)
         finally:
             self.pending = None
-            stack = item.stash.get(_WINDOW, None)
-            if stack is not None:
+            window = item.stash.get(_WINDOW, None)
+            if window is not None:
                 del item.stash[_WINDOW]
-                stack.close()
+                window.__exit__(None, None, None)
 
 
 @pytest.fixture
-def telemetry(request: pytest.FixtureRequest) -> Iterator[Telemetry]:
+def telemetry() -> Telemetry:
     """Spans, metrics and logs recorded during this test, with assertion helpers."""
-    item = request.node
-    if _WINDOW in item.stash:
-        yield item.stash[_TELEMETRY]
-        return
-    # Requested dynamically (request.getfixturevalue): the window spans the fixture's life.
-    captured, stack = _open_window(item)
-    with stack:
-        yield captured
+    # Not a yield fixture: the window closes after the test's last teardown (_Windows).
+    item = _running_item
+    assert item is not None, "the telemetry fixture outside a test"
+    if _WINDOW not in item.stash:
+        # Requested dynamically (request.getfixturevalue): the window opens now and closes
+        # like any other, after the test's last teardown.
+        _windows(item.config)
+        _open_window(item)
+    return item.stash[_TELEMETRY]
 
 
 @pytest.fixture

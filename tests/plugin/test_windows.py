@@ -165,13 +165,33 @@ def test_fixture_after_telemetry(teardown_is_captured_too, telemetry, client):
         pass
     telemetry.assert_span_tree([span("connect"), span("trade")], exact=True)
     assert [r.body for r in telemetry.logs] == ["connected"]
+
+
+def test_telemetry_requested_in_the_test(teardown_is_captured_too, client, request):
+    with tracer.start_as_current_span("before-the-request"):
+        pass
+    telemetry = request.getfixturevalue("telemetry")
+    assert request.getfixturevalue("telemetry") is telemetry
+    seen["telemetry"] = telemetry
+    with tracer.start_as_current_span("trade"):
+        pass
+    # the window opened at the request, and closes after the test's last teardown
+    telemetry.assert_span_tree(span("trade"), exact=True)
 """
 
 
 def test_fixtures_set_up_before_telemetry_are_captured(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_order=FIXTURE_ORDER_TESTS)
     result = run_inprocess(pytester, "-p", "no:randomly", "--sniper-otel-show=always", "-rA")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_telemetry_requested_in_the_test _*",
+            "*- Captured telemetry call -*",
+            "spans (1):",
+            "   trade [[]UNSET[]] *ms",
+        ]
+    )
     for name in ("test_fixture_before_telemetry", "test_fixture_after_telemetry"):
         result.stdout.fnmatch_lines(
             [
