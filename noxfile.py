@@ -44,7 +44,7 @@ def bench(session: nox.Session) -> None:
     import sys
     from pathlib import Path
 
-    session.install("-e", ".")
+    session.install(".")  # as users install it: not editable, bytecode compiled
     without = Path(session.create_tmp(), "venv-without-package")
     session.run(sys.executable, "-m", "venv", "--clear", str(without), external=True)
     pins = session.run(
@@ -67,6 +67,14 @@ def chaos(session: nox.Session) -> None:
     session.install("-e", ".[lab]")
     session.run("sniper-otel", "chaos", "--no-progress")
     session.run("python", "load/bench_chaos.py", *session.posargs)
+
+
+@nox.session
+def chaos_speed(session: nox.Session) -> None:
+    """The chaos suite's CPU per simulated minute against commit 37a54a7, side by side, and
+    the two journals compared (goal <= 0.5x); `-- --rounds 3 --json out.json`."""
+    session.install("-e", ".[lab]")
+    session.run("python", "load/bench_chaos_vs.py", *session.posargs)
 
 
 @nox.session

@@ -117,6 +117,9 @@ def _pytest(root: Path, *args: str, python: str = sys.executable) -> tuple[float
     doesn't count the time it waited for a core, and is reported beside it."""
     env = dict(os.environ)
     env.pop("PYTEST_ADDOPTS", None)
+    # Installed packages run from bytecode: without it every run would compile the modules
+    # pip did not (an editable install's), a cost no user pays twice.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
