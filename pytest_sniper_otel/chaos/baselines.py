@@ -18,8 +18,20 @@ if TYPE_CHECKING:
 BASELINES: dict[tuple[Any, ...], ScenarioRun] = {}
 
 
-def baseline_key(scenario: Scenario, seed: int, rules: RuleSet, redis: Any) -> tuple[Any, ...]:
-    return (seed, scenario.total, scenario.warmup, scenario.configure, id(rules), redis is None)
+def baseline_key(
+    scenario: Scenario, seed: int, rules: RuleSet, redis: Any, step: float
+) -> tuple[Any, ...]:
+    """What a fault-free run depends on, by value: scenarios with the same seed, schedule,
+    bot configuration and rules share one baseline (the suite builds its rules afresh for
+    each scenario, and a key holding their identity never matched). A real Redis server
+    keeps state between runs: its baselines are shared only on the same client."""
+    from .runner import configured
+
+    return (
+        seed, scenario.warmup, scenario.duration, scenario.total, step,
+        repr(configured(scenario)), tuple(map(repr, rules)), id(rules.catalog),
+        None if redis is None else id(redis),
+    )
 
 
 def baseline_run(
@@ -27,7 +39,7 @@ def baseline_run(
     step: float, progress: Progress | None = None,
 ) -> ScenarioRun:
     """The same bot, seed and duration without any fault (cached per process)."""
-    key = baseline_key(scenario, seed, rules, redis)
+    key = baseline_key(scenario, seed, rules, redis, step)
     cached = BASELINES.get(key)
     if cached is not None:
         return cached

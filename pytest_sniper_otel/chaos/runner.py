@@ -79,7 +79,7 @@ def run_scenario(
         run.wall_seconds = _wall() - wall0
         return run
     if scenario.baseline and scenario.faults:
-        fresh = baseline_key(scenario, run_seed, rules, redis) not in BASELINES
+        fresh = baseline_key(scenario, run_seed, rules, redis, step) not in BASELINES
         if fresh and progress is not None:
             # an uncached baseline costs as much as the run: show it as the first half
             outer = progress

@@ -145,3 +145,25 @@ def test_checks_catch_a_leaked_span_and_an_uncorrelated_log() -> None:
     }
     assert broken["logs_correlated"].startswith("uncorrelated: WARN  sniper.sloppy: logged "
                                                 "outside any span [uncorrelated]")
+
+
+def test_scenarios_with_equal_bot_and_rules_share_one_baseline() -> None:
+    from pytest_sniper_otel.alerts.defaults import default_rules
+
+    short = {"warmup": 30.0, "duration": 60.0, "recovery": 30.0, "baseline": True}
+
+    def slower_discovery(config: Any) -> None:
+        config.discovery_interval = 45.0
+
+    def same_as_default(config: Any) -> None:
+        config.discovery_interval = config.discovery_interval
+
+    outage = _scenario(name="outage", **short)
+    # other faults, a configure hook that changes nothing, and a fresh rule set: same baseline
+    latency = _scenario(name="latency", faults=[fault("redis.latency", start=10, duration=20)],
+                        configure=same_as_default, **short)
+    slower = _scenario(name="slower", configure=slower_discovery, **short)
+    runs = [run_scenario(s, rules=default_rules()) for s in (outage, latency, slower)]
+    assert all(r.baseline is not None and r.error is None for r in runs), [r.error for r in runs]
+    assert runs[0].baseline is runs[1].baseline
+    assert runs[2].baseline is not runs[0].baseline  # another bot configuration: its own
