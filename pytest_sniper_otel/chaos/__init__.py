@@ -25,6 +25,8 @@ _EXPORTS = {
     "AlertExpectation": "scenario",
     "expect_alert": "scenario",
     "CHECKS": "scenario",
+    "SYSTEM_CHECKS": "scenario",
+    "SystemContext": "targets",
     "run_scenario": "runner",
     "ScenarioRun": "result",
     "AlertResult": "result",

@@ -22,7 +22,7 @@ def baseline_key(
     scenario: Scenario, seed: int, rules: RuleSet, redis: Any, step: float
 ) -> tuple[Any, ...]:
     """What a fault-free run depends on, by value: scenarios with the same seed, schedule,
-    bot configuration and rules share one baseline (the suite builds its rules afresh for
+    bot configuration (or system) and rules share one baseline (the suite builds its rules afresh for
     each scenario, and a key holding their identity never matched). A real Redis server
     keeps state between runs: its baselines are shared only on the same client."""
     from .runner import configured
@@ -31,6 +31,8 @@ def baseline_key(
         seed, scenario.warmup, scenario.duration, scenario.total, step,
         repr(configured(scenario)), tuple(map(repr, rules)), id(rules.catalog),
         None if redis is None else id(redis),
+        # a system of your own is another bot: its baseline is its own
+        None if scenario.system is None else id(scenario.system),
     )
 
 

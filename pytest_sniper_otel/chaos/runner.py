@@ -26,14 +26,13 @@ from .. import did_you_mean
 from .baselines import BASELINES, baseline_key, baseline_run
 from .faults import FaultError
 from .result import AlertResult, ScenarioRun
-from .targets import Targets
+from .targets import SystemContext, Targets
 from .timeline import FaultTimeline
 
 if TYPE_CHECKING:
     from ..alerts.evaluator import AlertEvaluator
     from ..alerts.rules import RuleSet
     from ..clock import SimClock
-    from ..flow.bot import SniperBot
     from ..flow.config import BotConfig
     from ..telemetry import Telemetry
     from .scenario import Scenario
@@ -64,7 +63,8 @@ def run_scenario(
     from ..alerts.defaults import default_rules
     from ..alerts.evaluator import AlertEvaluator
 
-    rules = rules if rules is not None else default_rules()
+    if rules is None:
+        rules = scenario.rules if scenario.rules is not None else default_rules()
     scenario.validate_alerts(rules)
     run_seed = scenario.seed if scenario.seed is not None else (seed or 0)
     # build every fault once up front so that bad input fails before anything runs
@@ -174,9 +174,16 @@ def _execute(
     run.telemetry = telemetry
     noise = set(run.baseline_alerts)
     with pipeline.enabled():
-        bot = SniperBot.create(seed=run.seed, clock=clock, redis=redis, config=config)
+        bot: Any
+        if scenario.system is not None:
+            bot = scenario.system(SystemContext(run.seed, clock, redis))
+            known = {f.name for f in dataclasses.fields(Targets)}
+            targets = Targets(**{k: v for k, v in bot.targets().items() if k in known})
+            targets.telemetry = pipeline
+        else:
+            bot = SniperBot.create(seed=run.seed, clock=clock, redis=redis, config=config)
+            targets = Targets.of_bot(bot, pipeline)
         run.bot = bot
-        targets = Targets.of_bot(bot, pipeline)
         for spec in scenario.faults:
             target = targets.get(spec.target, spec.name)
             timeline.add(spec, target)
@@ -229,7 +236,8 @@ def _execute(
     run.evaluator = evaluator
     run.spans = telemetry.spans
     run.final_snapshot = telemetry.metrics_snapshot()
-    run.summary = bot.summary()
+    summary = getattr(bot, "summary", None)
+    run.summary = summary() if callable(summary) else {}
     run.simulated_seconds = round(t, 3)
     run.expected_active_seconds = total - sum(
         max(0.0, -float(f.params().get("seconds", 0.0)))
@@ -261,7 +269,7 @@ def _on_grid(t: float, interval: float) -> bool:
 
 
 def _hypothesis(
-    evaluator: AlertEvaluator, bot: SniperBot, when: str, noise: set[str],
+    evaluator: AlertEvaluator, bot: Any, when: str, noise: set[str],
     *, firing_only: bool = False,
 ) -> dict[str, Any]:
     """The steady-state hypothesis: no alert (firing now, or ever before the faults) and
@@ -272,13 +280,15 @@ def _hypothesis(
     alerts = [a for a in seen if a not in noise]
     if alerts:
         problems.append(f"alerts {'firing' if firing_only else 'fired'}: {', '.join(alerts)}")
-    reconcile = bot.reconcile()
+    # a system of your own may have no ledger to reconcile
+    reconcile: list[str] = list(bot.reconcile()) if hasattr(bot, "reconcile") else []
     if reconcile:
         problems.append(f"ledger does not reconcile: {reconcile[0]}")
+    ledger = getattr(bot, "ledger", None)
     return {"when": when, "met": not problems, "problems": problems,
             "probes": {"alerts": alerts, "baseline_noise": sorted(noise & set(seen)),
                        "reconcile_problems": len(reconcile),
-                       "intents": len(bot.ledger)}}
+                       "intents": len(ledger) if ledger is not None else None}}
 
 
 def _alert_results(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..alerts.rules import RuleSet
     from ..flow.config import BotConfig
     from .result import ScenarioRun
+    from .targets import SystemContext
 
 # Invariant checks a scenario verifies (see :mod:`.checks`); all of them by default.
 CHECKS = (
@@ -46,6 +47,15 @@ CHECKS = (
     "alerts",
 )
 BREAKER = ("closed", "opens_and_closes", "any")
+# The checks that need nothing of the reference bot: all a scenario of your own system runs.
+SYSTEM_CHECKS = (
+    "steady_state",
+    "spans_ended",
+    "logs_correlated",
+    "error_spans_carry_exception",
+    "telemetry_accounted",
+    "alerts",
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,14 @@ class Scenario:
     * ``verify``: an extra verification of your own, given the finished run;
     * ``baseline``: also run the same seed without faults, so that an alert which fires in
       a healthy run too is reported as noise (``baseline_alerts``) instead of breaking the
-      steady-state hypothesis.
+      steady-state hypothesis;
+    * ``system``: run your own system instead of the reference bot: called with a
+      :class:`~.runner.SystemContext` (seed, simulated clock, redis), it returns an object
+      with ``targets()`` (target name -> object, e.g. ``{"exchange": server}``),
+      ``run_for(seconds)`` (work that long on the clock) and ``close()``; optionally
+      ``summary()`` and ``reconcile()`` (a list of problems, for the steady state). Its
+      checks default to :data:`SYSTEM_CHECKS`;
+    * ``rules``: the alert rules of this scenario (default: the built-in ones).
     """
 
     name: str
@@ -108,12 +125,27 @@ class Scenario:
     configure: Callable[[BotConfig], None] | None = None
     verify: Callable[[ScenarioRun], None] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    system: Callable[[SystemContext], Any] | None = None
+    rules: RuleSet | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", tuple(self.faults))
         object.__setattr__(self, "alerts", tuple(self.alerts))
-        object.__setattr__(self, "checks", tuple(self.checks))
         where = f"scenario {self.name!r}"
+        if self.system is not None:
+            if not callable(self.system):
+                raise FaultError(f"{where}: system must be a callable building your system "
+                                 f"from a SystemContext, got {self.system!r}")
+            if self.configure is not None:
+                raise FaultError(f"{where}: configure adjusts the reference bot; a scenario "
+                                 "with a system of its own configures it in system()")
+            if tuple(self.checks) == CHECKS:
+                object.__setattr__(self, "checks", SYSTEM_CHECKS)
+            bot_only = [c for c in self.checks if c in CHECKS and c not in SYSTEM_CHECKS]
+            if bot_only:
+                raise FaultError(f"{where}: check(s) {', '.join(bot_only)} need the reference "
+                                 f"bot (with a system: {', '.join(SYSTEM_CHECKS)})")
+        object.__setattr__(self, "checks", tuple(self.checks))
         if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
             raise FaultError(f"scenario name {self.name!r} must be letters, digits and _")
         for spec in self.faults:

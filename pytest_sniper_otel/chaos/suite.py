@@ -196,7 +196,7 @@ def validate(scenarios: Sequence[Scenario]) -> None:
 
     rules = default_rules()
     for s in scenarios:
-        s.validate_alerts(rules)
+        s.validate_alerts(s.rules if s.rules is not None else rules)
         for i, spec in enumerate(s.faults):
             spec.build(i, 0)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .faults import FaultError
 
 if TYPE_CHECKING:
+    from ..clock import SimClock
     from ..flow.bot import SniperBot
     from .export import ExportPipeline
 
@@ -57,3 +58,13 @@ class Targets:
             model=bot.model,
             telemetry=pipeline,
         )
+
+
+@dataclass(frozen=True)
+class SystemContext:
+    """What a scenario's ``system`` factory gets: the run's seed, its simulated clock and
+    the redis client the run was given (None: make your own, e.g. fakeredis)."""
+
+    seed: int
+    clock: SimClock
+    redis: Any = None
