@@ -22,8 +22,8 @@ def baseline_key(
     scenario: Scenario, seed: int, rules: RuleSet, redis: Any, step: float
 ) -> tuple[Any, ...]:
     """What a fault-free run depends on, by value: scenarios with the same seed, schedule,
-    bot configuration (or system) and rules share one baseline (the suite builds its rules afresh for
-    each scenario, and a key holding their identity never matched). A real Redis server
+    bot configuration (or system) and rules share one baseline (the suite builds its rules
+    afresh for each scenario, and a key holding their identity never matched). A real Redis server
     keeps state between runs: its baselines are shared only on the same client."""
     from .runner import configured
 
