@@ -107,6 +107,7 @@ class SessionTelemetry:
         self.logger_provider: Any = None
         self.tracer_provider: Any = None
         self._metric_views = tuple(metric_views)
+        self._views_warned = False
         # What each global provider was when we last looked, to notice a reset or a swap.
         self._globals: dict[str, Any] = {}
         self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
@@ -381,6 +382,14 @@ def install_session(*, metric_views: Sequence[Any] = ()) -> SessionTelemetry:
     with _INSTALL_LOCK:
         if _SESSION is None:
             _SESSION = SessionTelemetry(metric_views=metric_views)
+        elif metric_views and not _SESSION._metric_views and not _SESSION._views_warned:
+            _SESSION._views_warned = True
+            _warn(
+                f"{len(metric_views)} metric view(s) arrived after the providers were set up "
+                f"({_SESSION.setup['metrics']}) and do not apply; install_session() was "
+                "called before the first test that uses telemetry",
+                stacklevel=3,
+            )
     return _SESSION
 
 

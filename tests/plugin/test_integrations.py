@@ -506,3 +506,38 @@ def test_logfire_configured_again_mid_run(pytester: pytest.Pytester) -> None:
             ),
         ]
     )
+
+
+def test_views_that_arrive_too_late_are_named(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        VIEW_IMPORTS
+        + f"""
+from pytest_sniper_otel import install_session
+
+install_session()  # before any test: the MeterProvider is built without the views
+
+
+def pytest_sniper_otel_metric_views(config):
+    return {VIEWS}
+"""
+    )
+    pytester.makepyfile(
+        test_late="""
+        def test_one(telemetry):
+            pass
+        """
+    )
+    result = run_subprocess(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= warnings summary =*",
+            "test_late.py::test_one",
+            "  *: SniperOtelWarning: "
+            + literal(
+                "sniper-otel: 3 metric view(s) arrived after the providers were set up "
+                "(installed SDK MeterProvider (DELTA reader)) and do not apply; "
+                "install_session() was called before the first test that uses telemetry"
+            ),
+        ]
+    )
