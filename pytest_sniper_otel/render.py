@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from .spans import SpanNode, SpanSpec, node_line, one_line
+from .spans import SpanNode, SpanSpec, node_line, one_line, plural
 
 MAX_RENDERED_LINES = 200  # a full tree outside -vv
 FULL_TREE_SPANS = 40  # captures up to this size print whole
@@ -73,10 +73,6 @@ def _marked(line: str, marked: bool, color: bool) -> str:
         return "   " + line
     text = ">> " + line
     return f"\x1b[31;1m{text}\x1b[0m" if color else text
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def count_spans(roots: Iterable[SpanNode]) -> int:
@@ -345,7 +341,7 @@ def _context_items(
         text = node_line(node, mask)
         if id(node) not in kept and node.children:
             below = sum(1 for _ in node.descendants())
-            text += f" (+{_plural(below, 'span')} below)"
+            text += f" (+{plural(below, 'span')} below)"
         yield text, node, depth
         i += 1
 
@@ -408,7 +404,7 @@ def render_captured(
     """The captured trees with ``marks`` marked: whole when small or under ``-vv``,
     otherwise the part ``around`` the marked spans."""
     total = count_spans(roots)
-    summary = f"{_plural(len(roots), 'root')}, {_plural(total, 'span')}"
+    summary = f"{plural(len(roots), 'root')}, {plural(total, 'span')}"
     if verbose or total <= FULL_TREE_SPANS:
         return [
             f"captured ({summary}):",

@@ -801,7 +801,7 @@ def _count_mismatch(
             found[1:],
         )
     return Mismatch(
-        f"expected exactly {_plural(spec.count or 0, 'span')} matching {spec.label()} {where}, "
+        f"expected exactly {plural(spec.count or 0, 'span')} matching {spec.label()} {where}, "
         f"found {len(found)}",
         spec,
         found[0] if found else parent,
@@ -855,8 +855,9 @@ def _unchanged(text: str) -> str:
     return text
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def plural(n: int, noun: str) -> str:
+    """``1 span``, ``3 spans``, ``1,000 spans``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def use_color(markup: bool) -> bool:
