@@ -24,7 +24,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy strict on the package, with every extra it type-checks against installed."""
-    session.install("-e", ".[test]", "mypy>=1.10")
+    session.install("-e", ".[dev]")
     session.run("mypy")
 
 

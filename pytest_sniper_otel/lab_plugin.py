@@ -13,7 +13,7 @@ from importlib.util import find_spec
 import pytest
 
 # The import names of the `lab` extra in pyproject.toml (a test keeps the two in step).
-LAB_MODULES = ("fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis")
+LAB_MODULES = ("fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis", "yaml")
 
 
 def _missing() -> list[str]:

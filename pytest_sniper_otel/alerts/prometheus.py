@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,52 +111,13 @@ def rule_file(rules: RuleSet) -> dict[str, Any]:
 
 
 # YAML, by hand: block style, every string a JSON (hence YAML) double-quoted scalar ----
-def to_yaml(data: Any, indent: int = 0) -> str:
-    pad = " " * indent
-    if isinstance(data, Mapping):
-        if not data:
-            return pad + "{}\n"
-        lines = []
-        for key, value in data.items():
-            head = f"{pad}{_key(key)}:"
-            if isinstance(value, Mapping | list) and value:
-                lines.append(head + "\n" + to_yaml(value, indent + 2))
-            else:
-                lines.append(f"{head} {_scalar(value)}\n")
-        return "".join(lines)
-    if isinstance(data, list):
-        if not data:
-            return pad + "[]\n"
-        lines = []
-        for item in data:
-            if isinstance(item, Mapping | list) and item:
-                body = to_yaml(item, indent + 2)
-                lines.append(f"{pad}- {body[indent + 2 :]}")
-            else:
-                lines.append(f"{pad}- {_scalar(item)}\n")
-        return "".join(lines)
-    return pad + _scalar(data) + "\n"
+def to_yaml(data: Any) -> str:
+    """YAML text of a rule file or promtool test file, written by PyYAML: quoting, escapes
+    and special floats (``.inf``, ``.nan``, which promtool reads) are the library's job."""
+    import yaml
 
-
-_PLAIN_KEY = re.compile(r"[a-z_][a-z0-9_]*\Z")
-_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
-
-
-def _key(key: Any) -> str:
-    text = str(key)
-    return text if _PLAIN_KEY.match(text) and text not in _YAML_WORDS else _quote(text)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _number(value)
-    return _quote(str(value))
+    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1_000_000)
+    return text
 
 
 # promtool tests from recordings --------------------------------------------------------

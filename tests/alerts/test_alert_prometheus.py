@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from alertkit import T0, counter, exporter_series, gauge, histogram, snap
 
 from pytest_sniper_otel.alerts import (
@@ -71,23 +73,32 @@ def test_rule_file_yaml() -> None:
              labels={"team": "risk"}, annotations={"summary": 'halted: "stop"'}),
         rule("Drops", "increase(telemetry_dropped_total[5m]) > 0", for_="90s"),
     ])  # fmt: skip
-    assert to_yaml(rule_file(rules)) == (
+    text = to_yaml(rule_file(rules))
+    assert yaml.safe_load(text) == rule_file(rules)
+    assert text == (
         "groups:\n"
-        '  - name: "sniper-otel"\n'
-        "    rules:\n"
-        '      - alert: "BreakerOpen"\n'
-        '        expr: "max(circuit_breaker_open) > 0.0"\n'
-        "        labels:\n"
-        '          severity: "critical"\n'
-        '          team: "risk"\n'
-        "        annotations:\n"
-        '          summary: "halted: \\"stop\\""\n'
-        '      - alert: "Drops"\n'
-        '        expr: "sum(increase(telemetry_dropped_total[5m])) > 0.0"\n'
-        '        for: "1m30s"\n'
-        "        labels:\n"
-        '          severity: "warning"\n'
+        "- name: sniper-otel\n"
+        "  rules:\n"
+        "  - alert: BreakerOpen\n"
+        "    expr: max(circuit_breaker_open) > 0.0\n"
+        "    labels:\n"
+        "      severity: critical\n"
+        "      team: risk\n"
+        "    annotations:\n"
+        "      summary: 'halted: \"stop\"'\n"
+        "  - alert: Drops\n"
+        "    expr: sum(increase(telemetry_dropped_total[5m])) > 0.0\n"
+        "    for: 1m30s\n"
+        "    labels:\n"
+        "      severity: warning\n"
     )
+
+
+def test_yaml_special_values_read_as_promtool_reads_them() -> None:
+    text = to_yaml({"value": math.inf, "low": -math.inf, "word": "yes", "series": "0+1x3"})
+    assert text == "value: .inf\nlow: -.inf\nword: 'yes'\nseries: 0+1x3\n"
+    assert yaml.safe_load(text) == {"value": math.inf, "low": -math.inf, "word": "yes",
+                                    "series": "0+1x3"}
 
 
 def test_input_series_are_the_exported_cumulative_series() -> None:
@@ -199,7 +210,7 @@ def test_cli_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str
     mine.write_text(json.dumps([{"name": "Quiet", "expr": "increase(orders_total[10m]) < 1"}]))
     assert rules_cli(["export", str(tmp_path / "out"), "--rules", str(mine), "--no-drills"]) == 0
     text = (tmp_path / "out" / "sniper-otel-rules.yml").read_text()
-    assert '- alert: "Quiet"\n        expr: "sum(increase(orders_total[10m])) < 1.0"\n' in text
+    assert "- alert: Quiet\n    expr: sum(increase(orders_total[10m])) < 1.0\n" in text
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sniper-otel-rules.yml"]
 
 
