@@ -108,6 +108,7 @@ class SessionTelemetry:
         self.tracer_provider: Any = None
         self._metric_views = tuple(metric_views)
         self._views_warned = False
+        self._metrics_sdk: Any = None
         # What each global provider was when we last looked, to notice a reset or a swap.
         self._globals: dict[str, Any] = {}
         self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
@@ -128,6 +129,11 @@ class SessionTelemetry:
         if action == "install":
             provider = self._new_provider(signal)
             _set_global_provider(signal, provider)
+        elif action == "fill":
+            # A wrapper (logfire's ProxyMeterProvider) around a MeterProvider without any
+            # reader: nothing reads it, so the wrapper gets one like it that has ours.
+            inner = _sdk_provider(signal, provider)
+            provider.set_meter_provider(self._new_provider(signal, like=inner))
         self._globals[signal] = provider
         sdk = _sdk_provider(signal, provider)
         setattr(self, f"{signal}_problem", detail if action == "unavailable" else None)
@@ -139,6 +145,7 @@ class SessionTelemetry:
             self.tracer_provider = sdk
         elif signal == "metrics":
             self.reader = None if action == "unavailable" else metric_reader()
+            self._metrics_sdk = sdk
         else:
             from .logs import routing_processor
 
@@ -148,7 +155,7 @@ class SessionTelemetry:
             self._bridge = None
         self.setup[signal] = _done(action, signal, provider, self._install_notes(signal))
 
-    def _new_provider(self, signal: str) -> Any:
+    def _new_provider(self, signal: str, *, like: Any = None) -> Any:
         # A test that asks for telemetry gets all of it: the providers the plugin installs
         # ignore OTEL_SDK_DISABLED and sample every span whatever OTEL_TRACES_SAMPLER says.
         with _sdk_enabled():
@@ -160,7 +167,14 @@ class SessionTelemetry:
             if signal == "metrics":
                 from opentelemetry.sdk.metrics import MeterProvider
 
-                return MeterProvider(metric_readers=[metric_reader()], views=self._metric_views)
+                # Views and resource of the provider it replaces, read where the SDK keeps
+                # them (no public accessor), so its histograms keep their aggregation.
+                config = getattr(like, "_sdk_config", None)
+                views = (*getattr(config, "views", ()), *self._metric_views)
+                resource = getattr(config, "resource", None)
+                return MeterProvider(
+                    metric_readers=[metric_reader()], views=views, resource=resource
+                )
             from .logs import new_logger_provider
 
             return new_logger_provider()
@@ -181,12 +195,23 @@ class SessionTelemetry:
             now = _global_provider(signal)
             if now is before:
                 sdk = _sdk_provider(signal, now)
-                swapped = signal != "metrics" and sdk is not None and sdk is not (
-                    self.tracer_provider if signal == "traces" else self.logger_provider
-                )
-                if not swapped:
+                ours = {"traces": self.tracer_provider, "metrics": self._metrics_sdk,
+                        "logs": self.logger_provider}[signal]
+                if sdk is None or ours is None or sdk is ours:
                     continue
-                self._setup(signal)
+                if signal == "metrics" and self.reader is not None:
+                    # The reader belongs to the replaced provider; a reader joins one only.
+                    self.reader = None
+                    self.metrics_problem = (
+                        f"the SDK MeterProvider inside {_describe(now)} was replaced after "
+                        "the plugin read it (logfire.configure() called again?); configure "
+                        "it once, with logfire.MetricsOptions(additional_readers="
+                        "[metric_reader()])"
+                    )
+                    self.setup[signal] = f"UNAVAILABLE ({self.metrics_problem})"
+                    self._metrics_sdk = sdk
+                else:
+                    self._setup(signal)
                 _warn(f"the SDK {_KIND[signal]} inside {_describe(now)} was replaced; "
                       f"sniper-otel {self.setup[signal]}")
             elif _is_api_placeholder(signal, now) and not _is_api_placeholder(signal, before):
@@ -438,12 +463,14 @@ _PLANNED = {
     "install": "install {installs}",
     "attach": "attach to {provider}{drops}",
     "read": "read {provider} via metric_reader()",
+    "fill": "give {provider} (no reader) one with metric_reader()",
     "unavailable": "UNAVAILABLE ({foreign}{provider}{why})",
 }
 _DONE = {
     "install": "installed {installs}",
     "attach": "attached to {provider}{drops}",
     "read": "reading {provider} via metric_reader()",
+    "fill": "gave {wrapper} a MeterProvider with metric_reader() (its own had no reader)",
     "unavailable": "UNAVAILABLE ({foreign}{provider}{why})",
 }
 
@@ -487,6 +514,7 @@ def _wording(signal: str, provider: object, installs_note: str = "") -> dict[str
     if signal == "metrics" and sdk is not None and _has_no_reader(sdk):
         why = " without a metric reader"
     return {
+        "wrapper": _describe(provider),
         "provider": described,
         "installs": installs + installs_note,
         "foreign": "foreign " if sdk is not None else "",
@@ -523,6 +551,10 @@ def _assess(signal: str, provider: object) -> tuple[str, str]:
         return "attach", ""
     if _READER is not None and getattr(_READER, "_collect", None) is not None:
         return "read", ""
+    if sdk is not provider and _has_no_reader(sdk) and callable(
+        getattr(provider, "set_meter_provider", None)
+    ):
+        return "fill", ""
     what = f"a {_describe(sdk)}" + (" without any metric reader" if _has_no_reader(sdk) else "")
     return "unavailable", (
         f"{what} was installed before the plugin, and readers can't be added to a "
