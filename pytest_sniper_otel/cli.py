@@ -118,7 +118,7 @@ def connect_redis(url: str, **options: Any) -> Any:
 
 
 def _usage() -> str:
-    lines = ["usage: sniper-otel COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: sniper-otel [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines.append("\nRun 'sniper-otel COMMAND --help' for a command's options.")
     return "\n".join(lines)
@@ -129,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         print(_usage())
         return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from importlib.metadata import version
+
+        print(f"sniper-otel {version('pytest-sniper-otel')}")
+        return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         print(f"sniper-otel: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)

@@ -3,6 +3,8 @@ installed suites found from any directory."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,46 @@ def test_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for name in ("run", "chaos", "rules", "load", "exchange"):
         assert f"  {name} " in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"sniper-otel {version('pytest-sniper-otel')}\n"
+
+
+def test_every_option_of_every_command_has_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsers: list[argparse.ArgumentParser] = []
+
+    def caught(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
+    for command in ("run", "chaos", "rules", "load"):
+        with contextlib.suppress(SystemExit):  # some commands return argparse's exit code
+            main([command])
+    assert [p.prog for p in parsers] == [
+        "sniper-otel run", "sniper-otel chaos", "sniper-otel rules", "sniper-otel load"]
+    missing = []
+    for parser in parsers:
+        assert "``" not in (parser.description or ""), parser.prog  # no raw reST in --help
+        for action, prog in actions(parser):
+            if not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{prog} {'/'.join(action.option_strings) or action.dest}")
+    assert missing == []
+
+
+def actions(parser: argparse.ArgumentParser) -> list[tuple[argparse.Action, str]]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += actions(sub)
+        else:
+            out.append((action, parser.prog))
+    return out
 
 
 def test_unknown_command_is_named(capsys: pytest.CaptureFixture[str]) -> None:

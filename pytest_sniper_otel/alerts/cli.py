@@ -16,7 +16,10 @@ from .rules import RuleSet, load_rules
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sniper-otel rules", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="sniper-otel rules",
+        description="List, drill, export and verify the alert rules (against promtool).",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def rules_options(sp: argparse.ArgumentParser) -> None:
@@ -32,16 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("list", help="print each rule and its PromQL")
     rules_options(sp)
     sp = sub.add_parser("dashboards", help="write Grafana dashboards (JSON) to DIR")
-    sp.add_argument("directory", type=Path)
+    sp.add_argument("directory", type=Path, help="where the dashboards are written")
     rules_options(sp)
     sp = sub.add_parser("drills", help="run the fault drills and print what fired when")
-    sp.add_argument("--interval", type=float, default=15.0)
+    sp.add_argument("--interval", type=float, default=15.0,
+                    help="seconds between evaluations (default 15, Prometheus' scrape)")
     for name, help_ in (
         ("export", "write the rule file and promtool tests to DIR"),
         ("verify", "export to DIR, then run promtool check/test rules on it"),
     ):
         sp = sub.add_parser(name, help=help_)
-        sp.add_argument("directory", type=Path)
+        sp.add_argument("directory", type=Path, help="where the files are written")
         rules_options(sp)
         sp.add_argument(
             "--recording",
@@ -90,8 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         for r in rules:
             print(
-                f"{r.name} [{r.severity}, for {r.for_:g}s]\n  {r.expr}\n"
-                f"  {promql(r.expression, rules.catalog)}"
+                f"{r.name} [{r.severity}, for {r.for_:g}s]\n  rule:   {r.expr}\n"
+                f"  promql: {promql(r.expression, rules.catalog)}"
             )
         return 0
     recordings = [Recording.load(p) for p in args.recording]

@@ -10,7 +10,28 @@ scenario model and :mod:`.runner` for what a run does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .. import _lazy_exports
+
+if TYPE_CHECKING:  # the names as their modules type them (at run time they load on use)
+    from .export import ExportPipeline, export_pipeline
+    from .faults import (
+        Fault,
+        FaultError,
+        FaultSpec,
+        Schedule,
+        describe_faults,
+        fault,
+        register,
+        registry,
+    )
+    from .fixture import ChaosController
+    from .result import AlertResult, ScenarioRun
+    from .runner import run_scenario
+    from .scenario import CHECKS, SYSTEM_CHECKS, AlertExpectation, Scenario, expect_alert
+    from .targets import ClockTarget, SystemContext, Targets
+    from .timeline import FaultTimeline
 
 _EXPORTS = {
     "fault": "faults",
@@ -38,5 +59,31 @@ _EXPORTS = {
     "export_pipeline": "export",
 }
 
+
+__all__ = [
+    "CHECKS",
+    "SYSTEM_CHECKS",
+    "AlertExpectation",
+    "AlertResult",
+    "ChaosController",
+    "ClockTarget",
+    "ExportPipeline",
+    "Fault",
+    "FaultError",
+    "FaultSpec",
+    "FaultTimeline",
+    "Scenario",
+    "ScenarioRun",
+    "Schedule",
+    "SystemContext",
+    "Targets",
+    "describe_faults",
+    "expect_alert",
+    "export_pipeline",
+    "fault",
+    "register",
+    "registry",
+    "run_scenario",
+]
 
 __getattr__ = _lazy_exports(__name__, _EXPORTS)

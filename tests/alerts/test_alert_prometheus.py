@@ -202,8 +202,8 @@ def test_cli_lists_and_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert (
         "ExecutionLatencyP99High [critical, for 120s]\n"
-        "  quantile(0.99, execution_latency_ms[5m]) > 2000\n"
-        "  histogram_quantile(0.99, sum by (le) "
+        "  rule:   quantile(0.99, execution_latency_ms[5m]) > 2000\n"
+        "  promql: histogram_quantile(0.99, sum by (le) "
         "(rate(execution_latency_ms_milliseconds_bucket[5m]))) > 2000.0\n"
     ) in out
     mine = tmp_path / "mine.json"
