@@ -1,4 +1,5 @@
-"""Speed goals of the pytest plugin (issue 2), measured side by side. A benchmark, not a test.
+"""Speed goals of the pytest plugin (free when unused, cheap per test, matching that scales),
+measured side by side. A benchmark, not a test.
 
 1. free when unused: a generated suite whose tests never ask for ``telemetry``, run by this
    interpreter (the package installed) and by ``--baseline-python``, the interpreter of a

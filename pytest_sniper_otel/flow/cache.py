@@ -12,7 +12,8 @@ with a ``key_pattern`` attribute (``listing:*``), never the key.
 Expiry follows the simulated clock: values are stored in an envelope with a simulated
 expiry time, so fakeredis and a real server behave the same when ten simulated minutes
 pass in two real seconds (the server-side TTL is only a clean-up bound). A cached falsy
-value (``0``, ``""``) is a hit (seed defect 4): a miss is the key's absence.
+value (``0``, ``""``) is a hit, not a miss as a truthiness test would count it: a miss is
+the key's absence.
 
 Every Redis error is counted (``cache_errors_total``, ``cache_operation_latency_ms`` with
 ``result="error"``), logged and swallowed: a get becomes a miss and the bot falls through

@@ -5,13 +5,15 @@
   log record stamped with the active span's trace and span ids. Nothing here emits OTel
   logs directly.
 * :class:`TradingOperationTracer` opens every span with ``start_as_current_span``, so each
-  span ends and children get the right parent (seed defect 1); ``trace_execution_flow`` is
-  real (seed defect 2).
+  span ends and children get the right parent (the seed's proposal passed ``parent: span``,
+  which is not how context propagates, and never ended its child spans);
+  ``trace_execution_flow`` does the work (the seed's was a placeholder returning nothing).
 * :class:`TradingMetricsCollector`, :class:`RedisCacheObservability` and
   :class:`MLModelObservability` record the catalogue's metrics (``catalog.METRICS``).
 
 Instruments are created once per process, on first use, from the catalogue. Each
-observable gauge has exactly one callback, registered at creation (seed defect 3): it asks
+observable gauge has exactly one callback, registered at creation (adding one per update,
+as the seed did, leaks callbacks and reports each value several times): it asks
 every live :class:`GaugeSource` (a bot registers itself, held weakly) for its current
 values, so gauges report live state, not a value captured when a callback was added.
 The span names and attributes are documented in ``pytest_sniper_otel.flow``.
