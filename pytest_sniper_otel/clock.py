@@ -22,7 +22,9 @@ from typing import Any, Protocol, runtime_checkable
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 # pytest measures durations through _pytest.timing; freezegun's own default list names
 # "_pytest.runner." (with a dot), which does not cover it.
-_REAL_TIME_MODULES = ["_pytest.timing"]
+# OTLP exporters compute their retry and request deadlines from time.time(): on the
+# simulated clock they would never expire (a flush against a hung collector took ~100 s).
+_REAL_TIME_MODULES = ["_pytest.timing", "opentelemetry.exporter"]
 
 
 @runtime_checkable

@@ -11,7 +11,8 @@ item is counted in ``telemetry_dropped_total{signal, reason}``:
 
 * ``queue_full``: the bounded queue overflowed (a slow or stuck exporter behind it);
 * ``export_failed``: the exporter raised or returned failure;
-* ``export_timeout``: the exporter did not answer within ``export_timeout``.
+* ``export_timeout``: the exporter did not answer within ``export_timeout``;
+* ``shutdown``: still queued when :meth:`drain`'s budget ran out.
 
 Conservation holds between pumps: ``accepted == exported + dropped + queued`` (a batch
 that timed out counts as dropped even if the stuck exporter finishes it later).
@@ -36,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 SIGNALS = ("traces", "logs")
-REASONS = ("queue_full", "export_failed", "export_timeout")
+REASONS = ("queue_full", "export_failed", "export_timeout", "shutdown")
 
 
 class CountingExporter(SpanExporter):
@@ -93,8 +94,13 @@ class ExportPipeline(SpanProcessor):
         export_timeout: float = 0.2,
         exporter: SpanExporter | None = None,
         log_exporter: Any = None,
+        blocking: bool = True,
     ) -> None:
         self.max_queue = max_queue
+        # blocking=False: pump starts an export and returns at once; the next pump settles
+        # it (or counts it as export_timeout once export_timeout real seconds have passed)
+        self.blocking = blocking
+        self._inflight: tuple[_Job, float] | None = None
         self.max_batch = max_batch
         self.export_timeout = export_timeout
         self.exporter: Any = exporter or CountingExporter()
@@ -181,6 +187,9 @@ class ExportPipeline(SpanProcessor):
 
     def pump(self, now: float) -> None:
         """Export what is queued, one batch per signal; ``now`` is simulated seconds."""
+        if not self.blocking:
+            self._pump_without_waiting()
+            return
         if self._stuck is not None:
             if not self._stuck.done.is_set():
                 return  # the exporter still hangs on an earlier batch: let the queue fill
@@ -207,38 +216,96 @@ class ExportPipeline(SpanProcessor):
         self.stats.longest_pump = max(self.stats.longest_pump, real() - t0)
 
     def _export(self, signal: str, exporter: Any, batch: list[Any]) -> bool:
+        job = self._start(signal, exporter, batch)
+        if not job.done.wait(self.export_timeout):
+            self._stuck = job
+            self._dropped(signal, "export_timeout", len(batch))
+            return False
+        self._settle(job)
+        return True
+
+    def _start(self, signal: str, exporter: Any, batch: list[Any]) -> _Job:
         job = _Job(signal, batch)
 
         def work() -> None:
             try:
                 result = exporter.export(batch)
-                job.ok = result is None or result == SpanExportResult.SUCCESS or result is True
+                # span and log exporters answer with enums of their own: compare by name
+                job.ok = result is None or result is True \
+                    or getattr(result, "name", "") == "SUCCESS"
             except Exception:
                 job.ok = False
             finally:
                 job.done.set()
 
         threading.Thread(target=work, name="sniper-otel-export", daemon=True).start()
-        if not job.done.wait(self.export_timeout):
-            self._stuck = job
-            self._dropped(signal, "export_timeout", len(batch))
-            return False
+        return job
+
+    def _pump_without_waiting(self) -> None:
+        real = _real_perf_counter()
+        if self._inflight is not None:
+            job, started = self._inflight
+            if job.done.is_set():
+                self._settle(job)
+            elif real() - started >= self.export_timeout:
+                self._stuck = job
+                self._dropped(job.signal, "export_timeout", len(job.items))
+            else:
+                return
+            self._inflight = None
+        if self._stuck is not None:
+            if not self._stuck.done.is_set():
+                return
+            self._stuck = None
+        for signal in sorted(SIGNALS, key=lambda s: -len(self._queues[s])):
+            with self._lock:
+                queue = self._queues[signal]
+                batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
+            if batch:
+                exporter = self.exporter if signal == "traces" else self.log_exporter
+                self._inflight = (self._start(signal, exporter, batch), real())
+                self.stats.pumps += 1
+                return
+
+    def _settle(self, job: _Job) -> None:
         if job.ok:
             with self._lock:
-                self.stats.exported[signal] += len(batch)
+                self.stats.exported[job.signal] += len(job.items)
         else:
-            self._dropped(signal, "export_failed", len(batch))
-        return True
+            self._dropped(job.signal, "export_failed", len(job.items))
 
-    def drain(self, now: float, *, rounds: int = 64) -> None:
-        """Pump until the queues are empty or the exporter stops taking batches."""
+    def drain(self, now: float, *, rounds: int = 64, budget: float | None = None) -> None:
+        """Pump until the queues are empty or the exporter stops taking batches. With a
+        ``budget`` (real seconds), stop when it is spent and count whatever is still queued
+        as dropped (``reason="shutdown"``): shutdown never waits longer than that (plus one
+        ``export_timeout`` for a batch in flight)."""
+        real = _real_perf_counter()
+        deadline = None if budget is None else real() + budget
+        if not self.blocking:
+            while (self.queued() or self._inflight is not None) \
+                    and (deadline is None or real() < deadline):
+                self._pump_without_waiting()
+                if self._inflight is not None:
+                    self._inflight[0].done.wait(0.01)
+            if self._inflight is not None:  # the budget ran out with a batch in flight
+                job = self._inflight[0]
+                self._inflight = None
+                self._dropped(job.signal, "shutdown", len(job.items))
+            rounds = 0
         for _ in range(rounds):
             before = self.queued()
-            if before == 0:
-                return
+            if before == 0 or (deadline is not None and real() >= deadline):
+                break
             self.pump(now)
             if self.queued() >= before:
-                return
+                break
+        if budget is not None:
+            for signal in SIGNALS:
+                with self._lock:
+                    left = len(self._queues[signal])
+                    self._queues[signal].clear()
+                if left:
+                    self._dropped(signal, "shutdown", left)
 
     # SpanProcessor -------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -8,6 +8,7 @@ reconcile with the exchange exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -118,15 +119,27 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     if otlp is not None:
         otlp.attach(session)
     wall_start = time.perf_counter()
-    with SimClock() as clock, session.capture() as telemetry:
+    with SimClock() as clock, session.capture() as telemetry, \
+            (otlp.recording() if otlp is not None else contextlib.nullcontext()):
         bot = SniperBot.create(seed=seed, clock=clock, redis=redis_client)
-        bot.run_for(duration)
+        start = clock.time()
+        if otlp is None:
+            bot.run_for(duration)
+        else:
+            # in steps, handing telemetry to the exporter between them: the run never
+            # waits on a collector longer than one batch's export timeout
+            while (left := start + duration - clock.time()) > 0:
+                bot.run_for(min(OTLP_STEP, left))
+                otlp.pump(clock.time() - start)
         bot.settle()
-        if otlp is not None:
-            otlp.flush()  # before reading metrics: spans it failed to send are counted
         summary = bot.summary()
         problems = bot.reconcile()
-        recorded = set(telemetry.metric_names())
+        recorded = set(telemetry.metric_names())  # while the bot still reports its gauges
+        bot.close()
+        if otlp is not None:
+            # before reading metrics again: what it failed to deliver is counted in them
+            otlp.finish(clock.time() - start)
+            recorded |= set(telemetry.metric_names())
         summary["telemetry"] = {
             "spans": len(telemetry.spans),
             "logs": len(telemetry.logs),
@@ -134,10 +147,8 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
             "metrics": sorted(recorded),
             "catalogue_metrics_not_recorded": sorted(set(METRICS) - recorded),
         }
-        bot.close()
     if otlp is not None:
-        summary["otlp"] = {"endpoint": redact_url(otlp.endpoint),
-                           "spans_dropped": otlp.spans.dropped}
+        summary["otlp"] = {"endpoint": redact_url(otlp.endpoint), **otlp.accounting()}
     summary["reconcile"] = problems
     summary["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     print(_render(summary))
@@ -166,21 +177,41 @@ def _render(s: dict[str, Any]) -> str:
         lines.append("not recorded (no such event in this run): "
                      + ", ".join(tel["catalogue_metrics_not_recorded"]))
     if "otlp" in s:
-        lines.append(f"OTLP export to {s['otlp']['endpoint']}: "
-                     f"{s['otlp']['spans_dropped']} spans could not be delivered")
+        o = s["otlp"]
+        lines.append(f"OTLP export to {o['endpoint']} (shutdown budget "
+                     f"{o['shutdown_budget_s']:g} s, took {o['shutdown_s']:g} s):")
+        for signal, n in o["signals"].items():
+            dropped = ", ".join(f"{r} {k}" for r, k in n["dropped"].items())
+            lines.append(f"  {signal}: {n['accepted']} accepted = {n['exported']} exported + "
+                         f"{sum(n['dropped'].values())} dropped" + (f" ({dropped})" if dropped
+                                                                    else ""))
     lines.append("reconcile: " + ("ledger and exchange agree" if not s["reconcile"]
                                   else f"{len(s['reconcile'])} discrepancies"))
     lines += [f"  {p}" for p in s["reconcile"][:20]]
     return "\n".join(lines)
 
 
+OTLP_STEP = 5.0  # simulated seconds between hand-overs to the exporter
+
+
 class _Otlp:
-    """OTLP/HTTP export of all three signals, beside the in-memory capture.
+    """OTLP/HTTP export of all three signals, beside the in-memory capture, with every item
+    that is not delivered counted (``telemetry_dropped_total{signal,reason}`` and the summary).
+
+    Spans and log records go through the chaos harness's :class:`ExportPipeline`: a bounded
+    queue, one export at a time in a worker thread that the run never waits on (an export
+    still unanswered after ``EXPORT_TIMEOUT`` + 0.5 real seconds is given up), drops counted
+    as ``queue_full``, ``export_failed``, ``export_timeout`` or ``shutdown``. Metric points
+    go through a periodic reader whose exporter counts what it
+    could not deliver. Shutdown takes at most ``SHUTDOWN_BUDGET`` real seconds for spans and
+    logs plus one ``EXPORT_TIMEOUT`` for the last metric export.
 
     A MeterProvider takes readers only when it is built, so this builds the global one with
-    both the plugin's reader and an OTLP reader before the session is installed; span and
-    log processors are added to the session's providers afterwards (:meth:`attach`).
+    both the plugin's reader and the OTLP reader before the session is installed.
     """
+
+    EXPORT_TIMEOUT = 2.0
+    SHUTDOWN_BUDGET = 5.0
 
     def __init__(self, endpoint: str) -> None:
         from opentelemetry import metrics
@@ -191,33 +222,97 @@ class _Otlp:
         from ..capture import metric_reader
 
         self.endpoint = endpoint
-        self._processors: list[Any] = []
-        # exported at the end of the run (flush); the interval only bounds a long run's gaps
+        self.metric_points = _counting_metric_exporter(OTLPMetricExporter(
+            endpoint=f"{endpoint}/v1/metrics", timeout=self.EXPORT_TIMEOUT))
+        # exported at the end of the run; the interval only bounds a long run's gaps
         self._metrics = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics", timeout=5),
-            export_interval_millis=60_000)
+            self.metric_points, export_interval_millis=60_000,
+            export_timeout_millis=self.EXPORT_TIMEOUT * 1000)
         metrics.set_meter_provider(
             MeterProvider(metric_readers=[metric_reader(), self._metrics]))
-        self._processors.append(self._metrics)
+        self.shutdown_seconds = 0.0
 
     def attach(self, session: Any) -> None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        from .telemetry import DropCountingSpanExporter
+        from ..chaos.export import ExportPipeline, _LogAdapter
 
-        self.spans = DropCountingSpanExporter(
-            OTLPSpanExporter(endpoint=f"{self.endpoint}/v1/traces", timeout=5))
-        if session.tracer_provider is not None:
-            self._processors.append(BatchSpanProcessor(self.spans))
-            session.tracer_provider.add_span_processor(self._processors[-1])
+        timeout = self.EXPORT_TIMEOUT
+        self.pipeline = ExportPipeline(
+            exporter=OTLPSpanExporter(endpoint=f"{self.endpoint}/v1/traces", timeout=timeout),
+            log_exporter=OTLPLogExporter(endpoint=f"{self.endpoint}/v1/logs", timeout=timeout),
+            # the HTTP request gives up first; the margin covers encoding the batch
+            export_timeout=timeout + 0.5, max_queue=8192, blocking=False)
+        session.require("traces")
+        session.tracer_provider.add_span_processor(self.pipeline)
         if session.logger_provider is not None:
-            self._processors.append(BatchLogRecordProcessor(
-                OTLPLogExporter(endpoint=f"{self.endpoint}/v1/logs", timeout=5)))
-            session.logger_provider.add_log_record_processor(self._processors[-1])
+            session.logger_provider.add_log_record_processor(_LogAdapter(self.pipeline))
 
-    def flush(self) -> None:
-        for processor in self._processors:
-            processor.force_flush(10_000)
+    def recording(self) -> Any:
+        return self.pipeline.enabled()
+
+    def pump(self, now: float) -> None:
+        self.pipeline.pump(now)
+
+    def finish(self, now: float) -> None:
+        from ..chaos.export import _real_perf_counter
+
+        real = _real_perf_counter()
+        started = real()
+        self.pipeline.drain(now, rounds=1024, budget=self.SHUTDOWN_BUDGET)
+        self._metrics.shutdown(timeout_millis=self.EXPORT_TIMEOUT * 1000)
+        self.shutdown_seconds = real() - started
+
+    def accounting(self) -> dict[str, Any]:
+        stats = self.pipeline.stats
+        signals: dict[str, Any] = {}
+        for signal in ("traces", "logs"):
+            signals[signal] = {
+                "accepted": stats.accepted[signal], "exported": stats.exported[signal],
+                "dropped": {r: n for (s, r), n in sorted(stats.dropped.items())
+                            if s == signal and n}}
+        m = self.metric_points
+        signals["metrics"] = {"accepted": m.accepted, "exported": m.exported,
+                              "dropped": {"export_failed": m.failed} if m.failed else {}}
+        return {"signals": signals, "shutdown_budget_s": self.SHUTDOWN_BUDGET
+                + self.EXPORT_TIMEOUT, "shutdown_s": round(self.shutdown_seconds, 3)}
+
+
+def _counting_metric_exporter(inner: Any) -> Any:
+    """Wraps a metric exporter: data points handed to it, delivered, and not delivered (also
+    counted in ``telemetry_dropped_total{signal="metrics"}``)."""
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+    from .telemetry import add
+
+    class CountingMetricExporter(MetricExporter):
+        def __init__(self) -> None:
+            super().__init__(preferred_temporality=inner._preferred_temporality,
+                             preferred_aggregation=inner._preferred_aggregation)
+            self.accepted = self.exported = self.failed = 0
+
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000,
+                   **kwargs: Any) -> MetricExportResult:
+            points = sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
+                         for sm in rm.scope_metrics for m in sm.metrics)
+            self.accepted += points
+            try:
+                result = inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+            except Exception:
+                result = MetricExportResult.FAILURE
+            if result == MetricExportResult.SUCCESS:
+                self.exported += points
+            elif points:
+                self.failed += points
+                add("telemetry_dropped_total", points, signal="metrics", reason="export_failed")
+            return MetricExportResult.SUCCESS if result == MetricExportResult.SUCCESS \
+                else MetricExportResult.FAILURE
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return bool(inner.force_flush(timeout_millis=timeout_millis))
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    return CountingMetricExporter()

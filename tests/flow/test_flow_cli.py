@@ -75,7 +75,7 @@ def test_otlp_endpoint_receives_spans_logs_and_metrics(
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert f"OTLP export to {endpoint}: 0 spans could not be delivered" in done.stdout
+    assert f"OTLP export to {endpoint} (shutdown budget 7 s, took " in done.stdout
     assert set(posts) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
 
 
