@@ -110,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _write_report(Journal(journal["scenarios"], not_run_rows(journal)), args.html, out,
                       f"seed {result.seed}, {result.backend}, "
                       f"{result.wall_seconds:.1f} s wall", started)
+    if result.interrupted:
+        from ..cli import Terminated, interrupt_status
+
+        print(f"sniper-otel chaos: interrupted by {result.interrupted}; faults rolled back, "
+              "the bot's keys removed; scorecard and journal are partial", file=sys.stderr)
+        return interrupt_status(Terminated() if result.interrupted == "SIGTERM"
+                                else KeyboardInterrupt())
     if result.unloadable:
         return 2  # bad input: some of the suite never ran
     return 0 if result.ok else 1
@@ -250,7 +257,8 @@ def scorecard(result: SuiteResult) -> str:
         held = sum(c.held for c in run.checks)
         expected, detection = _alerts_cell(run)
         dropped = sum(run.dropped.values())
-        verdict = "PASS" if run.ok else ("ERROR" if run.error else "BROKEN")
+        verdict = ("PASS" if run.ok else "INTERRUPTED" if run.interrupted
+                   else "ERROR" if run.error else "BROKEN")
         rows.append((run.scenario.name, _faults_cell(run), f"{held}/{len(run.checks)}",
                      expected, detection, str(dropped), verdict))
     for scenario, _ in result.skipped:
@@ -262,7 +270,9 @@ def scorecard(result: SuiteResult) -> str:
             widths[i] = max(widths[i], min(len(cell), wrap) if i == 1 else len(cell))
     lines = [
         f"sniper-otel chaos scorecard: {len(result.runs)} scenarios, seed {result.seed}, "
-        f"{result.backend}, simulated clock",
+        f"{result.backend}, simulated clock"
+        + (f"; INTERRUPTED by {result.interrupted} after {len(result.runs)} of "
+           f"{result.planned}" if result.interrupted else ""),
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
         "  ".join("-" * w for w in widths),
@@ -292,7 +302,11 @@ def scorecard(result: SuiteResult) -> str:
             lines.append(f"  {name:<{name_w}}  {a.alert:<{alert_w}}  {fired:<28}  "
                          f"{resolved:<32}  {mark}")
     for run in result.runs:
-        if not run.ok:
+        if run.interrupted:
+            lines.append("")
+            lines.append(f"{run.scenario.name}: INTERRUPTED by {run.interrupted} at "
+                         f"+{run.simulated_seconds:.0f}s; every fault rolled back")
+        elif not run.ok:
             lines.append("")
             lines.append(f"{run.scenario.name}: BROKEN")
             if run.error:

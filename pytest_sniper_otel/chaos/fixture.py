@@ -200,7 +200,13 @@ class ChaosController:
             scenario = dataclasses.replace(scenario, faults=(*scenario.faults, *self._pending))
             self._pending = []
         options.setdefault("seed", self.seed)
-        run = run_scenario(scenario, telemetry=self.telemetry, clock=self.clock, **options)
+        try:
+            run = run_scenario(scenario, telemetry=self.telemetry, clock=self.clock, **options)
+        except KeyboardInterrupt as exc:  # the journal keeps the part that ran
+            partial = getattr(exc, "partial_run", None)
+            if partial is not None:
+                self.runs.append(partial)
+            raise
         self.runs.append(run)
         if check:
             run.raise_for_failures()

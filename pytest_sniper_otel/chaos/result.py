@@ -69,6 +69,7 @@ class ScenarioRun:
     wall_seconds: float = 0.0
     started: str = ""
     error: str | None = None
+    interrupted: str | None = None  # "SIGINT"/"SIGTERM": stopped part-way, faults rolled back
 
     def window(self, index: int) -> tuple[float, float]:
         """The bot's clock (epoch seconds) when fault ``index`` was first injected and last
@@ -110,7 +111,8 @@ class ScenarioRun:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(c.held for c in self.checks)
+        return self.error is None and self.interrupted is None and all(
+            c.held for c in self.checks)
 
     @property
     def broken(self) -> list[CheckResult]:
@@ -150,7 +152,9 @@ class ScenarioRun:
         return {
             "experiment": self.scenario.to_json(),
             "seed": self.seed,
-            "status": "completed" if self.ok else ("aborted" if self.error else "failed"),
+            "status": "completed" if self.ok else (
+                "interrupted" if self.interrupted else "aborted" if self.error else "failed"),
+            "interrupted": self.interrupted,
             "deviated": not self.ok,
             "start": self.started,
             "wall_seconds": round(self.wall_seconds, 3),

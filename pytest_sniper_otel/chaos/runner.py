@@ -15,6 +15,7 @@ clock fault that steps the bot's wall clock back does not confuse alert evaluati
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import math
@@ -61,7 +62,6 @@ def run_scenario(
     the bot is built.
     """
     from ..alerts.defaults import default_rules
-    from ..alerts.evaluator import AlertEvaluator
 
     if rules is None:
         rules = scenario.rules if scenario.rules is not None else default_rules()
@@ -78,6 +78,42 @@ def run_scenario(
         run.error = str(exc)
         run.wall_seconds = _wall() - wall0
         return run
+    try:
+        _run(run, scenario, run_seed, telemetry, clock, redis, rules, progress, step)
+    except KeyboardInterrupt as exc:
+        # SIGINT/SIGTERM: faults were rolled back on the way out; leave nothing behind
+        # either, and hand the partial run to whoever reports it
+        run.interrupted = getattr(exc, "signal_name", "SIGINT")
+        _abandon(run)
+        run.wall_seconds = _wall() - wall0
+        exc.partial_run = run  # type: ignore[attr-defined]
+        raise
+    run.wall_seconds = _wall() - wall0
+    return run
+
+
+def _abandon(run: ScenarioRun) -> None:
+    """After an interrupt: what the bot did so far, then its cache keys and gauges gone."""
+    bot = run.bot
+    if bot is None:
+        return
+    with contextlib.suppress(Exception):
+        run.summary = bot.summary()
+    with contextlib.suppress(Exception):
+        bot.cache.close()
+    with contextlib.suppress(Exception):
+        from ..flow.telemetry import unregister_source
+
+        unregister_source(bot)
+
+
+def _run(
+    run: ScenarioRun, scenario: Scenario, run_seed: int, telemetry: Telemetry | None,
+    clock: SimClock | None, redis: Any, rules: RuleSet, progress: Progress | None,
+    step: float,
+) -> None:
+    from ..alerts.evaluator import AlertEvaluator
+
     if scenario.baseline and scenario.faults:
         fresh = baseline_key(scenario, run_seed, rules, redis, step) not in BASELINES
         if fresh and progress is not None:
@@ -106,8 +142,6 @@ def run_scenario(
             # Input was validated above; anything raised now (a fault that cannot act on
             # its target, a crash) is a broken run, reported with its cause.
             run.error = f"{type(exc).__name__}: {exc}"
-    run.wall_seconds = _wall() - wall0
-    return run
 
 
 def configured(scenario: Scenario) -> BotConfig:
@@ -184,6 +218,7 @@ def _execute(
             bot = SniperBot.create(seed=run.seed, clock=clock, redis=redis, config=config)
             targets = Targets.of_bot(bot, pipeline)
         run.bot = bot
+        run.journal = timeline.journal  # filled as faults act; partial if interrupted
         for spec in scenario.faults:
             target = targets.get(spec.target, spec.name)
             timeline.add(spec, target)
@@ -214,6 +249,7 @@ def _execute(
                     # keep simulated time moving so the run still ends
                     clock.tick(max(0.0, t0 + nxt - clock.time()))
                 t = nxt
+                run.simulated_seconds = t
                 timeline.update(t, dt_)
                 pipeline.pump(t)
                 if _on_grid(t, EVALUATION_INTERVAL):

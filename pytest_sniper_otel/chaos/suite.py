@@ -50,10 +50,12 @@ class SuiteResult:
     wall_seconds: float = 0.0
     backend: str = "fakeredis"
     unloadable: list[Unloadable] = field(default_factory=list)
+    interrupted: str | None = None  # "SIGINT"/"SIGTERM": the runs are the part that ran
+    planned: int = 0
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.runs) and not self.unloadable
+        return all(r.ok for r in self.runs) and not self.unloadable and not self.interrupted
 
     @property
     def simulated_seconds(self) -> float:
@@ -72,6 +74,8 @@ class SuiteResult:
             "scenarios": [r.to_json() for r in self.runs],
             "skipped": [{"scenario": s.name, "reason": why} for s, why in self.skipped],
             "unloadable": [{"file": str(u.file), "problem": u.problem} for u in self.unloadable],
+            "interrupted": self.interrupted,
+            "planned": self.planned,
         }
 
 
@@ -216,7 +220,7 @@ def run_suite(
     validate(scenarios)
     wall = _real_perf_counter()
     result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis",
-                         unloadable=list(unloadable))
+                         unloadable=list(unloadable), planned=len(scenarios))
     t0 = wall()
     for index, scenario in enumerate(scenarios):
         if scenario.tags.get("requires") == REAL_REDIS and redis_factory is None:
@@ -230,6 +234,14 @@ def run_suite(
 
         try:
             run = run_scenario(scenario, seed=seed, redis=client, progress=report)
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: report what ran, marked as such
+            result.interrupted = getattr(exc, "signal_name", "SIGINT")
+            partial = getattr(exc, "partial_run", None)
+            if partial is None:  # interrupted before the run began
+                partial = ScenarioRun(scenario, seed)
+                partial.interrupted = result.interrupted
+            result.runs.append(partial)
+            break
         finally:
             if client is not None:
                 client.close()

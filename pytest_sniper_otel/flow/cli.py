@@ -98,6 +98,7 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     from ..cli import connect_redis, redact_url
     from ..clock import SimClock
     from .bot import SniperBot
+    from .telemetry import unregister_source
 
     redis_client = None
     if redis_url:
@@ -123,19 +124,26 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
             (otlp.recording() if otlp is not None else contextlib.nullcontext()):
         bot = SniperBot.create(seed=seed, clock=clock, redis=redis_client)
         start = clock.time()
-        if otlp is None:
-            bot.run_for(duration)
-        else:
-            # in steps, handing telemetry to the exporter between them: the run never
-            # waits on a collector longer than one batch's export timeout
+        interrupted: BaseException | None = None
+        try:
+            # in steps: telemetry goes to the exporter between them (the run never waits
+            # on a collector), and an interrupt stops at a step
             while (left := start + duration - clock.time()) > 0:
                 bot.run_for(min(OTLP_STEP, left))
-                otlp.pump(clock.time() - start)
-        bot.settle()
+                if otlp is not None:
+                    otlp.pump(clock.time() - start)
+            bot.settle()
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: a partial, marked summary
+            interrupted = exc
         summary = bot.summary()
         problems = bot.reconcile()
         recorded = set(telemetry.metric_names())  # while the bot still reports its gauges
-        bot.close()
+        if interrupted is None:
+            bot.close()
+        else:  # no settling: remove the bot's keys and stop its gauges, nothing more
+            bot.cache.close()
+            unregister_source(bot)
+            summary["interrupted"] = getattr(interrupted, "signal_name", "SIGINT")
         if otlp is not None:
             # before reading metrics again: what it failed to deliver is counted in them
             otlp.finish(clock.time() - start)
@@ -154,6 +162,12 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     print(_render(summary))
     if json_path is not None:
         json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    if interrupted is not None:
+        from ..cli import interrupt_status
+
+        print(f"sniper-otel run: interrupted by {summary['interrupted']}; the bot's keys "
+              "removed; the summary is partial", file=sys.stderr)
+        return interrupt_status(interrupted)
     return 1 if problems else 0
 
 
@@ -161,7 +175,8 @@ def _render(s: dict[str, Any]) -> str:
     tel = s["telemetry"]
     lines = [
         f"sniper-otel run: seed {s['seed']}, {s['simulated_seconds']:g} simulated seconds "
-        f"in {s['wall_seconds']:g} s of wall time",
+        f"in {s['wall_seconds']:g} s of wall time"
+        + (f" (INTERRUPTED by {s['interrupted']})" if "interrupted" in s else ""),
         "orders: " + (", ".join(f"{k} {v}" for k, v in s["orders"].items()) or "none"),
         f"PnL: {s['pnl_usd']:+.2f} USD (realized {s['realized_pnl_usd']:+.2f}, "
         f"unrealized {s['unrealized_pnl_usd']:+.2f}), open positions {s['open_positions']}",
@@ -191,7 +206,7 @@ def _render(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-OTLP_STEP = 5.0  # simulated seconds between hand-overs to the exporter
+OTLP_STEP = 5.0  # simulated seconds between hand-overs to the exporter (and interrupts)
 
 
 class _Otlp:

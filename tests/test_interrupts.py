@@ -1,0 +1,136 @@
+"""SIGINT and SIGTERM during `sniper-otel chaos` and `sniper-otel run`.
+
+Every fault is rolled back (a real server's CLIENT PAUSE lifted at once), the bot's Redis
+keys are removed, the partial scorecard/summary and journal are written and marked
+interrupted, the exit status is 130 (SIGINT) or 143 (SIGTERM), and there is no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+QUICK = ("SCENARIO = Scenario(name='quick', title='t', warmup=30.0, duration=60.0, "
+         "recovery=10.0, baseline=False, faults=[fault('market.partial_fills', start=10)])\n")
+LONG = ("SCENARIO = Scenario(name='long', title='t', warmup=30.0, duration=36000.0, "
+        "recovery=10.0, baseline=False, faults=[{faults}], tags={tags})\n")
+
+
+def _suite(directory: Path, faults: str, tags: str = "{}") -> Path:
+    directory.mkdir()
+    header = "from pytest_sniper_otel.chaos import Scenario, fault\n"
+    (directory / "scenario_a_quick.py").write_text(header + QUICK, encoding="utf-8")
+    (directory / "scenario_b_long.py").write_text(
+        header + LONG.format(faults=faults, tags=tags), encoding="utf-8")
+    return directory
+
+
+def _interrupt_when(proc: subprocess.Popen[str], marker: str, signum: int) -> tuple[str, str]:
+    """Read stderr until ``marker``, give the run a moment to get into the long part (the
+    marker is printed as the step before it ends), then send ``signum``."""
+    assert proc.stderr is not None
+    seen = ""
+    while marker not in seen:
+        line = proc.stderr.readline()
+        assert line, f"the process ended before {marker!r}: {seen}"
+        seen += line
+    time.sleep(2.0)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    return out, seen + err
+
+
+def _chaos(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pytest_sniper_otel.cli", "chaos", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_chaos_interrupted_rolls_back_and_writes_a_partial_journal(
+    signum: int, status: int, tmp_path: Path
+) -> None:
+    suite = _suite(tmp_path / "suite", "fault('redis.outage', start=10), "
+                                       "fault('exchange.http_error', start=10, probability=0.3)")
+    journal = tmp_path / "journal.json"
+    proc = _chaos(["--path", str(suite), "--json", str(journal)])
+    out, err = _interrupt_when(proc, "[1/2] quick", signum)
+    name = signal.Signals(signum).name
+    assert proc.returncode == status, err
+    assert "Traceback" not in out + err
+    assert f"sniper-otel chaos: interrupted by {name}; faults rolled back" in err
+    assert f"; INTERRUPTED by {name} after 2 of 2" in out.splitlines()[0]
+    long_row = next(line for line in out.splitlines() if line.startswith("long "))
+    assert long_row.split()[-1] == "INTERRUPTED"
+    assert f"long: INTERRUPTED by {name} at +" in out
+    data = json.loads(journal.read_text())
+    assert data["interrupted"] == name and data["ok"] is False
+    quick, long = data["scenarios"]
+    assert quick["status"] == "completed"
+    assert long["status"] == "interrupted" and long["interrupted"] == name
+    injected = [e for e in long["run"] if e["action"] == "inject"]
+    rolled = [e for e in long["rollbacks"]]
+    assert len(injected) == 2 and len(rolled) == 2  # both faults were on, both rolled back
+
+
+def _redis_url() -> str:
+    url = os.environ.get("SNIPER_OTEL_REDIS_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail("CI is set but SNIPER_OTEL_REDIS_URL is not")
+        pytest.skip("set SNIPER_OTEL_REDIS_URL=redis://host:port/db to run against a real Redis")
+    return url
+
+
+def _sniper_keys(client: Any) -> set[bytes]:
+    return set(client.scan_iter(match="sniper:*", count=1000))
+
+
+@pytest.mark.sniper_otel_real_redis
+def test_a_real_servers_client_pause_is_lifted_and_the_keys_removed(tmp_path: Path) -> None:
+    import redis
+
+    url = _redis_url()
+    client = redis.Redis.from_url(url, socket_timeout=1.0)
+    before = _sniper_keys(client)
+    suite = _suite(tmp_path / "suite", "fault('redis.client_pause', start=10)",
+                   tags="{'requires': 'real_redis'}")
+    proc = _chaos(["--path", str(suite), "--redis-url", url, "--json",
+                   str(tmp_path / "j.json")])
+    out, err = _interrupt_when(proc, "[1/2] quick", signal.SIGTERM)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in out + err
+    # writes go through at once: the 30 s pause was lifted, not left to expire
+    client.set("sniper-otel-interrupt-probe", "1", ex=5)
+    assert _sniper_keys(client) == before
+    client.close()
+
+
+def test_run_interrupted_writes_a_partial_summary(tmp_path: Path) -> None:
+    out_json = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c",
+         "import sys, pytest_sniper_otel.flow.bot as b\n"
+         "orig = b.SniperBot.run_for\n"
+         "def run_for(self, s):\n"
+         "    print('stepping', file=sys.stderr, flush=True)\n"
+         "    return orig(self, s)\n"
+         "b.SniperBot.run_for = run_for\n"
+         "from pytest_sniper_otel.cli import main\n"
+         f"sys.exit(main(['run', '--duration', '24h', '--json', {str(out_json)!r}]))\n"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = _interrupt_when(proc, "stepping", signal.SIGTERM)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in out + err
+    assert "(INTERRUPTED by SIGTERM)" in out.splitlines()[0]
+    assert "sniper-otel run: interrupted by SIGTERM; the bot's keys removed" in err
+    summary = json.loads(out_json.read_text())
+    assert summary["interrupted"] == "SIGTERM"
+    assert 0 < summary["simulated_seconds"] < 86_400
