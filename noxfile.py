@@ -78,6 +78,15 @@ def chaos_speed(session: nox.Session) -> None:
 
 
 @nox.session
+def seeds(session: nox.Session) -> None:
+    """The chaos suite on 20 seeds (0-19, or the seeds given: `nox -s seeds -- 7 14`):
+    every scenario's claim must hold on every seed. CI runs a smaller sample (.ci/run)."""
+    session.install("-e", ".[lab]")
+    for seed in session.posargs or [str(s) for s in range(20)]:
+        session.run("sniper-otel", "chaos", "--no-progress", "--seed", seed)
+
+
+@nox.session
 def rules(session: nox.Session) -> None:
     """Alert rules against real Prometheus: export the rule file and promtool tests (every
     rule's drill, plus `-- --recording FILE`), then `promtool check rules` and `promtool test

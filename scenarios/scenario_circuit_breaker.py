@@ -9,10 +9,19 @@ resolve.
 """
 
 from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
+from pytest_sniper_otel.flow import ListingSpec
 
 
 def _busy_calendar(config):
-    # more ready listings and a lower bar, so that enough entries are attempted
+    # A genuine, hyped listing every 45 s: the entries attempted while orders fail (and so
+    # the breaker opening) do not depend on how busy the seed's generated calendar is
+    # (seeds 7, 13 and 18 offered a single entry in the window). The seed still drives
+    # prices, latencies, fills and the model.
+    config.listings = [
+        ListingSpec(symbol=f"CB{i:02d}USDT", vcoin_id=f"v-cb{i:02d}", launch_offset=60.0 + 45.0 * i,
+                    hype=0.8, ready_lead=90.0, initial_price=0.25, volatility=0.01)
+        for i in range(32)
+    ]
     config.confidence_threshold = 0.6
     config.max_consecutive_failures = 2
 
