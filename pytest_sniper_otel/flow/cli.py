@@ -103,7 +103,13 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     redis_client = None
     if redis_url:
         try:
-            redis_client = connect_redis(redis_url, socket_connect_timeout=2, socket_timeout=2)
+            # short timeouts and no client retries: a hung server (SIGSTOP) costs the run a
+            # quarter second per cache operation, which then falls through to the exchange
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            redis_client = connect_redis(redis_url, socket_connect_timeout=1.0,
+                                         socket_timeout=0.25, retry=Retry(NoBackoff(), 0))
         except ValueError as exc:
             print(f"sniper-otel run: --redis-url: {exc}", file=sys.stderr)
             return 2
@@ -128,10 +134,12 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
         try:
             # in steps: telemetry goes to the exporter between them (the run never waits
             # on a collector), and an interrupt stops at a step
+            progress = _Progress(duration, sys.stderr)
             while (left := start + duration - clock.time()) > 0:
                 bot.run_for(min(OTLP_STEP, left))
                 if otlp is not None:
                     otlp.pump(clock.time() - start)
+                progress.update(clock.time() - start)
             bot.settle()
         except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: a partial, marked summary
             interrupted = exc
@@ -207,6 +215,25 @@ def _render(s: dict[str, Any]) -> str:
 
 
 OTLP_STEP = 5.0  # simulated seconds between hand-overs to the exporter (and interrupts)
+
+
+class _Progress:
+    """On long runs, a line on stderr every ``every`` real seconds: how far the simulated
+    run got, so a run slowed by a hung dependency is visibly alive."""
+
+    def __init__(self, duration: float, stream: Any, every: float = 5.0) -> None:
+        from ..chaos.export import _real_perf_counter
+
+        self.duration, self.stream, self.every = duration, stream, every
+        self._real = _real_perf_counter()
+        self._next = self._real() + every
+
+    def update(self, simulated: float) -> None:
+        now = self._real()
+        if now >= self._next:
+            self._next = now + self.every
+            print(f"sniper-otel run: {simulated:.0f}/{self.duration:.0f} simulated seconds "
+                  f"({simulated / self.duration:.0%})", file=self.stream, flush=True)
 
 
 class _Otlp:
