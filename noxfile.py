@@ -45,7 +45,7 @@ def bench(session: nox.Session) -> None:
     from pathlib import Path
 
     session.install(".")  # as users install it: not editable, bytecode compiled
-    without = Path(session.create_tmp(), "venv-without-package")
+    without = Path(session.create_tmp(), "venv-without-package").resolve()
     session.run(sys.executable, "-m", "venv", "--clear", str(without), external=True)
     pins = session.run(
         "python", "load/bench_plugin.py", "--print-baseline-requirements", silent=True

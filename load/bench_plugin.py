@@ -751,8 +751,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_baseline_requirements:
         print("\n".join(baseline_requirements()))
         return 0
-    if args.baseline_python and not Path(args.baseline_python).is_file():
-        p.error(f"--baseline-python {args.baseline_python!r} is not a file")
+    if args.baseline_python:
+        if not Path(args.baseline_python).is_file():
+            p.error(f"--baseline-python {args.baseline_python!r} is not a file")
+        # pytest runs in temporary directories: a relative path would not be found there
+        args.baseline_python = os.path.abspath(args.baseline_python)
     rounds, n_tests, sizes = args.rounds, args.tests, MATCH_SIZES
     if args.quick:
         rounds, n_tests, sizes = 1, 200, (1_000, 10_000)
