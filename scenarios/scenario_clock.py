@@ -1,11 +1,13 @@
 """Clock faults: the exchange's clock lags the bot's, and the host clock steps both ways.
 
-For eight minutes the exchange's clock runs 30 s behind the bot's: the bot fires its
-snipes at what it believes is launch time, the exchange answers "trading pair not open",
-and those intents must end as ``rejected`` (never lost, never duplicated) -- only while the
-skew lasts. Meanwhile the host clock jumps forward 90 s (a VM resume) and later steps back
-60 s (NTP correcting): scheduled workflows catch up after the first and wait after the
-second. Every span must end, the ledger must reconcile and no alert may fire spuriously.
+For eight minutes the exchange's clock runs 30 s behind the bot's: the exchange refuses
+the bot's signed requests (their timestamp is outside its ``recvWindow``: code 700003), and
+a snipe fired at what the bot believes is launch time meets "trading pair not open" (30001);
+either way the lag is met, and such intents must end as ``rejected`` (never lost, never
+duplicated) -- only while the skew lasts. Meanwhile the host clock jumps forward 90 s (a
+VM resume) and later steps back 60 s (NTP correcting): scheduled workflows catch up after
+the first and wait after the second. Every span must end, the ledger must reconcile and no
+alert may fire spuriously.
 """
 
 from pytest_sniper_otel.chaos import Scenario, fault
@@ -15,10 +17,14 @@ def _skew_and_jumps_observed(run):
     jumps = [f for f in run.faults if f.name == "clock.jump"]
     assert all(f.total_hits() == 1 for f in jumps), "a clock jump was not applied"
     start, end = run.window(0)
-    not_open = [i for i in run.bot.ledger if i.reason.startswith("30001")]
-    assert not_open, "no order met the lagging exchange"
-    outside = [i.client_order_id for i in not_open if not start <= i.created_at <= end]
-    assert not outside, f"'not open' rejections outside the skew window: {outside}"
+    refused = [i for i in run.bot.ledger if i.reason.startswith(("30001", "700003"))]
+    # whether a snipe falls in the window depends on the seed's calendar; the signed calls
+    # (balances, orders) the exchange refuses for their timestamp do not
+    lagged = [s for s in run.spans_between("mexc-api-request", start, end)
+              if "code 700003" in (s.status.description or "")]
+    assert refused or lagged, "nothing met the lagging exchange"
+    outside = [i.client_order_id for i in refused if not start <= i.created_at <= end]
+    assert not outside, f"lag rejections outside the skew window: {outside}"
 
 
 SCENARIO = Scenario(
