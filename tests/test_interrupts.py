@@ -134,3 +134,31 @@ def test_run_interrupted_writes_a_partial_summary(tmp_path: Path) -> None:
     summary = json.loads(out_json.read_text())
     assert summary["interrupted"] == "SIGTERM"
     assert 0 < summary["simulated_seconds"] < 86_400
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_pytest_chaos_test_interrupted_rolls_back_and_keeps_its_journal(
+    signum: int, status: int, tmp_path: Path
+) -> None:
+    (tmp_path / "test_long.py").write_text(
+        "import sys\n"
+        "from pytest_sniper_otel.chaos import Scenario, fault\n\n"
+        "def test_long(chaos):\n"
+        "    print('started', file=sys.stderr, flush=True)\n"
+        "    chaos.run(Scenario(name='long', title='t', warmup=30.0, duration=36000.0,\n"
+        "                       recovery=10.0, baseline=False,\n"
+        "                       faults=[fault('redis.outage', start=10)]))\n",
+        encoding="utf-8")
+    journals = tmp_path / "journals"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p",
+         "no:pytest_opentelemetry", "-p", "no:logfire", "-p", "no:pytest_logfire", "-s", "-q",
+         "test_long.py", f"--sniper-otel-chaos-journal={journals}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = _interrupt_when(proc, "started", signum)
+    assert proc.returncode == status, out + err
+    [journal] = journals.glob("*.json")
+    data = json.loads(journal.read_text())
+    assert data["status"] == "interrupted"
+    assert data["interrupted"] == signal.Signals(signum).name
+    assert len(data["rollbacks"]) == 1  # the outage was rolled back

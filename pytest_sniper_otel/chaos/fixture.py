@@ -200,8 +200,13 @@ class ChaosController:
             scenario = dataclasses.replace(scenario, faults=(*scenario.faults, *self._pending))
             self._pending = []
         options.setdefault("seed", self.seed)
+        from ..cli import terminable
+
         try:
-            run = run_scenario(scenario, telemetry=self.telemetry, clock=self.clock, **options)
+            # SIGTERM too unwinds like Ctrl-C: faults rolled back, keys removed
+            with terminable():
+                run = run_scenario(scenario, telemetry=self.telemetry, clock=self.clock,
+                                   **options)
         except KeyboardInterrupt as exc:  # the journal keeps the part that ran
             partial = getattr(exc, "partial_run", None)
             if partial is not None:

@@ -224,7 +224,21 @@ def chaos(
         yield ctl
 
 
+# the exit status of an interrupt, by signal (pytest_keyboard_interrupt is given no config)
+_INTERRUPT_STATUS: list[int] = []
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    from ..cli import interrupt_status
+
+    _INTERRUPT_STATUS[:] = [interrupt_status(excinfo.value)]
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _INTERRUPT_STATUS and session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        # a shell expects 130 for SIGINT, 143 for SIGTERM (SIGTERM unwinds like Ctrl-C
+        # inside chaos.run(), so faults are rolled back and the journal written)
+        session.exitstatus = _INTERRUPT_STATUS.pop()
     directory = session.config.getoption("--sniper-otel-chaos-report")
     # xdist workers write their runs' files; the controller indexes them all at the end
     if not directory or hasattr(session.config, "workerinput"):
