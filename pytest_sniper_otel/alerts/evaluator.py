@@ -1,11 +1,15 @@
 """Evaluate alert rules over a timeline of metric snapshots, with Prometheus' semantics.
 
-Each observation is one scrape and one rule evaluation at the snapshot's (simulated) time.
+Each observation is one scrape at the snapshot's (simulated) time. Rules are evaluated on
+Prometheus' schedule, not at each scrape: every ``evaluation_interval`` (1 minute by
+default, as Prometheus'), at ``evaluation_phase`` seconds past each whole interval since the
+epoch; an evaluation sees the scrapes at or before its time. The first evaluation is the last
+one due at or before the first scrape (Prometheus was already running when the bot started).
 Semantics follow Prometheus 2.42 so that ``promtool test rules`` agrees with us:
 
 * a scrape is a snapshot: a series missing from it is stale (Prometheus writes a staleness
   marker when a series leaves the exposition), so an instant selector sees the series of
-  the latest snapshot, and the 5 minute lookback never keeps a vanished series alive;
+  the latest snapshot, if that is at most 5 minutes old (the lookback);
 * ``rate``/``increase`` take the samples in ``[t - window, t]`` (both ends included),
   need two of them, handle counter resets and extrapolate to the window edges exactly as
   ``extrapolatedRate`` does; counters are cumulative per test from their first sample, so a
@@ -24,6 +28,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from ..errors import SpecError
@@ -31,6 +36,7 @@ from ..metrics import MetricsSnapshot, SeriesPoint
 from .expr import (
     Absent,
     Aggregate,
+    Aggregation,
     Clause,
     Expression,
     Quantile,
@@ -44,6 +50,7 @@ from .naming import label_value
 from .rules import AlertRule, RuleSet, load_rules
 
 TimeLike = float | int | dt.datetime
+LOOKBACK_MS = 300_000  # Prometheus' default query.lookback-delta
 
 
 class AlertState(StrEnum):
@@ -83,11 +90,17 @@ class Episode:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The outcome of one evaluation: each rule's state and value at ``time``."""
+    """The outcome of one evaluation: each rule's state and value at ``time``.
+
+    ``values`` holds each rule's first clause's value, ``clause_values`` every clause's
+    (``None``: no result, as PromQL's empty vector)."""
 
     time: float
     states: Mapping[str, AlertState]
     values: Mapping[str, float | None]
+    clause_values: Mapping[str, tuple[float | None, ...]] = dataclasses.field(
+        default_factory=dict
+    )
 
     @property
     def firing(self) -> list[str]:
@@ -189,7 +202,7 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
         elif b[1] < running:
             b[1] = running
     observations = merged[-1][1]
-    if observations == 0 or math.isnan(observations):
+    if observations == 0:
         return math.nan
     rank = q * observations
     index = next((i for i, b in enumerate(merged[:-1]) if b[1] >= rank), len(merged) - 1)
@@ -202,7 +215,7 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
         start = merged[index - 1][0]
         count -= merged[index - 1][1]
         rank -= merged[index - 1][1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * _float_div(rank, count)
 
 
 class _History:
@@ -222,9 +235,12 @@ class _History:
         return self.samples[lo:hi]
 
     def instant(self, selector: Selector, t_ms: int) -> list[SeriesPoint]:
-        """The matching series of the latest snapshot at or before ``t_ms``."""
+        """The matching series of the latest snapshot at or before ``t_ms``, within the
+        lookback."""
         i = bisect.bisect_right(self._times, t_ms)
-        return _selected(selector, self.samples[i - 1][1]) if i else []
+        if not i or t_ms - self._times[i - 1] > LOOKBACK_MS:
+            return []
+        return _selected(selector, self.samples[i - 1][1])
 
     def ranges(
         self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]
@@ -240,10 +256,12 @@ def _counter_value(p: SeriesPoint) -> float:
     return float(p.count) if p.kind == "histogram" else float(p.value or 0.0)
 
 
-def _evaluate(expr: Expression, history: _History, t_ms: int) -> tuple[bool, float | None]:
-    """Whether ``expr`` holds at ``t_ms``, and its (first clause's) value."""
+def _evaluate(
+    expr: Expression, history: _History, t_ms: int
+) -> tuple[bool, tuple[float | None, ...]]:
+    """Whether ``expr`` holds at ``t_ms``, and each clause's value."""
     results = [(c, _clause_value(c, history, t_ms)) for c in clauses(expr)]
-    return all(_holds(c, v) for c, v in results), results[0][1]
+    return all(_holds(c, v) for c, v in results), tuple(v for _, v in results)
 
 
 def _clause_value(expr: Clause, history: _History, t_ms: int) -> float | None:
@@ -253,13 +271,7 @@ def _clause_value(expr: Clause, history: _History, t_ms: int) -> float | None:
     v = expr.value
     if isinstance(v, Aggregate):
         values = [p.value or 0.0 for p in history.instant(v.selector, t_ms)]
-        if not values:
-            return None
-        if v.func == "max":
-            return max(values)
-        if v.func == "min":
-            return min(values)
-        return sum(values) if v.func == "sum" else sum(values) / len(values)
+        return aggregate(v.func, values) if values else None
     if isinstance(v, Quantile):
         return _quantile(v, history, t_ms)
     numerator = _rate_sum(v.numerator, history, t_ms)
@@ -269,6 +281,41 @@ def _clause_value(expr: Clause, history: _History, t_ms: int) -> float | None:
     return None if denominator is None else _float_div(numerator, denominator)
 
 
+def aggregate(func: Aggregation, values: Sequence[float]) -> float:
+    """``max``/``min``/``sum``/``avg`` of ``values`` as Prometheus 2.42 aggregates them.
+
+    NaN loses to any number in max and min (NaN only when every value is NaN). Prometheus
+    adds in the order its storage returns series, which is not fixed, so a sum or mean whose
+    last bit depends on the order has no single answer there; we return the correctly rounded
+    one (exact summation), which is what every order gives whenever they all agree. The mean
+    never overflows on finite values (Prometheus averages incrementally).
+    """
+    if func in ("max", "min"):
+        numbers = [x for x in values if not math.isnan(x)]
+        if not numbers:
+            return math.nan
+        return max(numbers) if func == "max" else min(numbers)
+    if any(math.isnan(x) for x in values):
+        return math.nan
+    infinities = {x for x in values if math.isinf(x)}
+    if infinities:
+        return math.nan if len(infinities) == 2 else infinities.pop()
+    if func == "sum":
+        return _exact_sum(values)
+    return float(sum(map(Fraction, values), Fraction(0)) / len(values))
+
+
+def _exact_sum(values: Iterable[float]) -> float:
+    try:
+        return math.fsum(values)
+    except OverflowError:  # an exact sum beyond float range: Go's running sum is +-Inf
+        total = sum(map(Fraction, values), Fraction(0))
+        try:
+            return float(total)
+        except OverflowError:
+            return math.inf if total > 0 else -math.inf
+
+
 def _rate_term(term: RateTerm, history: _History, t_ms: int) -> float | None:
     window_ms = round(term.window * 1000)
     rates = [
@@ -276,7 +323,7 @@ def _rate_term(term: RateTerm, history: _History, t_ms: int) -> float | None:
         for s in history.ranges(term.selector, t_ms, window_ms, _counter_value)
     ]
     present = [r for r in rates if r is not None]
-    return math.fsum(present) if present else None
+    return aggregate("sum", present) if present else None
 
 
 def _rate_sum(group: RateSum, history: _History, t_ms: int) -> float | None:
@@ -332,13 +379,22 @@ def _holds(expr: Clause, value: float | None) -> bool:
 
 def alert_labels(rule: AlertRule) -> dict[str, str]:
     """The labels of the alert ``rule`` raises, as Prometheus builds them."""
-    labels: dict[str, str] = {}
     first = clauses(rule.expression)[0]  # 'and' keeps the left side's labels
-    if isinstance(first, Absent):  # absent() keeps the selector's equality labels
-        for m in first.selector.matchers:
-            if m.op == "=":
-                labels[m.label] = m.value
+    labels = absent_labels(first.selector) if isinstance(first, Absent) else {}
     return {**labels, **rule.all_labels}
+
+
+def absent_labels(selector: Selector) -> dict[str, str]:
+    """The labels ``absent(selector)`` returns: those with one ``=`` matcher and no other
+    matcher, whose value is not empty (Prometheus' ``createLabelsForAbsentFunction``)."""
+    labels: dict[str, str] = {}
+    dropped: set[str] = set()
+    for m in selector.matchers:
+        if m.op == "=" and m.label not in labels:
+            labels[m.label] = m.value
+        else:
+            dropped.add(m.label)
+    return {k: v for k, v in labels.items() if k not in dropped and v != ""}
 
 
 class AlertEvaluator:
@@ -349,6 +405,8 @@ class AlertEvaluator:
         rules: RuleSet | Iterable[AlertRule] | None = None,
         *,
         interval: float = 15.0,
+        evaluation_interval: float = 60.0,
+        evaluation_phase: float = 0.0,
         source: Callable[[], MetricsSnapshot] | None = None,
     ) -> None:
         if rules is None:
@@ -359,13 +417,27 @@ class AlertEvaluator:
         if not interval > 0:
             raise SpecError(f"evaluation interval must be positive, got {interval!r}")
         self.interval = float(interval)
+        if not evaluation_interval > 0:
+            raise SpecError(
+                f"evaluation_interval must be positive, got {evaluation_interval!r}"
+            )
+        if not 0 <= evaluation_phase < evaluation_interval:
+            raise SpecError(
+                f"evaluation_phase must be within [0, evaluation_interval), got "
+                f"{evaluation_phase!r}"
+            )
+        self.evaluation_interval = float(evaluation_interval)
+        self.evaluation_phase = float(evaluation_phase)
+        self._step_ms = round(self.evaluation_interval * 1000)
+        self._phase_ms = round(self.evaluation_phase * 1000)
+        self._next_ms: int | None = None
         self.source = source
         for r in self.rules:
             for w in windows(r.expression):
                 if w < 2 * self.interval:
                     raise SpecError(
-                        f"rule {r.name!r}: window {w:g}s holds fewer than two samples at an "
-                        f"evaluation interval of {self.interval:g}s, so it never has a value"
+                        f"rule {r.name!r}: window {w:g}s holds fewer than two samples at a "
+                        f"scrape interval of {self.interval:g}s, so it never has a value"
                     )
         self._history = _History()
         self._state = {r.name: _RuleState() for r in self.rules}
@@ -375,7 +447,7 @@ class AlertEvaluator:
 
     # feeding -----------------------------------------------------------------------
     def observe(self, snapshot: MetricsSnapshot) -> list[Transition]:
-        """Record ``snapshot`` as a scrape and evaluate every rule at its time."""
+        """Record ``snapshot`` as a scrape and run the evaluations due up to its time."""
         t_ms = snapshot.time_unix_nano // 1_000_000
         if self._history.samples and t_ms <= self._history.samples[-1][0]:
             last = self._history.samples[-1][0] / 1000
@@ -383,7 +455,13 @@ class AlertEvaluator:
                 f"snapshots must move forward in time: got {t_ms / 1000:.3f} after {last:.3f}"
             )
         self._history.add(t_ms, snapshot)
-        return self._evaluate(t_ms)
+        if self._next_ms is None:  # the last evaluation due at or before the first scrape
+            self._next_ms = t_ms - (t_ms - self._phase_ms) % self._step_ms
+        out: list[Transition] = []
+        while self._next_ms <= t_ms:
+            out += self._evaluate(self._next_ms)
+            self._next_ms += self._step_ms
+        return out
 
     def poll(self) -> list[Transition]:
         """Take a snapshot from ``source`` and observe it."""
@@ -421,8 +499,10 @@ class AlertEvaluator:
         changes: list[Transition] = []
         states: dict[str, AlertState] = {}
         values: dict[str, float | None] = {}
+        clause_values: dict[str, tuple[float | None, ...]] = {}
         for r in self.rules:
-            holds, value = _evaluate(r.expression, self._history, t_ms)
+            holds, each = _evaluate(r.expression, self._history, t_ms)
+            value = each[0]
             st = self._state[r.name]
             before = st.state
             if holds:
@@ -448,8 +528,9 @@ class AlertEvaluator:
                 changes.append(Transition(now, r.name, before, st.state, value))
             states[r.name] = st.state
             values[r.name] = value
+            clause_values[r.name] = each
         self.history += changes
-        self.evaluations.append(Evaluation(now, states, values))
+        self.evaluations.append(Evaluation(now, states, values, clause_values))
         return changes
 
     # reading -----------------------------------------------------------------------
@@ -585,6 +666,8 @@ __all__ = [
     "Episode",
     "Evaluation",
     "Transition",
+    "absent_labels",
+    "aggregate",
     "alert_labels",
     "bucket_quantile",
     "extrapolated_rate",

@@ -28,6 +28,7 @@ from typing import Literal
 
 from .. import SpecError, parse_duration
 from ..catalog import MetricSpec
+from .regex import LabelRegexError, label_regex
 
 Comparison = Literal[">", ">=", "<", "<=", "==", "!="]
 MatchOp = Literal["=", "!=", "=~", "!~"]
@@ -69,7 +70,7 @@ class Matcher:
             return have == self.value
         if self.op == "!=":
             return have != self.value
-        hit = re.fullmatch(self.value, have) is not None
+        hit = label_regex(self.value).search(have) is not None
         return hit if self.op == "=~" else not hit
 
 
@@ -342,9 +343,11 @@ class _Parser:
                 value = self.tok.text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
                 if op in ("=~", "!~"):
                     try:
-                        re.compile(value)
-                    except re.error as exc:
-                        raise ExpressionError(f"bad regular expression {value!r}: {exc}") from None
+                        label_regex(value)
+                    except LabelRegexError as exc:
+                        raise ExpressionError(
+                            f"regular expression {value!r} would not load in Prometheus: {exc}"
+                        ) from None
                 matchers.append(Matcher(label.text, op, value))  # type: ignore[arg-type]
                 self.i += 1
                 if not self.peek("}"):

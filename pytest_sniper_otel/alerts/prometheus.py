@@ -1,10 +1,12 @@
 """Export rules as a Prometheus rule file, and recorded runs as promtool unit tests.
 
 Rule expressions are rendered in PromQL over the names opentelemetry-exporter-prometheus
-exposes (:mod:`.naming`). A promtool test replays a recording (``input_series``: one sample
-per evaluation interval, ``_`` before a series first appears) and expects, at every
-evaluation and for every rule, exactly the alerts our evaluator had firing, so ``promtool
-test rules`` fails on any disagreement between the two.
+exposes (:mod:`.naming`). A promtool test replays a recording (``input_series``: each
+scrape's samples on a time grid, ``_`` where nothing was scraped, ``stale`` where a series
+left a scrape) and expects, at every evaluation our evaluator ran: each rule's firing alerts
+with their labels and annotations, the ``ALERTS`` series (pending alerts included), and the
+value of every clause (NaN and infinities included), so ``promtool test rules`` fails on any
+disagreement between the two.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import MetricSpec
+from ..errors import SpecError
 from ..metrics import MetricsSnapshot, SeriesPoint
-from .evaluator import alert_labels
+from .evaluator import AlertState, absent_labels, alert_labels
 from .expr import (
     Absent,
     Aggregate,
     AllOf,
+    Clause,
     Condition,
     Expression,
     Quantile,
@@ -110,7 +114,7 @@ def rule_file(rules: RuleSet) -> dict[str, Any]:
     return {"groups": [{"name": GROUP, "rules": out}]}
 
 
-# YAML, by hand: block style, every string a JSON (hence YAML) double-quoted scalar ----
+# YAML --------------------------------------------------------------------------------------
 def to_yaml(data: Any) -> str:
     """YAML text of a rule file or promtool test file, written by PyYAML: quoting, escapes
     and special floats (``.inf``, ``.nan``, which promtool reads) are the library's job."""
@@ -118,6 +122,7 @@ def to_yaml(data: Any) -> str:
 
     text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1_000_000)
     return text
+
 
 
 # promtool tests from recordings --------------------------------------------------------
@@ -146,22 +151,53 @@ def exported_samples(snapshot: MetricsSnapshot) -> dict[str, float]:
     return out
 
 
-def input_series(snapshots: Sequence[MetricsSnapshot]) -> list[dict[str, str]]:
-    """promtool's ``input_series``: ``_`` before a series appears, ``stale`` when it leaves
-    a scrape (as Prometheus marks it), ``_`` while it stays away."""
+def input_series(
+    snapshots: Sequence[MetricsSnapshot], origin_ms: int | None = None, step_ms: int | None = None
+) -> list[dict[str, str]]:
+    """promtool's ``input_series`` on a grid of ``step_ms`` from ``origin_ms`` (default: the
+    first scrape, and the scrape interval): ``_`` where nothing was scraped, ``stale`` at the
+    first scrape a series is missing from (as Prometheus marks it)."""
+    times = [s.time_unix_nano // 1_000_000 for s in snapshots]
+    origin = times[0] if origin_ms is None else origin_ms
+    step = step_ms if step_ms is not None else (times[1] - times[0] if len(times) > 1 else 1000)
+    slots = []
+    for t in times:
+        slot, off = divmod(t - origin, step)
+        if off or slot < 0:
+            raise SpecError(f"scrape at +{(t - origin) / 1000:g}s is off the {step}ms grid")
+        slots.append(slot)
     per_step = [exported_samples(s) for s in snapshots]
-    names = sorted({k for step in per_step for k in step})
+    names = sorted({k for step_samples in per_step for k in step_samples})
     out = []
     for name in names:
-        values, present = [], False
-        for step in per_step:
-            if name in step:
-                values.append(_number(step[name]))
+        values: list[str] = []
+        present, last_slot = False, -1
+        for slot, samples in zip(slots, per_step, strict=True):
+            values += ["_"] * (slot - last_slot - 1)
+            last_slot = slot
+            if name in samples:
+                values.append(_number(samples[name]))
             else:
                 values.append("stale" if present else "_")
-            present = name in step
-        out.append({"series": name, "values": " ".join(values)})
+            present = name in samples
+        out.append({"series": name, "values": _compress(values)})
     return out
+
+
+def _compress(values: list[str]) -> str:
+    """Runs of missing samples as promtool's ``_xN`` (N missing samples)."""
+    out: list[str] = []
+    run = 0
+    for v in [*values, ""]:
+        if v == "_":
+            run += 1
+            continue
+        if run:
+            out.append("_" if run == 1 else f"_x{run}")
+            run = 0
+        if v:
+            out.append(v)
+    return " ".join(out)
 
 
 def _expected(r: AlertRule) -> dict[str, Any]:
@@ -173,77 +209,114 @@ def _expected(r: AlertRule) -> dict[str, Any]:
 
 def promtool_test(recording: Recording, rules: RuleSet) -> dict[str, Any]:
     """One promtool test case: the recording's samples, and at every evaluation every rule's
-    firing alert (or none: "not firing" is asserted too)."""
-    times = recording.times_ms()
-    if len(recording.firing) != len(times):
-        raise ValueError(
-            f"recording {recording.name!r}: {len(times)} snapshots but "
-            f"{len(recording.firing)} evaluations"
+    firing alert (or none: "not firing" is asserted too), the ALERTS series (pending and
+    firing) and every clause's value."""
+    evals = recording.evaluation_times_ms()
+    scrapes = recording.scrape_times_ms()
+    origin = evals[0]
+    if origin > scrapes[0]:
+        raise SpecError(
+            f"recording {recording.name!r}: the first evaluation comes after the first scrape"
         )
+    step = math.gcd(round(recording.evaluation_interval * 1000), *(t - origin for t in scrapes))
     checks = [
         {
-            "eval_time": format_duration(t / 1000),
+            "eval_time": format_duration((t - origin) / 1000),
             "alertname": r.name,
-            "exp_alerts": [_expected(r)] if r.name in firing else [],
+            "exp_alerts": [_expected(r)] if r.name in e.firing else [],
         }
-        for t, firing in zip(times, recording.firing, strict=True)
+        for t, e in zip(evals, recording.evaluations, strict=True)
         for r in rules
     ]
-    test: dict[str, Any] = {
+    return {
         "name": recording.name,
-        "interval": format_duration(recording.interval),
-        "input_series": input_series(recording.snapshots),
+        "interval": format_duration(step / 1000),
+        "input_series": input_series(recording.snapshots, origin, step),
         "alert_rule_test": checks,
+        "promql_expr_test": _alerts_checks(recording, rules, evals, origin)
+        + _value_checks(recording, rules, evals, origin),
     }
-    if recording.values:
-        test["promql_expr_test"] = _value_checks(recording, rules, times)
-    return test
+
+
+def _alerts_checks(
+    recording: Recording, rules: RuleSet, times: Sequence[int], origin: int
+) -> list[dict[str, Any]]:
+    """``ALERTS`` at every evaluation: each pending or firing alert with its labels."""
+    checks = []
+    for t, e in zip(times, recording.evaluations, strict=True):
+        samples = []
+        for r in rules:
+            state = e.states.get(r.name)
+            if state not in (AlertState.PENDING, AlertState.FIRING):
+                continue
+            labels = {"alertname": r.name, "alertstate": str(state), **alert_labels(r)}
+            inner = ",".join(f"{k}={_quote(v)}" for k, v in sorted(labels.items()))
+            samples.append({"labels": f"ALERTS{{{inner}}}", "value": 1})
+        checks.append(
+            {"expr": "ALERTS", "eval_time": format_duration((t - origin) / 1000),
+             "exp_samples": samples}
+        )  # fmt: skip
+    return checks
 
 
 def _value_checks(
-    recording: Recording, rules: RuleSet, times: Sequence[int]
+    recording: Recording, rules: RuleSet, times: Sequence[int], origin: int
 ) -> list[dict[str, Any]]:
-    """The value of each condition, as our evaluator computed it, at every evaluation.
+    """The value of every clause, as our evaluator computed it, at every evaluation.
 
-    Alert states alone could agree by luck; values can't. Compared to a relative 1e-9, as
-    Prometheus itself sums series in no fixed order (float addition doesn't associate).
-    NaN is left out (promtool can't compare it); an empty result is checked as no samples.
+    Alert states alone could agree by luck; values can't. Finite values are compared to a
+    relative 1e-9: Prometheus sums series in no fixed order (float addition doesn't
+    associate). Infinities are compared exactly; NaN (which equals nothing, so promtool
+    can't compare it) is checked as ``q != q``; an empty result as no samples.
     """
     checks = []
-    for t, values in zip(times, recording.values, strict=True):
+    for t, e in zip(times, recording.evaluations, strict=True):
         for r in rules:
-            expr = clauses(r.expression)[0]
-            if isinstance(expr, Absent) or r.name not in values:
-                continue
-            value = values[r.name]
-            query = promql_value(expr, rules.catalog)
-            expected: list[dict[str, Any]] = []
-            if value is not None and math.isnan(value):
-                continue
-            if value is not None and math.isinf(value):
-                expected = [{"labels": "{}", "value": value}]
-            elif value is not None:
-                tolerance = 1e-9 * max(1.0, abs(value))
-                query = f"abs(({query}) - {_number(value)}) <= bool {_number(tolerance)}"
-                expected = [{"labels": "{}", "value": 1}]
-            checks.append(
-                {"expr": query, "eval_time": format_duration(t / 1000), "exp_samples": expected}
-            )
+            for clause, value in zip(
+                clauses(r.expression), e.clause_values.get(r.name, ()), strict=False
+            ):
+                query, labels = clause_promql(clause, rules.catalog)
+                expected: list[dict[str, Any]] = []
+                if value is None:
+                    pass
+                elif math.isnan(value):
+                    query = f"({query}) != bool ({query})"
+                    expected = [{"labels": labels, "value": 1}]
+                elif math.isinf(value) or isinstance(clause, Absent):
+                    expected = [{"labels": labels, "value": value}]
+                else:
+                    tolerance = 1e-9 * max(1.0, abs(value))
+                    query = f"abs(({query}) - {_number(value)}) <= bool {_number(tolerance)}"
+                    expected = [{"labels": labels, "value": 1}]
+                checks.append(
+                    {"expr": query, "eval_time": format_duration((t - origin) / 1000),
+                     "exp_samples": expected}
+                )  # fmt: skip
     return checks
+
+
+def clause_promql(clause: Clause, catalog: Mapping[str, MetricSpec]) -> tuple[str, str]:
+    """A clause's value in PromQL, and the labels of its one sample."""
+    if isinstance(clause, Absent):
+        labels = {label_name(k): v for k, v in absent_labels(clause.selector).items()}
+        inner = ",".join(f"{k}={_quote(v)}" for k, v in sorted(labels.items()))
+        return promql(clause, catalog), f"{{{inner}}}"
+    return promql_value(clause, catalog), "{}"
 
 
 def promtool_tests(
     recordings: Iterable[Recording], rules: RuleSet, *, rule_file_name: str = RULES_FILE
 ) -> dict[str, Any]:
     recordings = list(recordings)
-    intervals = {r.interval for r in recordings}
+    intervals = {r.evaluation_interval for r in recordings}
     if len(intervals) > 1:
         raise ValueError(
-            f"recordings have different intervals {sorted(intervals)}; export separately"
+            f"recordings have different evaluation intervals {sorted(intervals)}; "
+            "export separately"
         )
     return {
         "rule_files": [rule_file_name],
-        "evaluation_interval": format_duration(intervals.pop() if intervals else 15.0),
+        "evaluation_interval": format_duration(intervals.pop() if intervals else 60.0),
         "tests": [promtool_test(r, rules) for r in recordings],
     }
 

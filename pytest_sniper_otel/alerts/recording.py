@@ -1,8 +1,9 @@
-"""A recorded run: the snapshots an evaluator observed and the alerts it saw firing.
+"""A recorded run: the snapshots an evaluator scraped and what each evaluation found.
 
 Recordings are what promtool unit tests are generated from (``input_series`` from the
-snapshots, ``alert_rule_test`` from the firing sets), and they round-trip through JSON so a
-chaos run can be saved and exported later with ``sniper-otel rules export --recording``.
+snapshots; alert states, pending included, and every clause's value from the evaluations),
+and they round-trip through JSON so a chaos run can be saved and exported later with
+``sniper-otel rules export --recording``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from typing import Any
 
 from ..errors import SpecError
 from ..metrics import MetricsSnapshot, SeriesPoint
-from .evaluator import AlertEvaluator
+from .evaluator import AlertEvaluator, AlertState, Evaluation
 
 
 @dataclass(frozen=True)
 class Recording:
     name: str
-    interval: float
+    interval: float  # between scrapes
     snapshots: tuple[MetricsSnapshot, ...]
-    firing: tuple[tuple[str, ...], ...]  # per snapshot: the alerts firing after evaluating it
-    values: tuple[Mapping[str, float | None], ...] = ()  # per snapshot: each rule's value
+    evaluations: tuple[Evaluation, ...]
+    evaluation_interval: float
 
     @classmethod
     def of(cls, evaluator: AlertEvaluator, name: str) -> Recording:
@@ -33,26 +34,34 @@ class Recording:
             name,
             evaluator.interval,
             tuple(evaluator.snapshots),
-            tuple(tuple(e.firing) for e in evaluator.evaluations),
-            tuple(dict(e.values) for e in evaluator.evaluations),
+            tuple(evaluator.evaluations),
+            evaluator.evaluation_interval,
         )
 
-    def times_ms(self) -> list[int]:
-        """Sample times relative to the first one, checked to lie on the interval grid."""
+    @property
+    def firing(self) -> tuple[tuple[str, ...], ...]:
+        """Per evaluation: the alerts firing after it."""
+        return tuple(tuple(e.firing) for e in self.evaluations)
+
+    def scrape_times_ms(self) -> list[int]:
         if not self.snapshots:
             raise SpecError(f"recording {self.name!r} is empty")
-        t0 = self.snapshots[0].time_unix_nano // 1_000_000
-        step = round(self.interval * 1000)
-        out = []
-        for i, s in enumerate(self.snapshots):
-            t = s.time_unix_nano // 1_000_000 - t0
-            if t != i * step:
+        return [s.time_unix_nano // 1_000_000 for s in self.snapshots]
+
+    def evaluation_times_ms(self) -> list[int]:
+        """Evaluation times, checked to lie on one grid of ``evaluation_interval``."""
+        if not self.evaluations:
+            raise SpecError(f"recording {self.name!r} has no evaluation")
+        times = [round(e.time * 1000) for e in self.evaluations]
+        step = round(self.evaluation_interval * 1000)
+        for i, t in enumerate(times):
+            if t != times[0] + i * step:
                 raise SpecError(
-                    f"recording {self.name!r}: snapshot {i} is at +{t / 1000:g}s, not "
-                    f"+{i * step / 1000:g}s; promtool needs one sample every {self.interval:g}s"
+                    f"recording {self.name!r}: evaluation {i} is at +{(t - times[0]) / 1000:g}s, "
+                    f"not +{i * step / 1000:g}s; promtool evaluates every "
+                    f"{self.evaluation_interval:g}s"
                 )
-            out.append(t)
-        return out
+        return times
 
     # JSON ------------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -60,14 +69,22 @@ class Recording:
             {
                 "name": self.name,
                 "interval": self.interval,
+                "evaluation_interval": self.evaluation_interval,
                 "snapshots": [
                     {"time_unix_nano": s.time_unix_nano, "points": [_point_data(p) for p in s]}
                     for s in self.snapshots
                 ],
-                "firing": [list(f) for f in self.firing],
-                "values": [dict(v) for v in self.values],
+                "evaluations": [
+                    {
+                        "time": e.time,
+                        "states": {k: str(v) for k, v in e.states.items()},
+                        "values": {k: [_number_data(x) for x in v]
+                                   for k, v in e.clause_values.items()},
+                    }
+                    for e in self.evaluations
+                ],
             }
-        )
+        )  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> Recording:
@@ -81,12 +98,23 @@ class Recording:
             snapshots.append(
                 MetricsSnapshot(s["time_unix_nano"], {k: tuple(v) for k, v in series.items()})
             )
+        evaluations = []
+        for e in data["evaluations"]:
+            clause_values = {k: tuple(_number_from(x) for x in v) for k, v in e["values"].items()}
+            evaluations.append(
+                Evaluation(
+                    float(e["time"]),
+                    {k: AlertState(v) for k, v in e["states"].items()},
+                    {k: v[0] for k, v in clause_values.items()},
+                    clause_values,
+                )
+            )
         return cls(
             data["name"],
             float(data["interval"]),
             tuple(snapshots),
-            tuple(tuple(f) for f in data["firing"]),
-            tuple(data.get("values", ())),
+            tuple(evaluations),
+            float(data["evaluation_interval"]),
         )
 
     def save(self, path: str | Path) -> None:
@@ -98,6 +126,17 @@ class Recording:
             return cls.from_json(Path(path).read_text())
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"{path}: not a recording: {exc!r}") from None
+
+
+def _number_data(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinities: they are written as the strings Go prints."""
+    if x is None or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
+
+
+def _number_from(x: float | str | None) -> float | None:
+    return None if x is None else float(x)
 
 
 def _point_data(p: SeriesPoint) -> dict[str, Any]:

@@ -32,5 +32,5 @@ def test_results_table_reports_expected_fired_resolved_and_delays() -> None:
     assert header.split() == ["drill", "expected", "fired", "resolved", "detect", "resolve", "ok"]
     assert row == (
         "circuit breaker  CircuitBreakerOpen  CircuitBreakerOpen  CircuitBreakerOpen  "
-        "15s     15s      yes"
+        "45s     45s      yes"
     )

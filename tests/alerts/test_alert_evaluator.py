@@ -17,7 +17,9 @@ F, P, OFF, R = AlertState.FIRING, AlertState.PENDING, AlertState.INACTIVE, Alert
 
 
 def evaluator(expr: str, for_: str = "0s", interval: float = 15.0) -> AlertEvaluator:
-    return AlertEvaluator(load_rules([rule("A", expr, for_=for_)]), interval=interval)
+    """An evaluator that evaluates at every scrape, to show each evaluation's semantics."""
+    rules = load_rules([rule("A", expr, for_=for_)])
+    return AlertEvaluator(rules, interval=interval, evaluation_interval=interval)
 
 
 def values(ev: AlertEvaluator) -> list[float | None]:
@@ -229,10 +231,33 @@ def test_quantile_over_a_window() -> None:
 
 
 def test_absent_fires_until_the_metric_appears() -> None:
-    ev = AlertEvaluator(load_rules([rule("Gone", 'absent(agent_health_score{agent_type="risk"})')]))
+    ev = evaluator('absent(agent_health_score{agent_type="risk"})')
     ev.observe(snap(0, gauge("agent_health_score", 1, agent_type="pattern")))
     ev.observe(snap(15, gauge("agent_health_score", 1, agent_type="risk")))
-    assert [e.states["Gone"] for e in ev.timeline()] == [F, R]
+    assert states(ev) == [F, R]
+
+
+def test_evaluations_follow_prometheus_schedule_not_the_scrapes() -> None:
+    rules = load_rules([rule("A", "max(portfolio_drawdown_ratio) > 0.1")])
+    ev = AlertEvaluator(rules)  # Prometheus' default: every minute, on whole minutes
+    ev.observe_all(drawdowns(0.0, 0.0, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.0))
+    assert [e.time - T0 for e in ev.timeline()] == [0.0, 60.0, 120.0]
+    assert states(ev) == [OFF, F, R]
+    # a phase of 50 s: the first evaluation is the one due before the first scrape
+    ev = AlertEvaluator(rules, evaluation_phase=50)
+    ev.observe_all(drawdowns(0.0, 0.0, 0.2, 0.2, 0.2, 0.0, 0.0, 0.0, 0.0))
+    assert [e.time - T0 for e in ev.timeline()] == [-10.0, 50.0, 110.0]
+    assert states(ev) == [OFF, F, R]
+    assert values(ev) == [None, 0.2, 0.0]
+    with pytest.raises(SpecError, match=r"evaluation_phase must be within \[0, evaluation_in"):
+        AlertEvaluator(rules, evaluation_phase=60)
+
+
+def test_a_scrape_older_than_the_lookback_is_not_seen() -> None:
+    ev = evaluator("max(portfolio_drawdown_ratio) > 0.1")
+    # no scrape between 0 and 330 s (the scraper was down): the sample counts for 5 minutes
+    ev.observe_all([snap(0, gauge("portfolio_drawdown_ratio", 0.2)), snap(330)])
+    assert values(ev) == [0.2] * 21 + [None, None]
 
 
 def test_and_needs_every_clause_and_reports_the_first_value() -> None:
@@ -264,7 +289,7 @@ def test_a_window_too_short_for_the_interval_is_an_error() -> None:
     with pytest.raises(SpecError) as info:
         evaluator("rate(cache_hits_total[20s]) > 1", interval=15)
     assert str(info.value) == (
-        "rule 'A': window 20s holds fewer than two samples at an evaluation interval of 15s, "
+        "rule 'A': window 20s holds fewer than two samples at a scrape interval of 15s, "
         "so it never has a value"
     )
 
@@ -280,9 +305,8 @@ def test_run_polls_the_source_every_interval() -> None:
         now[0] += seconds
         level[0] = 0.3 if 60 <= now[0] < 120 else 0.0
 
-    ev = AlertEvaluator(
-        load_rules([rule("A", "max(portfolio_drawdown_ratio) > 0.1")]), interval=15, source=source
-    )
+    rules = load_rules([rule("A", "max(portfolio_drawdown_ratio) > 0.1")])
+    ev = AlertEvaluator(rules, interval=15, evaluation_interval=15, source=source)
     ev.run(180, advance)
     assert len(ev.timeline()) == 13
     assert ev.assert_fired("A", within=0, after=T0 + 60) == 0.0

@@ -15,6 +15,7 @@ from pytest_sniper_otel.alerts import (
     DRILLS,
     HEALTHY,
     AlertEvaluator,
+    AlertState,
     Recording,
     RuleSet,
     default_rules,
@@ -28,7 +29,7 @@ from pytest_sniper_otel.alerts import (
 )
 from pytest_sniper_otel.alerts.cli import main as rules_cli
 from pytest_sniper_otel.alerts.naming import sample_name
-from pytest_sniper_otel.alerts.prometheus import input_series, rule_file, to_yaml
+from pytest_sniper_otel.alerts.prometheus import input_series, promtool_test, rule_file, to_yaml
 from pytest_sniper_otel.catalog import METRICS, MetricSpec
 from pytest_sniper_otel.errors import SpecError
 
@@ -118,7 +119,7 @@ def test_input_series_are_the_exported_cumulative_series() -> None:
         {"series": bucket + '{le="100.0",symbol="X"}', "values": "_ 3.0 4.0"},
         {"series": 'execution_latency_ms_milliseconds_count{symbol="X"}', "values": "_ 3.0 5.0"},
         {"series": 'execution_latency_ms_milliseconds_sum{symbol="X"}', "values": "_ 0.0 0.0"},
-        {"series": 'telemetry_dropped_total{signal="logs"}', "values": "_ _ 3.0"},
+        {"series": 'telemetry_dropped_total{signal="logs"}', "values": "_x2 3.0"},
     ]  # fmt: skip
 
 
@@ -128,12 +129,21 @@ def test_recordings_round_trip_and_must_be_on_the_interval_grid(tmp_path: Path) 
     rec.save(tmp_path / "r.json")
     back = Recording.load(tmp_path / "r.json")
     assert back == rec
-    bad = AlertEvaluator(default_rules())
-    bad.observe_all(
-        [snap(0, gauge("circuit_breaker_open", 0)), snap(20, gauge("circuit_breaker_open", 0))]
-    )
-    with pytest.raises(SpecError, match=r"snapshot 1 is at \+20s, not \+15s; promtool needs one"):
-        export(tmp_path / "out", default_rules(), [Recording.of(bad, "irregular")])
+    gap = replace(rec, evaluations=rec.evaluations[:1] + rec.evaluations[2:])
+    with pytest.raises(SpecError, match=r"evaluation 1 is at \+120s, not \+60s; promtool eval"):
+        export(tmp_path / "out", default_rules(), [gap])
+
+
+def test_scrapes_off_the_evaluation_grid_are_laid_on_a_finer_one() -> None:
+    ev = AlertEvaluator(RuleSet([rule("Open", "max(circuit_breaker_open) > 0")]),
+                        evaluation_phase=50)  # fmt: skip
+    ev.observe_all([snap(t, gauge("circuit_breaker_open", 1)) for t in (0, 20, 40)])
+    test = promtool_test(Recording.of(ev, "phase"), ev.rules)
+    # evaluations at -10 s and 50 s: the grid starts at -10 s, every 10 s
+    assert test["interval"] == "10s"
+    assert test["input_series"] == [
+        {"series": "circuit_breaker_open{}", "values": "_ 1.0 _ 1.0 _ 1.0"}
+    ]
 
 
 # promtool ------------------------------------------------------------------------------
@@ -178,19 +188,33 @@ def test_user_rules_of_every_kind_agree_with_promtool(promtool: str, tmp_path: P
 def test_promtool_catches_a_disagreement(promtool: str, tmp_path: Path) -> None:
     rules = default_rules()
     rec = Recording.of(run_drill(DRILLS[-1], rules).evaluator, "tampered")
+    def tampered(state: AlertState | None = None, scale: float = 1.0) -> list[Recording]:
+        name = "TelemetryDropped"
+        evaluations = tuple(
+            replace(
+                e,
+                states={**e.states, name: state or e.states[name]},
+                clause_values={
+                    **e.clause_values,
+                    name: tuple(v * scale if v else v for v in e.clause_values[name]),
+                },
+            )
+            for e in rec.evaluations
+        )
+        return [replace(rec, evaluations=evaluations)]
+
     # claim TelemetryDropped never fired
-    tampered = replace(
-        rec, firing=tuple(tuple(n for n in f if n != "TelemetryDropped") for f in rec.firing)
-    )
-    result = run_promtool(promtool, export(tmp_path / "states", rules, [tampered]))
+    inactive = tampered(AlertState.INACTIVE)
+    result = run_promtool(promtool, export(tmp_path / "states", rules, inactive))
     assert not result.ok
     assert "alertname: TelemetryDropped" in result.output
+    # claim it was pending at every evaluation: the ALERTS series disagrees
+    pending = tampered(AlertState.PENDING)
+    result = run_promtool(promtool, export(tmp_path / "pending", rules, pending))
+    assert not result.ok
+    assert 'alertstate="pending"' in result.output, result.output
     # claim every increase of dropped telemetry was 1% larger than it was
-    skewed = replace(rec, values=tuple(
-        {k: v * 1.01 if k == "TelemetryDropped" and v else v for k, v in step.items()}
-        for step in rec.values
-    ))  # fmt: skip
-    result = run_promtool(promtool, export(tmp_path / "values", rules, [skewed]))
+    result = run_promtool(promtool, export(tmp_path / "values", rules, tampered(scale=1.01)))
     assert not result.ok
     assert 'expr: "abs((sum(increase(telemetry_dropped_total[5m])))' in result.output, result.output
     assert "alertname:" not in result.output
