@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from .expr import (
     Aggregation,
     Clause,
     Expression,
+    Matcher,
     Quantile,
     RateSum,
     RateTerm,
@@ -46,7 +48,7 @@ from .expr import (
     clauses,
     windows,
 )
-from .naming import label_value
+from .naming import label_name, label_value
 from .rules import AlertRule, RuleSet, load_rules
 
 TimeLike = float | int | dt.datetime
@@ -380,21 +382,30 @@ def _holds(expr: Clause, value: float | None) -> bool:
 def alert_labels(rule: AlertRule) -> dict[str, str]:
     """The labels of the alert ``rule`` raises, as Prometheus builds them."""
     first = clauses(rule.expression)[0]  # 'and' keeps the left side's labels
-    labels = absent_labels(first.selector) if isinstance(first, Absent) else {}
-    return {**labels, **rule.all_labels}
+    if not isinstance(first, Absent):
+        return dict(rule.all_labels)
+    # a rule's expression reaches the evaluation with its matchers in sorted text order
+    # (promtool 2.42 shows it), and absent() reads them in that order
+    ordered = sorted(
+        first.selector.matchers,
+        key=lambda m: f"{label_name(m.label)}{m.op}{json.dumps(m.value, ensure_ascii=False)}",
+    )
+    return {**absent_labels(ordered), **rule.all_labels}
 
 
-def absent_labels(selector: Selector) -> dict[str, str]:
-    """The labels ``absent(selector)`` returns: those with one ``=`` matcher and no other
-    matcher, whose value is not empty (Prometheus' ``createLabelsForAbsentFunction``)."""
+def absent_labels(matchers: Iterable[Matcher]) -> dict[str, str]:
+    """The labels ``absent(selector)`` returns, as Prometheus builds them in matcher order:
+    the first ``=`` on a label sets it, any later matcher on it (or another kind) removes
+    it, and an empty value is no label."""
     labels: dict[str, str] = {}
-    dropped: set[str] = set()
-    for m in selector.matchers:
-        if m.op == "=" and m.label not in labels:
+    has: set[str] = set()
+    for m in matchers:
+        if m.op == "=" and m.label not in has:
             labels[m.label] = m.value
+            has.add(m.label)
         else:
-            dropped.add(m.label)
-    return {k: v for k, v in labels.items() if k not in dropped and v != ""}
+            labels.pop(m.label, None)
+    return {k: v for k, v in labels.items() if v != ""}
 
 
 class AlertEvaluator:

@@ -298,7 +298,7 @@ def _value_checks(
 def clause_promql(clause: Clause, catalog: Mapping[str, MetricSpec]) -> tuple[str, str]:
     """A clause's value in PromQL, and the labels of its one sample."""
     if isinstance(clause, Absent):
-        labels = {label_name(k): v for k, v in absent_labels(clause.selector).items()}
+        labels = {label_name(k): v for k, v in absent_labels(clause.selector.matchers).items()}
         inner = ",".join(f"{k}={_quote(v)}" for k, v in sorted(labels.items()))
         return promql(clause, catalog), f"{{{inner}}}"
     return promql_value(clause, catalog), "{}"

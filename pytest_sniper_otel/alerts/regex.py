@@ -1,11 +1,12 @@
 """Label regular expressions as Prometheus reads them: RE2 syntax, anchored at both ends.
 
-Prometheus compiles ``=~"re"`` as Go's ``regexp.Compile("^(?:" + re + ")$")``. We compile the
-same text with RE2 (the google-re2 binding), whose syntax Go's package copies, so matching
-follows RE2 (``\\d`` is ASCII only, ``[[:alpha:]]`` and ``\\pL`` are classes, ``a{,2}`` is
-literal text) and what RE2 refuses (lookaround, backreferences, possessive or atomic groups,
-``\\Z``) is refused when the rule loads, with RE2's reason. Two constructs C++ RE2 accepts
-and Go 1.19 (Prometheus 2.42's) does not are refused here too: ``\\C`` and ``(?<name>...)``.
+Prometheus compiles ``=~"re"`` as Go's ``regexp.Compile("^(?:" + re + ")$")`` (and parses
+``re`` alone as well, so both must be valid). We compile the same texts with RE2 (the
+google-re2 binding), whose syntax Go's package copies, so matching follows RE2 (``\\d`` is
+ASCII only, ``[[:alpha:]]`` and ``\\pL`` are classes, ``a{,2}`` is literal text) and what
+RE2 refuses (lookaround, backreferences, possessive or atomic groups, ``\\Z``) is refused
+when the rule loads, with RE2's reason. Two constructs C++ RE2 accepts and Go 1.19
+(Prometheus 2.42's) does not are refused here too: ``\\C`` and ``(?<name>...)``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def label_regex(pattern: str) -> Any:
     if refused is not None:
         raise LabelRegexError(refused)
     try:
+        re2.compile(pattern, _OPTIONS)  # Prometheus parses it alone too, to optimise it
         return re2.compile(f"^(?:{pattern})$", _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
