@@ -296,10 +296,12 @@ def scorecard(result: SuiteResult) -> str:
         for name, a in wanted:
             fired = (f"fired +{a.detection_delay:.0f}s (window {a.expected_within:.0f}s)"
                      if a.fired else "never fired")
+            if a.detection_delay_every_scrape is not None:  # rules run at every scrape
+                fired += f", +{a.detection_delay_every_scrape:.0f}s per scrape"
             resolved = (f"resolved +{a.resolution_delay:.0f}s after rollback"
                         if a.resolved else "not resolved")
             mark = "ok" if not a.problem else "BROKEN"
-            lines.append(f"  {name:<{name_w}}  {a.alert:<{alert_w}}  {fired:<28}  "
+            lines.append(f"  {name:<{name_w}}  {a.alert:<{alert_w}}  {fired:<44}  "
                          f"{resolved:<32}  {mark}")
     for run in result.runs:
         if run.interrupted:

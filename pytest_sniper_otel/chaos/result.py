@@ -31,6 +31,8 @@ class AlertResult:
     resolved: bool
     resolution_delay: float | None  # seconds from the rollback to resolving (0 if before)
     problem: str  # "" when the expectation held
+    # the same scrapes with the rules evaluated at every scrape, not on Prometheus' schedule
+    detection_delay_every_scrape: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .scenario import Scenario
 
 STEP = 5.0
-EVALUATION_INTERVAL = 15.0
+SCRAPE_INTERVAL = 15.0  # rules run on Prometheus' own schedule (AlertEvaluator)
 Progress = Callable[[str, float], None]
 
 
@@ -203,7 +203,7 @@ def _execute(
     pipeline = export_pipeline()
     run.export_timeout = pipeline.export_timeout
     warm, method_end, total = scenario.warmup, scenario.warmup + scenario.duration, scenario.total
-    evaluator = evaluator_cls(rules, interval=EVALUATION_INTERVAL)
+    evaluator = evaluator_cls(rules, interval=SCRAPE_INTERVAL)
     timeline = FaultTimeline(run.seed, offset=warm, until=method_end, clock=clock.time)
     run.telemetry = telemetry
     noise = set(run.baseline_alerts)
@@ -252,7 +252,7 @@ def _execute(
                 run.simulated_seconds = t
                 timeline.update(t, dt_)
                 pipeline.pump(t)
-                if _on_grid(t, EVALUATION_INTERVAL):
+                if _on_grid(t, SCRAPE_INTERVAL):
                     scrape()
                 if math.isclose(t, warm):
                     run.hypothesis["before"] = _hypothesis(evaluator, bot, "before", noise)
@@ -333,11 +333,17 @@ def _alert_results(
     start = evaluator.start
     run.transitions = [tr.describe(start) for tr in evaluator.history]
     expected = {a.alert for a in scenario.alerts}
+    # the same scrapes with the rules run at every scrape: how much Prometheus' schedule adds
+    every_scrape = type(evaluator)(
+        evaluator.rules, interval=evaluator.interval, evaluation_interval=evaluator.interval
+    )
+    every_scrape.observe_all(evaluator.snapshots)
     for a in scenario.alerts:
         start_rel, end_rel = scenario.fault_window(a.cause)
         fault_start = t0 + scenario.warmup + start_rel
         rollback = t0 + scenario.warmup + end_rel
         delay = evaluator.detection_delay(a.alert, fault_start)
+        delay_every_scrape = every_scrape.detection_delay(a.alert, fault_start)
         fired = [e for e in evaluator.episodes if e.rule == a.alert and e.fired_at is not None]
         # the last episode's resolution, counted from the rollback (0 if it came earlier)
         last = fired[-1].resolved_at if fired else None
@@ -359,6 +365,7 @@ def _alert_results(
             alert=a.alert, cause=a.cause or "all faults", expected_within=a.within,
             fired=delay is not None, detection_delay=delay,
             resolved=resolution is not None, resolution_delay=resolution, problem=problem,
+            detection_delay_every_scrape=delay_every_scrape,
         ))
     run.unexpected_alerts = [n for n in evaluator.fired()
                              if n not in expected and n not in run.baseline_alerts]

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from pytest_sniper_otel.alerts import AlertEvaluator, Recording, RuleSet, rule
 from pytest_sniper_otel.alerts.expr import Aggregate, Condition, clauses
 from pytest_sniper_otel.alerts.prometheus import promtool_tests, rule_file, to_yaml
-from pytest_sniper_otel.flow.catalog import MetricSpec
+from pytest_sniper_otel.catalog import MetricSpec
 from pytest_sniper_otel.metrics import MetricsSnapshot, SeriesPoint
 
 BOUNDARIES = (0.25, 1.0, 5.0)
