@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,21 @@ def test_redis_url_that_does_not_answer_is_bad_input(
     assert code == 2
     assert ("--redis-url: Redis at redis://127.0.0.1:1/0 did not answer"
             in capsys.readouterr().err)
+
+
+def test_the_example_bots_scenario_runs_through_the_installed_command(tmp_path: Path) -> None:
+    # The README's walkthrough, as a user types it: the console script, from another directory,
+    # pointed at a scenario directory that is not ours.
+    command = Path(sys.executable).with_name("sniper-otel")
+    scenarios = Path(__file__).resolve().parents[2] / "examples" / "ccxt_sniper" / "scenarios"
+    done = subprocess.run(
+        [str(command), "chaos", "--path", str(scenarios), "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert ["ccxt_sniper_exchange_down", "exchange.http_error", "x6", "6/6", "1/1/1"] in [
+        row[:5] for row in rows
+    ]
+    assert rows[[r[:1] for r in rows].index(["ccxt_sniper_exchange_down"])][-1] == "PASS"
+    assert "1/1 scenarios held;" in done.stdout
