@@ -132,7 +132,7 @@ def test_the_lab_never_writes_the_capture_sessions_state() -> None:
                 if isinstance(target, ast.Attribute) and target.attr in state and (
                     isinstance(target.value, ast.Name) and "session" in target.value.id
                 ):
-                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} .{target.attr}")
+                    wrong.append(f"{path.relative_to(ROOT)}:{target.lineno} .{target.attr}")
     assert not wrong
 
 
