@@ -13,7 +13,9 @@ from importlib.util import find_spec
 import pytest
 
 # The import names of the `lab` extra in pyproject.toml (a test keeps the two in step).
-LAB_MODULES = ("fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis", "yaml")
+LAB_MODULES = (
+    "fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis", "yaml", "re2",
+)
 
 
 def _missing() -> list[str]:

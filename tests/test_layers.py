@@ -25,7 +25,7 @@ PACKAGE = ROOT / "pytest_sniper_otel"
 CORE = {"__init__", "capture", "telemetry", "spans", "render", "metrics", "logs", "clock",
         "clock_asyncio", "matchers", "errors", "durations", "plugin"}
 LAB_DEPENDENCIES = ("fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis",
-                    "yaml")
+                    "yaml", "re2")
 # distribution name in the `lab` extra -> the module it provides
 LAB_DISTRIBUTIONS = {
     "fakeredis": "fakeredis",
@@ -33,6 +33,7 @@ LAB_DISTRIBUTIONS = {
     "hypothesis": "hypothesis",
     "opentelemetry-instrumentation-redis": "opentelemetry.instrumentation.redis",
     "pyyaml": "yaml",
+    "google-re2": "re2",
 }
 
 
@@ -238,7 +239,7 @@ def test_without_the_lab_its_fixtures_say_what_to_install(
     result.stdout.fnmatch_lines([
         # (fnmatch reads [lab] as a character class: ? stands for each bracket)
         "the sniper_bot fixture comes with the lab: pip install 'pytest-sniper-otel?lab?' "
-        "(missing: fakeredis, redis, hypothesis, opentelemetry.instrumentation.redis, yaml)",
+        "(missing: fakeredis, redis, hypothesis, opentelemetry.instrumentation.redis, yaml, re2)",
         "the chaos fixture comes with the lab: pip install 'pytest-sniper-otel?lab?' *",
         "*2 errors*",
     ])
