@@ -11,7 +11,10 @@ ConnectionError must be the class the bot's cache catches.
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 import pytest_sniper_otel.chaos.fixture  # with the runner and every fault
 import pytest_sniper_otel.flow  # with redis
@@ -19,6 +22,13 @@ import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
 
 install_session()
+
+# CI draws the same examples every run, so a red build is reproducible rather than a flake;
+# developers draw new ones each run (`--hypothesis-profile ci` reproduces CI locally).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get(
+    "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"))
 
 # Installed by the test extra, these plugins load in every run and trace it. Inner pytester
 # runs leave them out unless a test clears PYTEST_ADDOPTS to test the plugin with them.
