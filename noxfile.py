@@ -23,7 +23,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy strict on the package, with every extra it type-checks against installed."""
+    """mypy strict on the package and its tests, with every extra they use installed."""
     session.install("-e", ".[dev]")
     session.run("mypy")
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alertkit import T0
 from hypothesis import assume
 from hypothesis import strategies as st
 
@@ -25,6 +24,8 @@ from pytest_sniper_otel.alerts.expr import Aggregate, Condition, clauses
 from pytest_sniper_otel.alerts.prometheus import promtool_tests, rule_file, to_yaml
 from pytest_sniper_otel.catalog import MetricSpec
 from pytest_sniper_otel.metrics import MetricsSnapshot, SeriesPoint
+
+from .alertkit import T0
 
 BOUNDARIES = (0.25, 1.0, 5.0)
 CATALOG = {

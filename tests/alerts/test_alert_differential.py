@@ -15,10 +15,17 @@ import math
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from differential import (
+from hypothesis import HealthCheck, Phase, example, given, seed, settings
+
+from pytest_sniper_otel.alerts import RuleError, load_rules, rule
+from pytest_sniper_otel.alerts.prometheus import to_yaml
+
+from .differential import (
     CATALOG,
     Case,
     Series,
@@ -28,10 +35,6 @@ from differential import (
     quoted,
     run_promtool_tests,
 )
-from hypothesis import HealthCheck, Phase, example, given, seed, settings
-
-from pytest_sniper_otel.alerts import RuleError, load_rules, rule
-from pytest_sniper_otel.alerts.prometheus import to_yaml
 
 CASES = int(os.environ.get("SNIPER_OTEL_RULES_CASES", "300"))
 SEED = int(os.environ.get("SNIPER_OTEL_RULES_SEED", "20260101"))
@@ -69,7 +72,10 @@ EXAMPLES: list[Case] = [
 ]  # fmt: skip
 
 
-def _with_examples(test):  # type: ignore[no-untyped-def]
+TestFunction = TypeVar("TestFunction", bound=Callable[..., None])
+
+
+def _with_examples(test: TestFunction) -> TestFunction:
     for case in reversed(EXAMPLES):
         test = example(case=case)(test)
     return test

@@ -6,12 +6,13 @@ import datetime as dt
 import math
 
 import pytest
-from alertkit import T0, counter, gauge, histogram, snap
 
 from pytest_sniper_otel.alerts import AlertEvaluator, AlertState, load_rules, rule
 from pytest_sniper_otel.alerts.evaluator import bucket_quantile, extrapolated_rate
 from pytest_sniper_otel.errors import SpecError
 from pytest_sniper_otel.metrics import MetricsSnapshot
+
+from .alertkit import T0, counter, gauge, histogram, snap
 
 F, P, OFF, R = AlertState.FIRING, AlertState.PENDING, AlertState.INACTIVE, AlertState.RESOLVED
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from alertkit import T0, counter, exporter_series, gauge, histogram, snap
 
 from pytest_sniper_otel.alerts import (
     DRILLS,
@@ -32,6 +31,8 @@ from pytest_sniper_otel.alerts.naming import sample_name
 from pytest_sniper_otel.alerts.prometheus import input_series, promtool_test, rule_file, to_yaml
 from pytest_sniper_otel.catalog import METRICS, MetricSpec
 from pytest_sniper_otel.errors import SpecError
+
+from .alertkit import T0, counter, exporter_series, gauge, histogram, snap
 
 
 # names ---------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alertkit import exporter_series
 
 from pytest_sniper_otel.alerts import default_rules
 from pytest_sniper_otel.alerts.cli import main as rules_cli
@@ -21,6 +20,8 @@ from pytest_sniper_otel.alerts.grafana import (
     query_references,
 )
 from pytest_sniper_otel.catalog import METRICS
+
+from .alertkit import exporter_series
 
 
 @pytest.fixture(scope="module")

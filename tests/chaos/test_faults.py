@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from pytest_sniper_otel.chaos.export import ExportPipeline, export_pipeline
 from pytest_sniper_otel.chaos.faults import FaultError, Schedule, fault
+from pytest_sniper_otel.chaos.redis_faults import Eviction
 from pytest_sniper_otel.flow.exchange import ApiRequest, ApiResponse, TransportTimeout
 
 
@@ -147,7 +148,9 @@ def test_redis_outage_at_the_connection_pool_and_rollback() -> None:
     with pytest.raises(redis.ConnectionError, match="Connection refused"):
         cache.client.get("sniper:a")
     with pytest.raises(redis.ConnectionError):
-        cache.client.pipeline().set("sniper:b", "2").execute()
+        pipe = cache.client.pipeline()
+        pipe.set("sniper:b", "2")
+        pipe.execute()
     outage.rollback(at=1.0)
     assert "get_connection" not in vars(cache.client.connection_pool)
     assert cache.client.get("sniper:a") == b"1"
@@ -165,6 +168,7 @@ def test_redis_latency_and_eviction() -> None:
     assert cache.clock.t == 0.5
     lat.rollback(at=1.0)
     evict = fault("redis.eviction", pattern="sniper:*", probability=0.5).build(0, 3)
+    assert isinstance(evict, Eviction)
     evict.inject(cache, at=0.0)
     left = len(list(cache.client.scan_iter("sniper:*")))
     assert 25 < left < 75 and evict.evicted == 100 - left

@@ -28,7 +28,8 @@ def test_a_failing_schedule_shrinks_to_the_fault_that_breaks_it() -> None:
     # faults never change what the bot does, so the outage alone is the minimal schedule.
     def breaks(schedule: list[FaultSpec]) -> bool:
         scenario = random_scenario(schedule, duration=60.0, warmup=30.0, recovery=0.0)
-        return run_scenario(scenario, seed=1).summary["cache"]["errors"] > 0
+        errors: int = run_scenario(scenario, seed=1).summary["cache"]["errors"]
+        return errors > 0
 
     names = ("redis.outage", "telemetry.exporter_raises", "telemetry.queue_overflow")
     minimal = find(

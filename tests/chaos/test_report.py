@@ -329,7 +329,9 @@ def test_the_report_renders_in_headless_chromium(
         targets = driver.execute_script("""
             return [...document.querySelectorAll('table.scorecard a')].map(a =>
               !!document.getElementById(a.getAttribute('href').slice(1)));""")
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        # selenium leaves WebDriver.get_log unannotated
+        browser_log = driver.get_log("browser")  # type: ignore[no-untyped-call]
+        errors = [e for e in browser_log if e["level"] == "SEVERE"]
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1280, min(int(height), 12000))
         artifacts = Path(os.environ.get("SNIPER_OTEL_ARTIFACTS",

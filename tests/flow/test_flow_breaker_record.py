@@ -10,7 +10,6 @@ import dataclasses
 from typing import Any
 
 import pytest
-from flowkit import install, listings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,8 @@ from pytest_sniper_otel.chaos import FaultSpec, run_scenario
 from pytest_sniper_otel.chaos.strategies import fault_schedules, random_scenario
 from pytest_sniper_otel.flow import ApiResponse, BotConfig, MarketConditions, SniperBot
 from pytest_sniper_otel.flow.bot import Workflow
+
+from .flowkit import install, listings
 
 
 def assert_halts_consistent(bot: SniperBot) -> None:

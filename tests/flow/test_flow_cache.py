@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import redis
-from flowkit import one_listing
 
-from pytest_sniper_otel import span
+from pytest_sniper_otel import Telemetry, span
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import Outcome, RedisCache, SniperBot, WarmupStrategy
 
+from .flowkit import one_listing
+
 
 @pytest.fixture
-def cache(redis_client: redis.Redis, clock: SimClock, telemetry) -> RedisCache:
+def cache(redis_client: redis.Redis, clock: SimClock, telemetry: Telemetry) -> Iterator[RedisCache]:
     cache = RedisCache(redis_client, clock=clock, seed=0)
     yield cache
     cache.close()
 
 
-def test_a_cached_falsy_value_is_a_hit(cache: RedisCache, telemetry) -> None:
+def test_a_cached_falsy_value_is_a_hit(cache: RedisCache, telemetry: Telemetry) -> None:
     cache.set("position:ZERO", 0)
     cache.set("note:EMPTY", "")
     assert cache.get("position:ZERO").hit and cache.get("position:ZERO").value == 0
@@ -33,7 +36,7 @@ def test_a_cached_falsy_value_is_a_hit(cache: RedisCache, telemetry) -> None:
 
 
 def test_expiry_follows_the_simulated_clock(cache: RedisCache, clock: SimClock,
-                                            telemetry) -> None:
+                                            telemetry: Telemetry) -> None:
     cache.set("ticker:ABCUSDT", 1.25, ttl=5)
     clock.tick(4)
     assert cache.get("ticker:ABCUSDT").value == 1.25
@@ -46,7 +49,7 @@ def test_expiry_follows_the_simulated_clock(cache: RedisCache, clock: SimClock,
     assert latency.count == 2 and 0 < latency.max < 5  # simulated round trips
 
 
-def test_warmup_strategy_preloads_in_one_pipeline(cache: RedisCache, telemetry) -> None:
+def test_warmup_strategy_preloads_in_one_pipeline(cache: RedisCache, telemetry: Telemetry) -> None:
     entries = {f"listing:S{i}USDT": {"launch": i} for i in range(3)}
     result = cache.execute_warmup_strategy(WarmupStrategy("listing:*", lambda: entries, 60.0))
     assert result.keys_warmed == 3 and result.ok
@@ -71,7 +74,7 @@ def test_two_caches_on_one_server_do_not_see_each_other(
 
 
 def test_a_foreign_value_under_our_key_is_a_miss_not_a_crash(
-    cache: RedisCache, redis_client: redis.Redis, telemetry
+    cache: RedisCache, redis_client: redis.Redis, telemetry: Telemetry
 ) -> None:
     redis_client.set(f"{cache.namespace}:listing:X", b"\xff not json")
     assert not cache.get("listing:X").hit
@@ -79,7 +82,7 @@ def test_a_foreign_value_under_our_key_is_a_miss_not_a_crash(
 
 
 def test_the_bot_trades_on_this_redis(redis_client: redis.Redis, clock: SimClock,
-                                      telemetry) -> None:
+                                      telemetry: Telemetry) -> None:
     bot = SniperBot.create(seed=1, clock=clock, redis=redis_client, config=one_listing())
     try:
         bot.run_for(300)

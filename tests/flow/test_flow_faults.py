@@ -3,12 +3,14 @@ nothing, and its telemetry says what happened."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import fakeredis
 import pytest
 import redis
-from flowkit import Faults, install, listings, one_listing
 
-from pytest_sniper_otel import span
+from pytest_sniper_otel import Telemetry, span
+from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import (
     BotConfig,
     MarketConditions,
@@ -16,6 +18,8 @@ from pytest_sniper_otel.flow import (
     Outcome,
     SniperBot,
 )
+
+from .flowkit import Faults, install, listings, one_listing
 
 CALM = MarketConditions(partial_fill_rate=0.0, reject_rate=0.0)
 pytestmark = pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
@@ -26,7 +30,7 @@ def the_buy(bot: SniperBot):  # type: ignore[no-untyped-def]
 
 
 def test_malformed_payload_gives_error_span_error_log_counter_and_no_crash(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     install(sniper_bot).next("order.place", Faults.respond(200, b"{not json"))
     sniper_bot.run_for(101)
@@ -45,7 +49,7 @@ def test_malformed_payload_gives_error_span_error_log_counter_and_no_crash(
     assert sniper_bot.reconcile() == []
 
 
-def test_a_schema_violation_is_malformed_too(sniper_bot: SniperBot, telemetry) -> None:
+def test_a_schema_violation_is_malformed_too(sniper_bot: SniperBot, telemetry: Telemetry) -> None:
     def drop_executed(payload: dict) -> dict:  # type: ignore[type-arg]
         return {k: v for k, v in payload.items() if k != "executedQty"}
 
@@ -59,7 +63,7 @@ def test_a_schema_violation_is_malformed_too(sniper_bot: SniperBot, telemetry) -
 
 
 def test_a_lost_reply_is_retried_with_the_same_client_order_id_and_fills_once(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     faults = install(sniper_bot)
     faults.next("order.place", faults.lose_reply)
@@ -83,20 +87,21 @@ def test_a_lost_reply_is_retried_with_the_same_client_order_id_and_fills_once(
 
 
 def test_429_waits_exactly_retry_after_on_the_simulated_clock(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     install(sniper_bot).next("order.place", Faults.respond(429, b"{}", {"Retry-After": "2.5"}))
     sniper_bot.run_for(101)
     first, second = telemetry.find_spans("mexc-api-request",
                                          attributes={"mexc.endpoint": "order.place"})
     assert first.attributes["error.type"] == "rate_limited"
+    assert second.span.start_time is not None and first.span.end_time is not None
     gap_ns = second.span.start_time - first.span.end_time
     assert gap_ns == pytest.approx(2.5e9, abs=1e3)
     assert the_buy(sniper_bot).outcome == Outcome.FILLED
 
 
 def test_persistent_5xx_ends_the_intent_failed_after_asking_the_exchange(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     install(sniper_bot).always("order.place", Faults.respond(503, b"busy"))
     sniper_bot.run_for(101)
@@ -120,7 +125,7 @@ def test_persistent_5xx_ends_the_intent_failed_after_asking_the_exchange(
 
 
 def test_an_unknown_outcome_stays_pending_until_the_exchange_answers(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     faults = install(sniper_bot)
     faults.next("order.place", faults.lose_reply)
@@ -150,16 +155,18 @@ def test_settle_gives_up_honestly_and_reconcile_says_so(sniper_bot: SniperBot) -
     assert any(p.startswith(buy.client_order_id) for p in sniper_bot.reconcile())
 
 
-class UnreachableRedis(fakeredis.FakeRedis):  # type: ignore[misc]
+class UnreachableRedis(fakeredis.FakeRedis):
     def execute_command(self, *args: object, **options: object) -> object:
         raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
 
-    def pipeline(self, transaction: bool = True, shard_hint: object = None) -> object:
+    def pipeline(self, transaction: bool = True, shard_hint: object = None) -> NoReturn:
         raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
 
 
 @pytest.mark.sniper_otel_bot(seed=1, config=one_listing(), redis=UnreachableRedis())
-def test_the_bot_keeps_trading_when_redis_is_down(sniper_bot: SniperBot, telemetry) -> None:
+def test_the_bot_keeps_trading_when_redis_is_down(
+    sniper_bot: SniperBot, telemetry: Telemetry
+) -> None:
     sniper_bot.run_for(300)
     assert [i.outcome for i in sniper_bot.ledger] == [Outcome.FILLED, Outcome.FILLED]
     assert telemetry.metric("cache_errors_total", {"operation": "get",
@@ -172,7 +179,7 @@ def test_the_bot_keeps_trading_when_redis_is_down(sniper_bot: SniperBot, telemet
 
 
 def test_websocket_disconnect_falls_back_to_rest_and_reconnects(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(102)  # holding the position
     sniper_bot.feed.disconnect("chaos", down_for=20)
@@ -188,7 +195,7 @@ def test_websocket_disconnect_falls_back_to_rest_and_reconnects(
 
 
 def test_duplicated_and_stale_calendar_entries_are_dropped(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     def duplicate(payload: dict) -> dict:  # type: ignore[type-arg]
         return {**payload, "data": payload["data"] * 2}
@@ -213,7 +220,7 @@ def test_duplicated_and_stale_calendar_entries_are_dropped(
     listings=listings(100, 110, 120, 130, 215), conditions=MarketConditions(
         partial_fill_rate=0.0, reject_rate=1.0), max_open_positions=5))
 def test_consecutive_failures_open_the_breaker_which_later_closes(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(135)
     assert [i.outcome for i in sniper_bot.ledger] == [Outcome.REJECTED] * 3
@@ -243,7 +250,7 @@ def the_last(bot: SniperBot):  # type: ignore[no-untyped-def]
     listings=listings(100, 140, genuine=False), conditions=CALM,
     model=ModelKnobs(false_positive_burst=1.0, inference_slowdown=10.0)))
 def test_model_knobs_make_false_positives_and_slow_inference(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(260)
     # duds scored as ready: the snipes meet a market that never opens
@@ -258,7 +265,7 @@ def test_model_knobs_make_false_positives_and_slow_inference(
     listings=listings(100, 105), conditions=CALM, initial_balance=1_000.0,
     max_position_usd=950.0, max_position_fraction=0.9, max_exposure_fraction=1.0))
 def test_a_fill_invalidates_the_cached_balance_so_risk_sizes_from_a_fresh_one(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(106)
     [first] = sniper_bot.ledger
@@ -277,7 +284,7 @@ def test_a_fill_invalidates_the_cached_balance_so_risk_sizes_from_a_fresh_one(
 @pytest.mark.sniper_otel_bot(seed=1, config=one_listing(
     conditions=MarketConditions(partial_fill_rate=1.0, reject_rate=0.0)))
 def test_partial_fills_are_partially_filled_outcomes_that_reconcile(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(101)
     buy = the_buy(sniper_bot)
@@ -290,7 +297,7 @@ def test_partial_fills_are_partially_filled_outcomes_that_reconcile(
     assert sniper_bot.reconcile() == []
 
 
-def test_knobs_turned_on_one_bot_do_not_reach_another_from_the_same_config(clock) -> None:
+def test_knobs_turned_on_one_bot_do_not_reach_another_from_the_same_config(clock: SimClock) -> None:
     config = one_listing()
     a = SniperBot.create(seed=1, clock=clock, config=config, redis=fakeredis.FakeRedis())
     b = SniperBot.create(seed=1, clock=clock, config=config, redis=fakeredis.FakeRedis())

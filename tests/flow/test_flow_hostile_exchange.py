@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flowkit import install, listings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +30,8 @@ from pytest_sniper_otel.flow.client import (
     ExchangeUnavailable,
 )
 from pytest_sniper_otel.flow.ledger import Outcome
+
+from .flowkit import install, listings
 
 SCHEMAS = {"calendar": CALENDAR, "ticker": TICKER, "order.place": ORDER, "order.status": ORDER,
            "account": ACCOUNT}

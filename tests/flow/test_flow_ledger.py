@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sniper_otel import Telemetry
+from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import Outcome, SniperBot
 from pytest_sniper_otel.flow.ledger import LedgerError
 
@@ -16,7 +18,7 @@ def shape(node: Any) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_ten_minute_run_reconciles_and_every_intent_has_one_outcome(
-    seed: int, telemetry, clock
+    seed: int, telemetry: Telemetry, clock: SimClock
 ) -> None:
     bot = SniperBot.create(seed=seed, clock=clock)
     try:
@@ -37,7 +39,7 @@ def test_a_ten_minute_run_reconciles_and_every_intent_has_one_outcome(
         bot.close()
 
 
-def test_same_seed_same_ledger_and_span_tree_shapes(telemetry, clock) -> None:
+def test_same_seed_same_ledger_and_span_tree_shapes(telemetry: Telemetry, clock: SimClock) -> None:
     runs = []
     for _ in range(2):
         telemetry.clear()

@@ -6,13 +6,14 @@ import re
 
 import pytest
 
+from pytest_sniper_otel import Telemetry
 from pytest_sniper_otel.flow import ApiRequest, ApiResponse, SniperBot
 from pytest_sniper_otel.flow.config import default_credentials
 
 
 @pytest.mark.sniper_otel_bot(seed=2)
 def test_every_log_record_is_correlated_with_a_span_of_the_flow(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(600)
     assert len(telemetry.logs) > 10
@@ -21,7 +22,7 @@ def test_every_log_record_is_correlated_with_a_span_of_the_flow(
 
 @pytest.mark.sniper_otel_bot(seed=2)
 def test_each_outcome_has_a_log_record_inside_its_execution_span(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(600)
     sniper_bot.settle()
@@ -39,16 +40,19 @@ def test_each_outcome_has_a_log_record_inside_its_execution_span(
         assert record.attributes["component"] == "ExecutionAgent"
         assert record.attributes["agent_id"] == "sniper-2/execution"
         # the record's span is the execution flow of this order, or one of its children
-        logged_in = spans_by_id[record.span_id]
-        flow = logged_in if logged_in.name == "trading-execution-flow" else (
-            spans_by_id[logged_in.parent.span_id])
+        flow = spans_by_id[record.span_id]
+        if flow.name != "trading-execution-flow":
+            assert flow.parent is not None, flow.name
+            flow = spans_by_id[flow.parent.span_id]
         assert flow.name == "trading-execution-flow"
-        assert flow.attributes["order.client_order_id"] == intent.client_order_id
+        assert (flow.attributes or {}).get("order.client_order_id") == intent.client_order_id
         assert record.trace_id == flow.context.trace_id
 
 
 @pytest.mark.sniper_otel_bot(seed=3)
-def test_no_api_key_secret_or_signature_reaches_telemetry(sniper_bot: SniperBot, telemetry) -> None:
+def test_no_api_key_secret_or_signature_reaches_telemetry(
+    sniper_bot: SniperBot, telemetry: Telemetry
+) -> None:
     signatures: list[str] = []
     inner = sniper_bot.client.transport
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 
 import pytest
-from flowkit import one_listing
 
+from pytest_sniper_otel import Telemetry
 from pytest_sniper_otel.catalog import METRICS
+from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import SniperBot
+
+from .flowkit import one_listing
 
 ERROR_ONLY = {"api_errors_total", "cache_errors_total", "telemetry_dropped_total"}
 
 
 @pytest.mark.sniper_otel_bot(seed=7)
 def test_a_ten_minute_run_records_every_catalogue_metric_with_its_boundaries(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(600)
     recorded = set(telemetry.metric_names())
@@ -36,7 +39,9 @@ def spec_kind(name: str) -> str:
 
 
 @pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
-def test_metric_values_agree_with_spans_ledger_and_state(sniper_bot: SniperBot, telemetry) -> None:
+def test_metric_values_agree_with_spans_ledger_and_state(
+    sniper_bot: SniperBot, telemetry: Telemetry
+) -> None:
     sniper_bot.run_for(300)
     assert telemetry.metric("orders_total", {"outcome": "filled", "side": "BUY"}).value == 1
     assert telemetry.metric("orders_total", {"outcome": "filled", "side": "SELL"}).value == 1
@@ -77,7 +82,9 @@ def test_metric_values_agree_with_spans_ledger_and_state(sniper_bot: SniperBot, 
 
 
 @pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
-def test_gauges_read_live_state_once_per_bot(sniper_bot: SniperBot, telemetry, clock) -> None:
+def test_gauges_read_live_state_once_per_bot(
+    sniper_bot: SniperBot, telemetry: Telemetry, clock: SimClock
+) -> None:
     sniper_bot.run_for(120)  # holding the position bought at +100 s
     first = telemetry.metric("portfolio_pnl_usd").value
     sniper_bot.run_for(15)
@@ -98,7 +105,9 @@ def test_gauges_read_live_state_once_per_bot(sniper_bot: SniperBot, telemetry, c
 
 
 @pytest.mark.sniper_otel_bot(seed=11)
-def test_metric_attributes_stay_low_cardinality(sniper_bot: SniperBot, telemetry) -> None:
+def test_metric_attributes_stay_low_cardinality(
+    sniper_bot: SniperBot, telemetry: Telemetry
+) -> None:
     sniper_bot.run_for(600)
     listings = len(sniper_bot.exchange.listings())
     bounds = {

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from pytest_sniper_otel import Telemetry
 from pytest_sniper_otel.capture import install_session
+from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import (
     ApiRequest,
     ApiResponse,
@@ -108,7 +110,8 @@ def scenarios(draw: st.DrawFn) -> tuple[int, BotConfig, float]:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(scenario=scenarios())
 def test_invariants_hold_for_generated_markets(
-    scenario: tuple[int, BotConfig, float], telemetry, clock, open_spans: OpenSpans
+    scenario: tuple[int, BotConfig, float], telemetry: Telemetry, clock: SimClock,
+    open_spans: OpenSpans,
 ) -> None:
     seed, config, fault_rate = scenario
     telemetry.clear()

@@ -9,11 +9,12 @@ take-profit a little later.
 from __future__ import annotations
 
 import pytest
-from flowkit import Faults, install, one_listing
 
-from pytest_sniper_otel import ANY, span
+from pytest_sniper_otel import ANY, Telemetry, span
 from pytest_sniper_otel.catalog import SPANS
 from pytest_sniper_otel.flow import SniperBot
+
+from .flowkit import Faults, install, one_listing
 
 
 def above(limit: float):  # type: ignore[no-untyped-def]
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.sniper_otel_bot(seed=1, config=one_listing())
 
 
 def test_discovery_tree_fetches_the_calendar_warms_the_cache_and_scores(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(61)
     telemetry.assert_span_tree(span(
@@ -81,7 +82,7 @@ def test_discovery_tree_fetches_the_calendar_warms_the_cache_and_scores(
 
 
 def test_snipe_tree_assesses_risk_then_places_polls_and_tracks(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     sniper_bot.run_for(101)
     telemetry.assert_span_tree(span(
@@ -120,7 +121,7 @@ def test_snipe_tree_assesses_risk_then_places_polls_and_tracks(
     assert len(snipes) == 1
 
 
-def test_safety_and_exit_trees(sniper_bot: SniperBot, telemetry) -> None:
+def test_safety_and_exit_trees(sniper_bot: SniperBot, telemetry: Telemetry) -> None:
     sniper_bot.run_for(300)
     telemetry.assert_span_tree(span(
         "workflow-execution", attributes={"workflow.name": "safety-monitoring"},
@@ -142,7 +143,7 @@ def test_safety_and_exit_trees(sniper_bot: SniperBot, telemetry) -> None:
     telemetry.assert_no_span("risk-assessment", attributes={"risk.approved": False})
 
 
-def test_spans_last_simulated_time(sniper_bot: SniperBot, telemetry) -> None:
+def test_spans_last_simulated_time(sniper_bot: SniperBot, telemetry: Telemetry) -> None:
     # (wall time per simulated minute is measured by the chaos benchmark, not asserted here)
     sniper_bot.run_for(600)
     flows = telemetry.find_spans("trading-execution-flow")
@@ -155,7 +156,9 @@ def test_spans_last_simulated_time(sniper_bot: SniperBot, telemetry) -> None:
         assert flow.duration_ms == pytest.approx(inner, abs=1e-3)
 
 
-def test_every_root_is_a_workflow_and_every_span_ended(sniper_bot: SniperBot, telemetry) -> None:
+def test_every_root_is_a_workflow_and_every_span_ended(
+    sniper_bot: SniperBot, telemetry: Telemetry
+) -> None:
     sniper_bot.run_for(300)
     # a child whose parent never ended would surface as a root of another name
     assert {root.name for root in telemetry.roots} == {"workflow-execution"}
@@ -164,7 +167,7 @@ def test_every_root_is_a_workflow_and_every_span_ended(sniper_bot: SniperBot, te
 
 @pytest.mark.sniper_otel_bot(seed=0)
 def test_every_span_is_in_the_catalogue_with_declared_attributes(
-    sniper_bot: SniperBot, telemetry
+    sniper_bot: SniperBot, telemetry: Telemetry
 ) -> None:
     faults = install(sniper_bot)
     faults.next("calendar", Faults.respond(200, b"[]"), Faults.respond(503, b""))

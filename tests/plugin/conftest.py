@@ -13,7 +13,8 @@ with ``pytester.runpytest_subprocess``.
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import APP
+
+from .pytester_helpers import APP
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ simulated hour these tests sleep, and the bound turns that into a failure.
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, literal, run_inprocess, run_subprocess
+
+from .pytester_helpers import assert_failures, literal, run_inprocess, run_subprocess
 
 HEADER = (
     "sniper-otel clock: asyncio event loops of the test's thread run on the simulated clock "

@@ -6,7 +6,8 @@ import datetime as dt
 from xml.etree import ElementTree
 
 import pytest
-from pytester_helpers import assert_failures, run_inprocess
+
+from .pytester_helpers import assert_failures, run_inprocess
 
 CLOCK_TESTS = """
 import datetime as dt

@@ -8,7 +8,8 @@ pytest reads when the inner session configures.
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, failure, literal, run_inprocess
+
+from .pytester_helpers import assert_failures, failure, literal, run_inprocess
 
 TREE = """
 from app import tracer

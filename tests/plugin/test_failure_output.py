@@ -7,7 +7,8 @@ In-process runs (see conftest.py); the simulated clock makes every duration 0 ms
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import failure, literal, run_inprocess
+
+from .pytester_helpers import failure, literal, run_inprocess
 
 SUITE = '''
 import logging

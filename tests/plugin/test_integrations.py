@@ -5,7 +5,8 @@ real third-party package in a fresh interpreter (the header reads the process's 
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, failure, literal, run_subprocess
+
+from .pytester_helpers import assert_failures, failure, literal, run_subprocess
 
 SDK_TRACER = "opentelemetry.sdk.trace.TracerProvider"
 SDK_METER = "opentelemetry.sdk.metrics._internal.MeterProvider"

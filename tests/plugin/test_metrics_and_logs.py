@@ -7,7 +7,8 @@ generated tests run in sequence in one inner session and check that nothing leak
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, failure, run_inprocess
+
+from .pytester_helpers import assert_failures, failure, run_inprocess
 
 METRICS_PASSING = """
 import math

@@ -9,7 +9,8 @@ in-process run would inherit from earlier runs.
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, literal, run_subprocess
+
+from .pytester_helpers import assert_failures, literal, run_subprocess
 
 WILL_INSTALL = (
     "sniper-otel: on first use of the telemetry fixture: traces: install SDK TracerProvider; "

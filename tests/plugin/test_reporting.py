@@ -6,7 +6,8 @@ In-process runs (see conftest.py): report sections are per test within one sessi
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import literal, run_inprocess
+
+from .pytester_helpers import literal, run_inprocess
 
 SUITE = """
 import pytest

@@ -6,7 +6,8 @@ In-process runs (see conftest.py): these tests exercise behaviour within one ses
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import assert_failures, run_inprocess
+
+from .pytester_helpers import assert_failures, run_inprocess
 
 PASSING = """
 import re

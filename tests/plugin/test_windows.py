@@ -5,7 +5,8 @@ providers (opentelemetry-test-utils' ``TestBase``) keeps capturing."""
 from __future__ import annotations
 
 import pytest
-from pytester_helpers import literal, run_inprocess, run_subprocess
+
+from .pytester_helpers import literal, run_inprocess, run_subprocess
 
 OUTLIVING_TESTS = """
 import logging

@@ -107,11 +107,11 @@ def test_every_sniper_call_matches_the_ledger(call: Any, server: ExchangeServer)
     assert settled["filled"] == pytest.approx(placed.executed_qty, abs=1e-8)
     assert settled["cost"] == pytest.approx(100.0)
 
-    price = round(mid * 0.5, 8)  # far below the market: it rests
-    resting = call("create_order", SYMBOL, "limit", "buy", 10, price)
+    resting_price = round(mid * 0.5, 8)  # far below the market: it rests
+    resting = call("create_order", SYMBOL, "limit", "buy", 10, resting_price)
     assert resting["status"] == "open"
     assert [o["id"] for o in call("fetch_open_orders", SYMBOL)] == [resting["id"]]
-    assert sim.balances["USDT"][1] == pytest.approx(10 * price)
+    assert sim.balances["USDT"][1] == pytest.approx(10 * resting_price)
     canceled = call("cancel_order", resting["id"], SYMBOL)
     assert canceled["status"] == "canceled"
     assert call("fetch_open_orders", SYMBOL) == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import ccxt
@@ -35,10 +35,18 @@ TICKER = "/api/v3/ticker/price?symbol=SNIPEUSDT"
 pytestmark = pytest.mark.sniper_otel_exchange(listings=OPEN, hold_limit=5.0)
 
 
+class Instrumentor(Protocol):
+    """What the fixture uses of OTel's instrumentors (their base class is untyped)."""
+
+    def instrument(self, **kwargs: Any) -> None: ...
+
+    def uninstrument(self, **kwargs: Any) -> None: ...
+
+
 @pytest.fixture(scope="module", autouse=True)
 def instrumented() -> Iterator[None]:
-    instrumentors = [AioHttpClientInstrumentor(), HTTPXClientInstrumentor(),
-                     RequestsInstrumentor()]
+    instrumentors: list[Instrumentor] = [
+        AioHttpClientInstrumentor(), HTTPXClientInstrumentor(), RequestsInstrumentor()]
     for i in instrumentors:
         i.instrument()
     yield
