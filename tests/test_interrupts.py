@@ -24,6 +24,12 @@ LONG = ("SCENARIO = Scenario(name='long', title='t', warmup=30.0, duration=36000
         "recovery=10.0, baseline=False, faults=[{faults}], tags={tags})\n")
 
 
+@pytest.fixture(autouse=True)
+def _stacks_on_abort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every child these tests start can print its threads' stacks if it hangs."""
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")
+
+
 def _suite(directory: Path, faults: str, tags: str = "{}") -> Path:
     directory.mkdir()
     header = "from pytest_sniper_otel.chaos import Scenario, fault\n"
@@ -44,7 +50,15 @@ def _interrupt_when(proc: subprocess.Popen[str], marker: str, signum: int) -> tu
         seen += line
     time.sleep(2.0)
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        # a run that ignores the signal: SIGABRT makes faulthandler print where every
+        # thread is stuck
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(f"still running 120 s after {signal.Signals(signum).name}; stacks:\n"
+                    f"{(seen + err)[-6000:]}")
     return out, seen + err
 
 
