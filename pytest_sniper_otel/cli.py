@@ -170,6 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"sniper-otel: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from .lab_plugin import MISSING
+
+    if MISSING:
+        # every command runs the lab: one line that says what to install, not a traceback
+        # (or a "could not load" per scenario) about the first missing module
+        print(f"sniper-otel {name}: needs the lab: pip install 'pytest-sniper-otel[lab]' "
+              f"(missing: {', '.join(MISSING)})", file=sys.stderr)
+        return 2
     module = importlib.import_module(COMMANDS[name][0])
     try:
         with terminable():

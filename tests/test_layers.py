@@ -161,7 +161,7 @@ def test_every_package_directory_is_installed() -> None:
 
 # Runs pytest as a process that has only the core: importing a lab dependency fails as it
 # would if it were not installed, and every attempt is reported.
-CORE_ONLY = textwrap.dedent("""
+BLOCK_LAB = textwrap.dedent("""
     import sys
 
     BLOCKED = {blocked!r}
@@ -175,6 +175,9 @@ CORE_ONLY = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, LabNotInstalled())
+""")
+
+CORE_ONLY = BLOCK_LAB + textwrap.dedent("""
     import pytest
 
     code = pytest.main(sys.argv[1:])
@@ -244,3 +247,22 @@ def test_without_the_lab_its_fixtures_say_what_to_install(
         "*2 errors*",
     ])
     result.stdout.no_fnmatch_line("*--sniper-otel-chaos-seed*")
+
+
+@pytest.mark.parametrize("command", ["chaos", "run", "rules"])
+def test_without_the_lab_the_command_says_what_to_install(
+    pytester: pytest.Pytester, command: str
+) -> None:
+    script = pytester.path / "cli_core_only.py"
+    script.write_text(BLOCK_LAB.format(blocked=LAB_DEPENDENCIES) + textwrap.dedent("""
+        from pytest_sniper_otel.cli import main
+
+        sys.exit(main(sys.argv[1:]))
+        """), encoding="utf-8")
+    result = pytester.run(sys.executable, str(script), command, timeout=60)
+    assert result.ret == 2
+    assert result.outlines == []
+    [line] = result.errlines
+    assert line.startswith(
+        f"sniper-otel {command}: needs the lab: pip install 'pytest-sniper-otel[lab]' (missing: ")
+    assert "Traceback" not in line
