@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .errors import SpecError, did_you_mean, shown
 from .matchers import ANY, describe, matches
@@ -342,40 +342,39 @@ def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 
+T = TypeVar("T")
+
+
+def _spec_list(
+    where: str, field: str, items: Any, kind: type[T], from_name: Callable[[str], T],
+    many: str, one: str,
+) -> tuple[T, ...]:
+    """``items`` as a tuple of ``kind``, names converted; a SpecError names the slip."""
+    __tracebackhide__ = True
+    if isinstance(items, str | kind):
+        raise SpecError(f"{where}: {field} must be a list, e.g. {field}=[{items!r}]")
+    if not _is_list(items):
+        raise SpecError(f"{where}: {field} must be a list of {many}, got {shown(items)}")
+    built = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = from_name(item)
+        if not isinstance(item, kind):
+            raise SpecError(f"{where}: {field}[{i}] must be {one}, got {shown(item)}")
+        built.append(item)
+    return tuple(built)
+
+
 def _event_specs(where: str, events: Any) -> tuple[EventSpec, ...]:
     __tracebackhide__ = True
-    if isinstance(events, str | EventSpec):
-        raise SpecError(f"{where}: events must be a list, e.g. events=[{events!r}]")
-    if not _is_list(events):
-        raise SpecError(
-            f"{where}: events must be a list of names or event(...), got {shown(events)}"
-        )
-    specs = []
-    for i, e in enumerate(events):
-        if isinstance(e, str):
-            e = EventSpec(e)
-        if not isinstance(e, EventSpec):
-            raise SpecError(f"{where}: events[{i}] must be a name or event(...), got {shown(e)}")
-        specs.append(e)
-    return tuple(specs)
+    return _spec_list(where, "events", events, EventSpec, EventSpec,
+                      "names or event(...)", "a name or event(...)")
 
 
 def _child_specs(where: str, children: Any) -> tuple[SpanSpec, ...]:
     __tracebackhide__ = True
-    if isinstance(children, str | SpanSpec):
-        raise SpecError(f"{where}: children must be a list, e.g. children=[{children!r}]")
-    if not _is_list(children):
-        raise SpecError(
-            f"{where}: children must be a list of span(...) or names, got {shown(children)}"
-        )
-    built = []
-    for i, c in enumerate(children):
-        if isinstance(c, str):
-            c = span(c)
-        if not isinstance(c, SpanSpec):
-            raise SpecError(f"{where}: children[{i}] must be span(...) or a name, got {shown(c)}")
-        built.append(c)
-    return tuple(built)
+    return _spec_list(where, "children", children, SpanSpec, span,
+                      "span(...) or names", "span(...) or a name")
 
 
 def _check_duration(where: str, duration_ms: Any) -> None:
