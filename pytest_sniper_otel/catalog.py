@@ -26,6 +26,25 @@ class MetricSpec:
     attributes: tuple[str, ...] = ()
     observable: bool = False
     extension: bool = False
+    # every value each attribute can take, for counters whose label sets are all known:
+    # they start at 0, so the first error is an increase rate() can see
+    known_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def zero_series(self) -> list[dict[str, str]]:
+        """Every known attribute set (the product of ``known_values``); none if not all known."""
+        if not self.known_values or {k for k, _ in self.known_values} != set(self.attributes):
+            return []
+        sets: list[dict[str, str]] = [{}]
+        for key, values in self.known_values:
+            sets = [{**attrs, key: value} for attrs in sets for value in values]
+        return sets
+
+
+ORDER_OUTCOMES = ("filled", "partially_filled", "rejected", "failed")
+ORDER_SIDES = ("BUY", "SELL")
+API_ENDPOINTS = ("calendar", "ticker", "order.place", "order.status", "account")
+API_ERROR_TYPES = ("server_error", "timeout", "transport_error", "malformed", "rate_limited",
+                   "client_error")
 
 
 _SPECS = (
@@ -81,7 +100,8 @@ _SPECS = (
                attributes=("model_name", "model_version"), observable=True),
     # extensions: what the alert rules need and the seed leaves implicit
     MetricSpec("orders_total", "counter", "Order intents by final ledger outcome",
-               attributes=("outcome", "side"), extension=True),
+               attributes=("outcome", "side"), extension=True,
+               known_values=(("outcome", ORDER_OUTCOMES), ("side", ORDER_SIDES))),
     MetricSpec("circuit_breaker_open", "gauge", "1 while the safety circuit breaker halts trading",
                attributes=("bot_id",), observable=True, extension=True),
     MetricSpec("portfolio_drawdown_ratio", "gauge", "Drawdown from peak equity, 0..1",
@@ -91,7 +111,8 @@ _SPECS = (
                attributes=("signal", "reason"), extension=True),
     MetricSpec("api_errors_total", "counter",
                "Exchange API attempts that failed, by kind (timeout, malformed, 5xx, 429...)",
-               attributes=("endpoint", "error_type"), extension=True),
+               attributes=("endpoint", "error_type"), extension=True,
+               known_values=(("endpoint", API_ENDPOINTS), ("error_type", API_ERROR_TYPES))),
     MetricSpec("cache_errors_total", "counter",
                "Cache operations that failed (the bot falls through to the exchange)",
                attributes=("operation", "error_type"), extension=True),

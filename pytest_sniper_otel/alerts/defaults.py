@@ -26,8 +26,10 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     rule(
         "ExchangeApiErrorRatioHigh",
         # the exchange failing us; not rate_limited (its own rule) nor client_error (the
-        # exchange refusing an order, e.g. its risk control: business as usual)
-        f"rate({_API_ALL}{{outcome=~{_FAILURES}}}[5m]) / rate({_API_ALL}[5m]) > 0.05",
+        # exchange refusing an order, e.g. its risk control: business as usual). Errors are
+        # counted in api_errors_total, whose series the bot starts at 0: on a quiet bot the
+        # first error of a kind is then an increase (a histogram series can't start at 0)
+        f"rate(api_errors_total{{error_type=~{_FAILURES}}}[5m]) / rate({_API_ALL}[5m]) > 0.05",
         for_="2m",
         severity="critical",
         annotations={"summary": "more than 5% of MEXC API requests fail or time out"},

@@ -145,6 +145,8 @@ class SyntheticBot:
             api, c.api_latency_ms, errors, outcome="server_error", status_code=503, **common
         )
         self._observe(api, 10_000.0, timeouts, outcome="timeout", status_code=0, **common)
+        self._count("api_errors_total", errors, endpoint="order.place", error_type="server_error")
+        self._count("api_errors_total", timeouts, endpoint="order.place", error_type="timeout")
         self._observe(
             api, 5.0, c.api_rate_limited, outcome="rate_limited", status_code=429, **common
         )

@@ -115,7 +115,9 @@ class SniperBot:
                  config: BotConfig) -> None:
         if isinstance(clock, SimClock) and not clock.running:
             raise RuntimeError("SniperBot needs a running SimClock (use `with SimClock():`)")
-        instruments()  # create the process-wide instruments before any is used
+        # the process-wide instruments exist before any is used, and the outcome/error
+        # counters start at 0 so that their first increase is visible to rate()
+        instruments().start_known_series_at_zero()
         self.seed = seed
         self.clock = clock
         # A private copy: chaos turns knobs on this bot (conditions, model, latency, retry)

@@ -24,6 +24,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
+from ..catalog import API_ENDPOINTS
 from ..clock import Clock
 from .exchange import (
     ORDER_STATUSES,
@@ -47,7 +48,7 @@ from .telemetry import (
 
 STEP = Decimal("1e-8")  # the exchange's quantity step
 # the logical endpoints (``mexc.endpoint``, the ``endpoint`` metric attribute)
-ENDPOINTS = ("calendar", "ticker", "order.place", "order.status", "account")
+ENDPOINTS = API_ENDPOINTS
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,17 @@ class _Instruments:
             else:  # pragma: no cover - the catalogue has no other kind
                 raise RuntimeError(f"no instrument for {spec.kind} {name}")
 
+    def start_known_series_at_zero(self) -> None:
+        """Add 0 to every known label set of the error/outcome counters.
+
+        A series' first sample is not an increase to ``rate()``: without this, the first
+        failed order or API error of a quiet bot is invisible to alerts. Adding 0 to a
+        series that already counts something changes nothing.
+        """
+        for name, counter in self.counters.items():
+            for attrs in METRICS[name].zero_series():
+                counter.add(0, attrs)
+
 
 _instruments: _Instruments | None = None
 _instruments_lock = threading.Lock()

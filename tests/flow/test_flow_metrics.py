@@ -7,13 +7,21 @@ import re
 import pytest
 
 from pytest_sniper_otel import Telemetry
-from pytest_sniper_otel.catalog import METRICS
+from pytest_sniper_otel.catalog import (
+    API_ENDPOINTS,
+    API_ERROR_TYPES,
+    METRICS,
+    ORDER_OUTCOMES,
+    ORDER_SIDES,
+)
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import SniperBot
+from pytest_sniper_otel.flow.ledger import Outcome
 
 from .flowkit import one_listing
 
-ERROR_ONLY = {"api_errors_total", "cache_errors_total", "telemetry_dropped_total"}
+# open-ended label sets (exception class names, drop reasons): absent until something fails
+ERROR_ONLY = {"cache_errors_total", "telemetry_dropped_total"}
 
 
 @pytest.mark.sniper_otel_bot(seed=7)
@@ -22,8 +30,16 @@ def test_a_ten_minute_run_records_every_catalogue_metric_with_its_boundaries(
 ) -> None:
     sniper_bot.run_for(600)
     recorded = set(telemetry.metric_names())
-    # in steady state nothing fails, so the error counters stay silent
+    # in steady state nothing fails: the counters with known label sets are there, at 0
+    # (so a first error is an increase), the open-ended error counters are not
     assert recorded == set(METRICS) - ERROR_ONLY
+    api_errors = telemetry.metric("api_errors_total")
+    assert len(api_errors.series) == len(API_ENDPOINTS) * len(API_ERROR_TYPES) == 30
+    assert api_errors.value == 0
+    orders = telemetry.metric("orders_total")
+    assert sorted((s["outcome"], s["side"]) for s in orders.series) == sorted(
+        (o, side) for o in ORDER_OUTCOMES for side in ORDER_SIDES)
+    assert telemetry.metric("orders_total", {"outcome": "failed"}).value == 0
     for name, spec in METRICS.items():
         if spec.kind == "histogram" and spec.boundaries is not None:
             assert telemetry.metric(name).boundaries == spec.boundaries, name
@@ -32,6 +48,13 @@ def test_a_ten_minute_run_records_every_catalogue_metric_with_its_boundaries(
         assert view.kind == spec_kind(name), name
         for attrs in view.series:
             assert set(attrs) <= set(METRICS[name].attributes), (name, attrs)
+
+
+def test_the_known_label_values_are_the_ones_the_bot_uses() -> None:
+    assert tuple(o.value for o in Outcome) == ORDER_OUTCOMES
+    assert METRICS["orders_total"].zero_series()[0] == {"outcome": "filled", "side": "BUY"}
+    # open-ended attributes: nothing to start at zero
+    assert METRICS["cache_errors_total"].zero_series() == []
 
 
 def spec_kind(name: str) -> str:
@@ -113,7 +136,8 @@ def test_metric_attributes_stay_low_cardinality(
     bounds = {
         "cache_hits_total": 5, "cache_misses_total": 5, "cache_invalidations_total": 10,
         "cache_operation_latency_ms": 8, "api_request_latency_ms": 10,
-        "orders_total": 8, "detected_patterns_by_type": 9, "model_confidence_distribution": 9,
+        "orders_total": 8, "api_errors_total": 30, "detected_patterns_by_type": 9,
+        "model_confidence_distribution": 9,
         "pattern_detections_total": 6 * listings, "execution_latency_ms": 2 * listings,
         "agent_health_score": 4, "agent_memory_usage_mb": 4,
     }
