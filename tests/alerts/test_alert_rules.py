@@ -234,7 +234,7 @@ def test_default_rules_cover_the_issue_list() -> None:
     metrics = {r.name: r.expr for r in DEFAULT_RULES}
     for needed in (
         "execution_latency_ms",
-        'outcome=~"server_error|timeout|transport_error|malformed"',
+        'error_type=~"server_error|timeout|transport_error|malformed"',
         'outcome="rate_limited"',
         "cache_hits_total",
         'result="error"',
