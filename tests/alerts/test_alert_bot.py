@@ -66,6 +66,7 @@ def exchange_equity(bot: SniperBot) -> float:
         for asset, (free, locked) in ex.balances.items() if asset != QUOTE)
 
 
+@pytest.mark.slow
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 100_000), config=healthy_configs)
 # Found by this test: float drift in the exchange's balance refused every exit after a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ healthy_conditions = st.builds(
 segments = st.lists(st.tuples(healthy_conditions, st.integers(4, 80)), min_size=1, max_size=6)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,

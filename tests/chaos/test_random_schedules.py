@@ -6,6 +6,7 @@ A failure shrinks to a minimal schedule; its message ends with the call that rep
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from pytest_sniper_otel.chaos import FaultSpec, run_scenario
 from pytest_sniper_otel.chaos.strategies import fault_schedules, random_scenario
 
 
+@pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=fault_schedules(max_faults=4), seed=st.integers(0, 10_000))
 def test_invariants_hold_under_random_schedules(schedule: list[FaultSpec], seed: int) -> None:
@@ -21,6 +23,7 @@ def test_invariants_hold_under_random_schedules(schedule: list[FaultSpec], seed:
     run.raise_for_failures()
 
 
+@pytest.mark.slow
 def test_a_failing_schedule_shrinks_to_the_fault_that_breaks_it() -> None:
     from hypothesis import find
 

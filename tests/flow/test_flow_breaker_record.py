@@ -63,6 +63,7 @@ BREAKER_FAULTS = ("exchange.http_error", "exchange.timeout", "exchange.malformed
                   "exchange.rate_limit")
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=fault_schedules(max_faults=3, names=BREAKER_FAULTS), seed=st.integers(0, 500))

@@ -254,6 +254,7 @@ schedules = st.dictionaries(
 ).map(lambda s: {("calendar", 0): Mutation("body", 0, 0), **s})
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(schedule=schedules, seed=st.integers(0, 2**16), feed_down=st.booleans())
