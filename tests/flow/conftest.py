@@ -1,14 +1,8 @@
-"""Fixtures for the reference bot's tests: a Redis client per leg (fakeredis, real), and a
-private loopback redis-server a test may stop."""
+"""Fixtures for the reference bot's tests: a Redis client per leg (fakeredis, real)."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import threading
 from collections.abc import Iterator
 
 import fakeredis
@@ -46,33 +40,3 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
-
-
-@pytest.fixture
-def private_redis_server() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """``(port, process)`` of a redis-server of this test's own on loopback, answering PING.
-    A test may SIGSTOP it (a hung server); teardown resumes and ends it either way."""
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail("CI is set but redis-server is not installed")
-        pytest.skip("needs redis-server (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        probe = redis.Redis(port=port, socket_connect_timeout=0.2)
-        for _ in range(50):
-            try:
-                probe.ping()
-                break
-            except redis.RedisError:
-                threading.Event().wait(0.1)
-        probe.close()
-        yield port, proc
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
