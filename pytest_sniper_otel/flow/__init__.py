@@ -127,7 +127,7 @@ Metrics: every entry of :mod:`.catalog` (see :mod:`.telemetry`). Logs: stdlib lo
 
 from .agents import Halt, Position
 from .bot import MultiAgentOrchestrator, SniperBot, Workflow
-from .cache import CacheBreaker, CacheBypassed, CacheLookup, RedisCache, WarmupStrategy
+from .cache import CacheLookup, RedisCache, WarmupStrategy
 from .client import (
     ApiError,
     Credentials,
@@ -159,8 +159,6 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "BotConfig",
-    "CacheBreaker",
-    "CacheBypassed",
     "CacheLookup",
     "Credentials",
     "ExchangeClient",

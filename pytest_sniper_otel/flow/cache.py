@@ -18,14 +18,6 @@ the key's absence.
 Every Redis error is counted (``cache_errors_total``, ``cache_operation_latency_ms`` with
 ``result="error"``), logged and swallowed: a get becomes a miss and the bot falls through
 to the exchange. ``client`` is the fault seam: replace it, or its connection pool.
-
-A hung server (SIGSTOP, a dead peer) costs the client's ``socket_timeout`` of *real* time
-per command; :class:`CacheBreaker` opens after a few consecutive timeouts and the cache
-layer then degrades to the exchange without asking Redis: each skipped operation is an
-ERROR ``redis.<operation>`` span and counts in ``cache_errors_total`` with
-``error_type="CacheBypassed"`` (and as ``result="error"``, so ``RedisUnavailable`` keeps
-firing). One probe goes through per cool-down; the first that answers closes the breaker.
-Refused connections fail at once and never open it.
 """
 
 from __future__ import annotations
@@ -56,8 +48,6 @@ from .telemetry import (
 )
 
 CACHE_ERRORS = (redis.RedisError, OSError)
-# what a hung server raises: redis-py's own, and the socket's (TimeoutError in Python 3.10+)
-CACHE_TIMEOUTS = (redis.TimeoutError, TimeoutError)
 SERVER_TTL_CAP = 3600  # seconds; real-Redis hygiene only, expiry logic is simulated
 
 
@@ -86,54 +76,6 @@ class WarmupMetrics:
     ok: bool
 
 
-class CacheBypassed(redis.RedisError):
-    """The cache breaker is open: the operation skipped Redis."""
-
-
-@dataclass
-class CacheBreaker:
-    """Opens after ``threshold`` consecutive timeouts. While open, operations skip Redis
-    until ``cooldown`` seconds (the bot's clock) have passed; then one operation probes: an
-    answer closes the breaker, a timeout re-opens it. A hung server then costs one
-    ``socket_timeout`` per cool-down instead of one per operation, and the recovery time
-    is the bot's, the same whatever the machine's speed."""
-
-    threshold: int = 3
-    cooldown: float = 15.0
-    timeouts: int = 0
-    opened_at: float | None = None  # when it (re)opened
-    opens: int = 0
-    bypassed: int = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self.opened_at is not None
-
-    def allows(self, now: float) -> bool:
-        """False: skip Redis. True while open: this operation is the probe."""
-        if self.opened_at is None:
-            return True
-        return now - self.opened_at >= self.cooldown
-
-    def record(self, now: float, *, timed_out: bool) -> str | None:
-        """The outcome of an operation that reached Redis; returns "opened"/"closed" on a
-        change of state."""
-        if not timed_out:
-            self.timeouts = 0
-            if self.opened_at is not None:
-                self.opened_at = None
-                return "closed"
-            return None
-        self.timeouts += 1
-        if self.opened_at is not None or self.timeouts >= self.threshold:
-            first = self.opened_at is None
-            self.opened_at = now
-            if first:
-                self.opens += 1
-                return "opened"
-        return None
-
-
 class RedisCache:
     """A namespaced JSON cache over a redis-py client."""
 
@@ -147,11 +89,8 @@ class RedisCache:
         namespace: str | None = None,
         instrument_commands: bool = True,
         logger: StructuredLogger | None = None,
-        breaker: CacheBreaker | None = None,
     ) -> None:
         self.client = client
-        self.breaker = breaker or CacheBreaker()
-        self._bypassing = False
         self.clock = clock
         self.latency = latency
         # A fresh namespace per cache: runs sharing a real server never see each other.
@@ -170,7 +109,7 @@ class RedisCache:
     # -- public operations -----------------------------------------------------------------
     def get(self, key: str) -> CacheLookup:
         with self._operation("get", key) as (span, result):
-            raw = self._redis().get(self._key(key))
+            raw = self.client.get(self._key(key))
             now = self.clock.time()
             lookup = MISS
             if raw is not None:
@@ -193,7 +132,7 @@ class RedisCache:
     def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
         with self._operation("set", key) as (_, result):
             payload = self._envelope(value, ttl)
-            self._redis().set(self._key(key), payload, ex=SERVER_TTL_CAP)
+            self.client.set(self._key(key), payload, ex=SERVER_TTL_CAP)
             self._sizes[key] = len(payload)
             result.append(True)
         return bool(result)
@@ -211,7 +150,7 @@ class RedisCache:
         with self._operation("warmup_strategy", strategy.pattern) as (span, result):
             entries = strategy.load()
             if entries:
-                pipe = self._redis().pipeline(transaction=False)
+                pipe = self.client.pipeline(transaction=False)
                 for key, value in entries.items():
                     payload = self._envelope(value, strategy.ttl)
                     pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
@@ -247,12 +186,6 @@ class RedisCache:
         return sum(self._sizes.values()) / (1024 * 1024)
 
     # -- internals ------------------------------------------------------------------------------
-    def _redis(self) -> redis.Redis:
-        """The client, unless the breaker skips Redis for the current operation."""
-        if self._bypassing:
-            raise CacheBypassed("cache breaker open: Redis timed out, skipped")
-        return self.client
-
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
@@ -261,7 +194,7 @@ class RedisCache:
         return json.dumps({"v": value, "exp": expires}, separators=(",", ":"))
 
     def _forget(self, key: str, reason: str) -> None:
-        self._redis().delete(self._key(key))
+        self.client.delete(self._key(key))
         self._sizes.pop(key, None)
         self.observability.record_invalidation(key, reason)
 
@@ -276,49 +209,22 @@ class RedisCache:
             result: list[Any] = []
             # the round trip to Redis, on the simulated clock
             self.clock.tick(self._rng.uniform(*self.latency))
-            breaker = self.breaker
-            now = self.clock.time()
-            self._bypassing = not breaker.allows(now)
             try:
-                timed_out = False
-                try:
-                    yield span, result
-                except CACHE_TIMEOUTS:
-                    timed_out = True
-                    raise
-                finally:
-                    if self._bypassing:
-                        breaker.bypassed += 1
-                        self._bypassing = False
-                    else:
-                        self._breaker_moved(breaker.record(now, timed_out=timed_out), operation)
+                yield span, result
             except CACHE_ERRORS as exc:
                 self.errors += 1
                 mark_error(span, exc)
                 self.observability.record_error(operation, exc)
-                if not isinstance(exc, CacheBypassed):  # one log when it opens, not per call
-                    self.logger.warning(
-                        "cache unavailable, falling through", LogContext("RedisCache", operation),
-                        key_pattern=self.observability.key_pattern(key),
-                        error_type=type(exc).__name__,
-                    )
+                self.logger.warning(
+                    "cache unavailable, falling through", LogContext("RedisCache", operation),
+                    key_pattern=self.observability.key_pattern(key), error_type=type(exc).__name__,
+                )
             latency_ms = (time.monotonic() - started) * 1000.0
             span.set_attribute("redis.latency_ms", latency_ms)
             self.observability.record_latency(operation, latency_ms,
                                               "success" if result else "error")
             if result:
                 span.set_status(Status(StatusCode.OK))
-
-
-    def _breaker_moved(self, change: str | None, operation: str) -> None:
-        if change == "opened":
-            self.logger.error("cache breaker opened: Redis times out, using the exchange",
-                              None, LogContext("RedisCache", operation),
-                              timeouts=self.breaker.timeouts)
-        elif change == "closed":
-            self.logger.info("cache breaker closed: Redis answers again",
-                             LogContext("RedisCache", operation),
-                             bypassed=self.breaker.bypassed)
 
 
 def _parse_envelope(raw: Any) -> dict[str, Any] | None:
