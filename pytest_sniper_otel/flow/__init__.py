@@ -79,7 +79,8 @@ Spans (also as data: ``catalog.SPANS``; tracer names: ``mexc-trading-operations`
 command spans from opentelemetry-instrumentation-redis)
 -------------------------------------------------------------------------------------------
 ``workflow-execution`` (root): ``workflow.id``, ``workflow.name`` (pattern-discovery,
-  safety-monitoring, snipe, position-exit, order-recovery), ``workflow.steps``.
+  safety-monitoring, snipe, position-exit, order-recovery, and cache-warming with
+  ``BotConfig(cache_warming=CacheWarming())``), ``workflow.steps``.
 ``pattern-detection-flow``: ``trading.operation=pattern_detection``,
   ``trading.phase=discovery``, ``pattern.confidence``, ``pattern.type``,
   ``pattern.symbols_analyzed``; children:
@@ -153,6 +154,7 @@ from .exchange import (
 )
 from .ledger import Ledger, OrderIntent, Outcome
 from .model import ModelKnobs, PatternModel
+from .warming import CacheWarmer, CacheWarming
 
 __all__ = [
     "ApiError",
@@ -160,6 +162,8 @@ __all__ = [
     "ApiResponse",
     "BotConfig",
     "CacheLookup",
+    "CacheWarmer",
+    "CacheWarming",
     "Credentials",
     "ExchangeClient",
     "ExchangeSimulator",

@@ -142,6 +142,7 @@ class PatternDiscoveryAgent(Agent):
         self.seen_states: dict[str, tuple[int, int, int]] = {}
         self.duplicates_dropped = 0
         self.stale_dropped = 0
+        self.upcoming: dict[str, CalendarEntry] = {}  # the last analysed listings
 
     def state(self) -> Iterable[object]:
         return (self._recent, self.seen_states)
@@ -165,6 +166,7 @@ class PatternDiscoveryAgent(Agent):
                 desk.model.observe_outcome(entry.symbol, entry.trading_open)
         upcoming = [e for e in entries if e.launch_time + desk.config.max_lateness > now
                     and e.symbol not in exclude]
+        self.upcoming = {e.symbol: e for e in upcoming}
         with desk.tracer.span("analyze-patterns", {"ml.model": "pattern_discovery_v2"}) as span:
             matches = self._analyze(upcoming)
             candidates = tuple(
@@ -197,16 +199,42 @@ class PatternDiscoveryAgent(Agent):
             entries, dropped_dup, dropped_stale = self._sanitize(fetched)
             desk.cache.set("calendar:latest", [asdict(e) for e in entries],
                            desk.config.calendar_ttl)
-            now = desk.clock.time()
-            upcoming = {f"listing:{e.symbol}": asdict(e) for e in entries if e.launch_time > now}
-            desk.cache.execute_warmup_strategy(
-                WarmupStrategy("listing:*", lambda: upcoming, desk.config.listing_ttl)
-            )
+            self._warm_listings(entries)
             span.set_attributes({"calendar.cache_hit": False,
                                  "calendar.duplicates_dropped": dropped_dup,
                                  "calendar.stale_dropped": dropped_stale})
         span.set_attribute("calendar.entries", len(entries))
         return entries
+
+    def _warm_listings(self, entries: list[CalendarEntry]) -> None:
+        desk = self.desk
+        now = desk.clock.time()
+        upcoming = {f"listing:{e.symbol}": asdict(e) for e in entries if e.launch_time > now}
+        desk.cache.execute_warmup_strategy(
+            WarmupStrategy("listing:*", lambda: upcoming, desk.config.listing_ttl)
+        )
+
+    def refresh_calendar(self) -> dict[str, Any]:
+        """A fresh ``calendar:latest`` value, fetched and sanitized as on a miss (the
+        upcoming listings are warmed too): what the cache warmer loads."""
+        entries, _, _ = self._sanitize(self.desk.client.get_calendar())
+        self._warm_listings(entries)
+        return {"calendar:latest": [asdict(e) for e in entries]}
+
+    def analysis_keys(self) -> list[str]:
+        """``analysis:*`` keys of the last analysed listings that are still upcoming."""
+        desk = self.desk
+        now = desk.clock.time()
+        return [f"analysis:{symbol}" for symbol, entry in self.upcoming.items()
+                if entry.launch_time + desk.config.max_lateness > now]
+
+    def rescore(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Fresh ``analysis:*`` values for ``keys``, scored on the listings' last known
+        calendar state: what the cache warmer loads."""
+        entries = [self.upcoming[key.partition(":")[2]] for key in keys]
+        matches = self.desk.model.analyze(entries, "cache_warming") if entries else []
+        return {f"analysis:{m.symbol}": _analysis_value(e, m)
+                for e, m in zip(entries, matches, strict=True)}
 
     def _sanitize(self, entries: list[CalendarEntry]) -> tuple[list[CalendarEntry], int, int]:
         """Drop duplicated entries, and stale ones whose state went backwards."""
@@ -245,9 +273,8 @@ class PatternDiscoveryAgent(Agent):
         if to_score:
             for match in desk.model.analyze(to_score, "calendar_scan"):
                 matches[match.symbol] = match
-                state = next(e.ready_state for e in to_score if e.symbol == match.symbol)
-                desk.cache.set(f"analysis:{match.symbol}",
-                               {"state": list(state), "match": asdict(match)},
+                entry = next(e for e in to_score if e.symbol == match.symbol)
+                desk.cache.set(f"analysis:{match.symbol}", _analysis_value(entry, match),
                                desk.config.analysis_ttl)
         return [matches[e.symbol] for e in entries]
 
@@ -261,6 +288,10 @@ class PatternDiscoveryAgent(Agent):
             return next((e for e in self.desk.client.get_calendar() if e.symbol == symbol), None)
         except EXCHANGE_ERRORS:
             return None
+
+
+def _analysis_value(entry: CalendarEntry, match: PatternMatch) -> dict[str, Any]:
+    return {"state": list(entry.ready_state), "match": asdict(match)}
 
 
 def _entry_from(data: dict[str, Any]) -> CalendarEntry:
@@ -351,12 +382,16 @@ class RiskAgent(Agent):
         if cached.hit:
             return float(cached.value)
         try:
-            balances = self.desk.client.get_account()
+            free = self.fetch_free_quote()
         except EXCHANGE_ERRORS:
             return None
-        free = balances[QUOTE].free if QUOTE in balances else 0.0
         cache.set("account:balances", free, self.desk.config.account_ttl)
         return free
+
+    def fetch_free_quote(self) -> float:
+        """The account's free quote balance, from the exchange."""
+        balances = self.desk.client.get_account()
+        return balances[QUOTE].free if QUOTE in balances else 0.0
 
 
 # -- execution -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import redis as redis_lib
 
 from ..clock import Clock, SimClock
 from .agents import (
+    EXCHANGE_ERRORS,
     Agent,
     Desk,
     ExecutionAgent,
@@ -40,6 +41,7 @@ from .telemetry import (
     register_source,
     unregister_source,
 )
+from .warming import CacheWarmer, WarmTarget
 
 
 @dataclass(order=True)
@@ -168,7 +170,29 @@ class SniperBot:
         self.orchestrator.schedule(now, Workflow(
             "safety-monitoring", ("safety-check",), self._safety_workflow),
             every=config.safety_interval)
+        self.warmer: CacheWarmer | None = None
+        if config.cache_warming is not None:
+            self.warmer = CacheWarmer(self.cache, clock, config.cache_warming,
+                                      self._warm_targets(), StructuredLogger("cache"))
+            interval = config.cache_warming.interval
+            self.orchestrator.schedule(now + interval, Workflow(
+                "cache-warming", ("redis.warmup_strategy",), self.warmer.run), every=interval)
         register_source(self)
+
+    def _warm_targets(self) -> list[WarmTarget]:
+        """What the warmer may refresh, each loaded as the bot loads it on a miss. Not
+        ``ticker:*``: read only while the feed is down, with a 1 s TTL."""
+        cfg, discovery, risk = self.config, self.discovery, self.risk
+        return [
+            WarmTarget("calendar:*", cfg.calendar_ttl, lambda: ["calendar:latest"],
+                       lambda keys: discovery.refresh_calendar(), exchange_calls=1,
+                       errors=EXCHANGE_ERRORS),
+            WarmTarget("analysis:*", cfg.analysis_ttl, discovery.analysis_keys,
+                       discovery.rescore, exchange_calls=0),
+            WarmTarget("account:*", cfg.account_ttl, lambda: ["account:balances"],
+                       lambda keys: {"account:balances": risk.fetch_free_quote()},
+                       exchange_calls=1, errors=EXCHANGE_ERRORS),
+        ]
 
     @classmethod
     def create(
@@ -286,7 +310,7 @@ class SniperBot:
         resolved = [i for i in self.ledger if not i.pending]
         filled = sum(i.outcome in ("filled", "partially_filled") for i in resolved)
         start = self.exchange.epoch
-        return {
+        summary = {
             "seed": self.seed,
             "bot_id": self.bot_id,
             "simulated_seconds": round(self.clock.time() - start, 3),
@@ -315,6 +339,13 @@ class SniperBot:
             "calendar_dropped": {"duplicates": self.discovery.duplicates_dropped,
                                  "stale": self.discovery.stale_dropped},
         }
+        warmer = self.warmer
+        if warmer is not None:  # only when on: a summary without warming is unchanged
+            summary["cache_warming"] = {
+                "warm_patterns": sorted(warmer.warm), "refreshes": warmer.refreshes,
+                "keys_refreshed": warmer.keys_refreshed, "exchange_calls": warmer.exchange_calls,
+                "over_budget": warmer.over_budget, "failures": warmer.failures}
+        return summary
 
     # -- gauges (read by the once-registered callbacks) -------------------------------------------
     def gauge_values(self, metric: str) -> Iterable[tuple[float, Attrs]]:

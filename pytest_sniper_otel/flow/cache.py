@@ -23,6 +23,7 @@ to the exchange. ``client`` is the fault seam: replace it, or its connection poo
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import uuid
@@ -103,6 +104,7 @@ class RedisCache:
         self.misses = 0
         self.errors = 0
         self._sizes: dict[str, int] = {}
+        self._expiry: dict[str, float] = {}  # key -> simulated expiry of what we last wrote
         if instrument_commands and not getattr(client, "_is_instrumented_by_opentelemetry", False):
             RedisInstrumentor.instrument_client(client)
 
@@ -134,6 +136,7 @@ class RedisCache:
             payload = self._envelope(value, ttl)
             self.client.set(self._key(key), payload, ex=SERVER_TTL_CAP)
             self._sizes[key] = len(payload)
+            self._expiry[key] = self._expires(ttl)
             result.append(True)
         return bool(result)
 
@@ -155,6 +158,7 @@ class RedisCache:
                     payload = self._envelope(value, strategy.ttl)
                     pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
                     self._sizes[key] = len(payload)
+                    self._expiry[key] = self._expires(strategy.ttl)
                 pipe.execute()
             warmed = len(entries)
             span.set_attribute("cache.warmup.keys_warmed", warmed)
@@ -166,6 +170,7 @@ class RedisCache:
         trading: no span, no metric."""
         keys = [self._key(k) for k in self._sizes]
         self._sizes.clear()
+        self._expiry.clear()
         if not keys:
             return
         try:
@@ -180,6 +185,13 @@ class RedisCache:
         lookups = self.hits + self.misses
         return 100.0 * self.hits / lookups if lookups else 0.0
 
+    def expires_at(self, key: str) -> float | None:
+        """When the value this cache last wrote under ``key`` expires (simulated time; inf
+        without a TTL), or None when it holds none. Its own bookkeeping, like
+        :attr:`memory_mb`: no Redis round trip and no lookup counted, so a warmer can look
+        ahead without touching the hit/miss metrics."""
+        return self._expiry.get(key)
+
     @property
     def memory_mb(self) -> float:
         """Bytes this cache holds (its own keys), in MiB; tracked, not asked of the server."""
@@ -189,6 +201,9 @@ class RedisCache:
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
+    def _expires(self, ttl: float | None) -> float:
+        return math.inf if ttl is None else self.clock.time() + ttl
+
     def _envelope(self, value: Any, ttl: float | None) -> str:
         expires = None if ttl is None else self.clock.time() + ttl
         return json.dumps({"v": value, "exp": expires}, separators=(",", ":"))
@@ -196,6 +211,7 @@ class RedisCache:
     def _forget(self, key: str, reason: str) -> None:
         self.client.delete(self._key(key))
         self._sizes.pop(key, None)
+        self._expiry.pop(key, None)
         self.observability.record_invalidation(key, reason)
 
     @contextmanager

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .client import Credentials, RetryPolicy
 from .exchange import LatencyModel, ListingSpec, MarketConditions
 from .model import ModelKnobs
+from .warming import CacheWarming
 
 
 @dataclass
@@ -51,6 +52,9 @@ class BotConfig:
     # They are about half the spans of a cycle (5.4 of 11.2) and ~15% of its CPU with all
     # signals on (README, "Telemetry overhead"); False keeps only ours.
     instrument_redis: bool = True
+    # Refresh cache keys ahead of expiry, for key patterns whose hit/miss metrics show
+    # misses (flow.warming); None: off, the cache is filled on misses only.
+    cache_warming: CacheWarming | None = None
     # the simulator and the client
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     latency: LatencyModel = field(default_factory=LatencyModel)

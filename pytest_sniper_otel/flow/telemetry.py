@@ -381,8 +381,22 @@ class TradingMetricsCollector:
         add("orders_total", outcome=outcome, side=side)
 
 
+LookupListener = Callable[[str, Attrs], None]
+
+
 class RedisCacheObservability:
-    """Cache hit/miss/latency/invalidation metrics (``mexc-redis-cache``)."""
+    """Cache hit/miss/latency/invalidation metrics (``mexc-redis-cache``).
+
+    A listener subscribed with :meth:`subscribe` sees each hit/miss counter increment as it
+    is recorded (the metric's name and attributes, nothing more): the cache warmer decides
+    from the same data points the monitoring gets, for this cache alone.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[LookupListener] = []
+
+    def subscribe(self, listener: LookupListener) -> None:
+        self._listeners.append(listener)
 
     @staticmethod
     def key_pattern(key: str) -> str:
@@ -391,7 +405,11 @@ class RedisCacheObservability:
         return f"{prefix}:*" if sep else "*"
 
     def record_lookup(self, key: str, hit: bool) -> None:
-        add("cache_hits_total" if hit else "cache_misses_total", key_pattern=self.key_pattern(key))
+        name = "cache_hits_total" if hit else "cache_misses_total"
+        pattern = self.key_pattern(key)
+        add(name, key_pattern=pattern)
+        for listener in self._listeners:
+            listener(name, {"key_pattern": pattern})
 
     def record_latency(self, operation: str, latency_ms: float, result: str) -> None:
         record("cache_operation_latency_ms", latency_ms, operation=operation, result=result)
