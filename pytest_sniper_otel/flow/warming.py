@@ -169,6 +169,9 @@ class CacheWarmer:
             self.logger.warning("cache warming failed", context, key_pattern=target.pattern,
                                 error_type=type(exc).__name__)
             return
+        if not result.ok:  # Redis failed: the cache logged and counted it already
+            self.failures += 1
+            return
         self.keys_refreshed += result.keys_warmed
         self.logger.info("cache warmed ahead of expiry", context, key_pattern=target.pattern,
                          keys=result.keys_warmed, miss_ratio=round(demand.miss_ratio, 3),

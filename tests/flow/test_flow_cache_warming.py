@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import fakeredis
 import pytest
+import redis
 
 from pytest_sniper_otel import Telemetry, span
 from pytest_sniper_otel.clock import SimClock
@@ -104,6 +105,46 @@ def test_a_rarely_read_pattern_is_not_warmed_even_when_every_read_misses(
     demand = warmer.demand(warmer.targets[0])
     assert demand.miss_ratio == 1.0 and demand.reads_per_key_per_ttl < 1.0
     assert warmer.warm == set() and load.calls == []
+
+
+def test_a_pattern_turns_cold_when_its_reads_stop(cache: RedisCache, clock: SimClock) -> None:
+    load = Loader()
+    warmer = CacheWarmer(cache, clock, CacheWarming(interval=5.0, window=60.0),
+                         [target("calendar:*", "calendar:latest", load, ttl=10.0)])
+    for _ in range(6):
+        clock.tick(5.0)
+        cache.get("calendar:latest")
+        warmer.run()
+    assert warmer.warm == {"calendar:*"} and cache.get("calendar:latest").hit
+    for _ in range(12):  # a minute nobody reads it: the reads leave the window
+        clock.tick(5.0)
+        warmer.run()
+    assert warmer.warm == set() and warmer.demand(warmer.targets[0]).lookups == 0
+    refreshed = len(load.calls)
+    for _ in range(12):
+        clock.tick(5.0)
+        warmer.run()
+    assert len(load.calls) == refreshed
+
+
+class PipelineRefused(fakeredis.FakeRedis):
+    def pipeline(self, transaction: bool = True, shard_hint: object = None) -> NoReturn:
+        raise redis.ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+
+def test_a_redis_failure_while_warming_counts_as_a_failed_refresh(
+    cache: RedisCache, clock: SimClock, telemetry: Telemetry
+) -> None:
+    load = Loader()
+    warmer = CacheWarmer(cache, clock, CacheWarming(),
+                         [target("calendar:*", "calendar:latest", load)])
+    for _ in range(4):
+        clock.tick(5.0)
+        cache.get("calendar:latest")
+    cache.client = PipelineRefused()
+    warmer.run()
+    assert (warmer.refreshes, warmer.failures, warmer.keys_refreshed) == (1, 1, 0)
+    assert telemetry.metric("cache_errors_total", {"operation": "warmup_strategy"}).value == 1
 
 
 def test_extra_exchange_calls_stay_within_the_budget_per_window(
