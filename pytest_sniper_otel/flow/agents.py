@@ -142,7 +142,8 @@ class PatternDiscoveryAgent(Agent):
         self.seen_states: dict[str, tuple[int, int, int]] = {}
         self.duplicates_dropped = 0
         self.stale_dropped = 0
-        self.upcoming: dict[str, CalendarEntry] = {}  # the last analysed listings
+        # the last analysed listings, with their newest calendar entry
+        self.upcoming: dict[str, CalendarEntry] = {}
 
     def state(self) -> Iterable[object]:
         return (self._recent, self.seen_states)
@@ -219,6 +220,9 @@ class PatternDiscoveryAgent(Agent):
         upcoming listings are warmed too): what the cache warmer loads."""
         entries, _, _ = self._sanitize(self.desk.client.get_calendar())
         self._warm_listings(entries)
+        for entry in entries:  # a re-score then uses the newest state, not a stale one
+            if entry.symbol in self.upcoming:
+                self.upcoming[entry.symbol] = entry
         return {"calendar:latest": [asdict(e) for e in entries]}
 
     def analysis_keys(self) -> list[str]:
@@ -229,7 +233,7 @@ class PatternDiscoveryAgent(Agent):
                 if entry.launch_time + desk.config.max_lateness > now]
 
     def rescore(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Fresh ``analysis:*`` values for ``keys``, scored on the listings' last known
+        """Fresh ``analysis:*`` values for ``keys``, scored on the listings' newest known
         calendar state: what the cache warmer loads."""
         entries = [self.upcoming[key.partition(":")[2]] for key in keys]
         matches = self.desk.model.analyze(entries, "cache_warming") if entries else []
