@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from pytest_sniper_otel import Telemetry, span
+from pytest_sniper_otel.catalog import METRICS, SPANS
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import (
     BotConfig,
@@ -235,6 +236,15 @@ def test_the_bot_warms_its_calendar_and_analyses_from_its_metrics(
     telemetry.assert_span_tree(span("workflow-execution", attributes={
         "workflow.name": "cache-warming"}, children=[span("redis.warmup_strategy", attributes={
             "redis.key": "calendar:*"}, children=[span("mexc-api-request")])]))
+
+    # no name the catalogue does not have: spans, their attributes, metrics
+    for node in (n for root in telemetry.roots for n in root.walk()):
+        scope = node.span.instrumentation_scope
+        if scope is not None and scope.name == "opentelemetry.instrumentation.redis":
+            continue
+        assert node.name in SPANS, node.name
+        assert set(node.attributes) <= set(SPANS[node.name].attributes), node.name
+    assert set(telemetry.metric_names()) <= set(METRICS)
 
     def hit_rate(summary: dict[str, Any]) -> float:
         cache = summary["cache"]
