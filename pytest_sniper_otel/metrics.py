@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from .errors import MetricKindError, MetricNotFound, SpecError, did_you_mean, shown
@@ -149,8 +150,9 @@ class SeriesPoint:
     # from it: one bucket per populated exponential bucket, lowest to highest.
     exponential: ExponentialBuckets | None = None
 
-    @property
+    @cached_property
     def key(self) -> SeriesKey:
+        # kept: an unchanged series is the same point in every later snapshot
         return series_key(self.name, self.attributes)
 
     def describe(self) -> str:

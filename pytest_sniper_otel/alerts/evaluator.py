@@ -26,11 +26,11 @@ import dataclasses
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any
+from itertools import accumulate
 
 from ..errors import SpecError
 from ..metrics import MetricsSnapshot, SeriesPoint
@@ -125,13 +125,9 @@ def _labels(point: SeriesPoint) -> dict[str, str]:
     return {k: label_value(v) for k, v in point.attributes.items()}
 
 
-def _selected(selector: Selector, snapshot: MetricsSnapshot) -> list[SeriesPoint]:
-    out = []
-    for p in snapshot.points(selector.metric):
-        labels = _labels(p)
-        if all(m.matches(labels.get(m.label)) for m in selector.matchers):
-            out.append(p)
-    return out
+def _matches(selector: Selector, point: SeriesPoint) -> bool:
+    labels = _labels(point)
+    return all(m.matches(labels.get(m.label)) for m in selector.matchers)
 
 
 def _float_div(a: float, b: float) -> float:
@@ -221,20 +217,29 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
 
 
 class _History:
-    """The observed snapshots, newest last, with times in integer milliseconds."""
+    """The observed snapshots, newest last, with times in integer milliseconds.
+
+    Every evaluation re-reads the snapshots of each rule's window, and the journal's charts
+    read every scrape again: each snapshot's selection is computed once per selector, and
+    whether a series matches a selector once per series (its labels do not change)."""
 
     def __init__(self) -> None:
         self.samples: list[tuple[int, MetricsSnapshot]] = []
         self._times: list[int] = []
+        self._selections: dict[Selector, list[list[SeriesPoint] | None]] = {}
+        self._matches: dict[Selector, dict[Hashable, bool]] = {}
 
     def add(self, t_ms: int, snapshot: MetricsSnapshot) -> None:
         self.samples.append((t_ms, snapshot))
         self._times.append(t_ms)
 
-    def window(self, start_ms: int, end_ms: int) -> list[tuple[int, MetricsSnapshot]]:
+    def window(
+        self, selector: Selector, start_ms: int, end_ms: int
+    ) -> list[tuple[int, list[SeriesPoint]]]:
+        """The matching series of each snapshot in ``[start_ms, end_ms]``, with its time."""
         lo = bisect.bisect_left(self._times, start_ms)
         hi = bisect.bisect_right(self._times, end_ms)
-        return self.samples[lo:hi]
+        return [(self._times[i], self._selected(selector, i)) for i in range(lo, hi)]
 
     def instant(self, selector: Selector, t_ms: int) -> list[SeriesPoint]:
         """The matching series of the latest snapshot at or before ``t_ms``, within the
@@ -242,16 +247,36 @@ class _History:
         i = bisect.bisect_right(self._times, t_ms)
         if not i or t_ms - self._times[i - 1] > LOOKBACK_MS:
             return []
-        return _selected(selector, self.samples[i - 1][1])
+        return self._selected(selector, i - 1)
 
     def ranges(
         self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]
     ) -> list[list[tuple[int, float]]]:
-        by_series: dict[Any, list[tuple[int, float]]] = {}
-        for ts, snap in self.window(t_ms - window_ms, t_ms):
-            for p in _selected(selector, snap):
+        by_series: dict[Hashable, list[tuple[int, float]]] = {}
+        for ts, points in self.window(selector, t_ms - window_ms, t_ms):
+            for p in points:
                 by_series.setdefault(p.key, []).append((ts, value(p)))
         return list(by_series.values())
+
+    def _selected(self, selector: Selector, index: int) -> list[SeriesPoint]:
+        memo = self._selections.get(selector)
+        if memo is None:
+            memo = self._selections[selector] = []
+        if len(memo) <= index:
+            memo.extend([None] * (len(self.samples) - len(memo)))
+        found = memo[index]
+        if found is None:
+            matches = self._matches.setdefault(selector, {})
+            found = []
+            for p in self.samples[index][1].points(selector.metric):
+                key = p.key
+                hit = matches.get(key)
+                if hit is None:
+                    hit = matches[key] = _matches(selector, p)
+                if hit:
+                    found.append(p)
+            memo[index] = found
+        return found
 
 
 def _counter_value(p: SeriesPoint) -> float:
@@ -342,18 +367,19 @@ def _quantile(v: Quantile, history: _History, t_ms: int) -> float | None:
     window_ms = round(v.window * 1000)
     per_bound: dict[float, float] = {}
     start = t_ms - window_ms
-    points: dict[Any, list[tuple[int, SeriesPoint]]] = {}
-    for ts, snap in history.window(start, t_ms):
-        for p in _selected(v.selector, snap):
+    points: dict[Hashable, list[tuple[int, SeriesPoint]]] = {}
+    for ts, selected in history.window(v.selector, start, t_ms):
+        for p in selected:
             points.setdefault(p.key, []).append((ts, p))
     for samples in points.values():
         bounds = (*samples[-1][1].boundaries, math.inf)
+        running = [
+            (ts, list(accumulate(p.bucket_counts)))
+            for ts, p in samples
+            if len(p.bucket_counts) == len(bounds)
+        ]
         for i, upper in enumerate(bounds):
-            cumulative = [
-                (ts, float(sum(p.bucket_counts[: i + 1])))
-                for ts, p in samples
-                if len(p.bucket_counts) == len(bounds)
-            ]
+            cumulative = [(ts, float(counts[i])) for ts, counts in running]
             r = extrapolated_rate(cumulative, start, t_ms, is_rate=True)
             if r is not None:
                 per_bound[upper] = per_bound.get(upper, 0.0) + r
