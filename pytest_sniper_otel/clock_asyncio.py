@@ -14,27 +14,56 @@ never fire there.
 Which loops: every loop of asyncio's own classes (``BaseEventLoop``) that runs, or is
 running, in the thread that started the clock. Loops in other threads keep real time.
 
+I/O in flight: a socket whose transport wrote (a request) less than ``ANSWER_WAIT`` real
+seconds ago with nothing read since, or that received bytes less than ``READ_SETTLE`` real
+seconds ago (more of the answer may follow). While one is, the loop waits for real I/O,
+bounded by the next timer, and the clock moves by the real time waited: an answer that
+takes real time arrives, and a client timeout fires when its time comes in real time. Once
+every socket is quiet, timers jump: an answer that stays away is a simulated timeout, and
+an idle keep-alive connection does not hold the clock. looptime instead jumps to the next
+timer whenever nothing is readable at once (after a few no-op cycles), whatever the
+sockets are waiting for.
+
 A server running in this process (another thread) that a loop's sockets talk to registers
 with :func:`register_in_process_server`: while it is answering, the loop waits for its bytes
-instead of jumping to the next timer (a client timeout would otherwise fire before a
-loopback answer could arrive), and the clock does not move by the wait: the server charges
-its own latency on the clock.
+without moving the clock (the server charges its own latency on the clock), and a socket
+connected to it is in flight exactly while it is answering.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
+import selectors
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from freezegun.api import real_monotonic_ns
+import freezegun.api
 
 if TYPE_CHECKING:
     from .clock import SimClock
 
 _NS = 1_000_000_000
+ANSWER_WAIT = 1.0  # real seconds a written request waits for its answer's first byte
+READ_SETTLE = 0.25  # real seconds after received bytes that more of the answer may follow
+_SERVER_POLL = 0.005  # real seconds between looks at a busy in-process server
+
+
+def _real_ns() -> int:
+    # Read through freezegun's module: freezegun swaps its real functions for fakes in
+    # every other module loaded when it starts, this one included.
+    return freezegun.api.real_monotonic_ns()
+
+
+@dataclass
+class _Flight:
+    """A socket in flight until ``until_ns`` (real monotonic time), talking to ``peer``."""
+
+    until_ns: int
+    peer: Any
 
 
 class _LoopOnClock:
@@ -45,6 +74,10 @@ class _LoopOnClock:
         self.clock: SimClock | None = None
         self.offset_ns = 0
         self.executor_futures: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+        self.in_flight: dict[int, _Flight] = {}
+        self.loop = weakref.ref(loop)
+        self_pipe = getattr(loop, "_ssock", None)  # call_soon_threadsafe's wake-up socket
+        self.self_pipe_fd = self_pipe.fileno() if self_pipe is not None else -1
         selector: Any = loop._selector  # type: ignore[attr-defined]
         self.original_select: Callable[[float | None], list[Any]] = selector.select
         run_in_executor = loop.run_in_executor
@@ -61,7 +94,7 @@ class _LoopOnClock:
     def now_ns(self) -> int:
         if self.clock is not None:
             return self.offset_ns + self.clock.monotonic_ns()
-        return self.offset_ns + real_monotonic_ns()
+        return self.offset_ns + _real_ns()
 
     def time(self) -> float:
         return self.now_ns() / _NS
@@ -71,51 +104,116 @@ class _LoopOnClock:
         ``fresh`` loop, with nothing scheduled, starts at zero."""
         now = 0 if fresh else self.now_ns()
         self.clock = clock
-        source = clock.monotonic_ns() if clock is not None else real_monotonic_ns()
+        source = clock.monotonic_ns() if clock is not None else _real_ns()
         self.offset_ns = now - source
+
+    # I/O in flight ----------------------------------------------------------------------
+    def sent(self, fd: int, peer: Any) -> None:
+        """A transport of this loop wrote bytes on ``fd``: an answer may be on its way."""
+        self.in_flight[fd] = _Flight(_real_ns() + round(ANSWER_WAIT * _NS), peer)
+
+    def received(self, ready: list[Any]) -> None:
+        for key, events in ready:
+            if events & selectors.EVENT_READ and key.fd != self.self_pipe_fd:
+                flight = self.in_flight.get(key.fd)
+                peer = flight.peer if flight is not None else self._peer_of(key.fd)
+                self.in_flight[key.fd] = _Flight(_real_ns() + round(READ_SETTLE * _NS), peer)
+
+    def _peer_of(self, fd: int) -> Any:
+        transport = getattr(self.loop(), "_transports", {}).get(fd)
+        return transport.get_extra_info("peername") if transport is not None else None
+
+    def quiet_at_ns(self) -> int | None:
+        """When (real ns) the last socket in flight goes quiet; None if none is in flight.
+        A socket talking to an in-process server is left to that server's ``is_busy``."""
+        now = _real_ns()
+        latest: int | None = None
+        for fd, flight in list(self.in_flight.items()):
+            if flight.until_ns <= now:
+                del self.in_flight[fd]
+            elif not _served_in_process(flight.peer):
+                latest = max(latest or 0, flight.until_ns)
+        return latest
 
     def select(self, timeout: float | None) -> list[Any]:
         clock = self.clock
-        if clock is None or timeout == 0:
+        if clock is None:
             return self.original_select(timeout)
         ready = self.original_select(0)
-        if ready:
+        if ready or timeout == 0:
+            self.received(ready)
             return ready
-        if any(is_busy() for is_busy in list(_IN_PROCESS_SERVERS)):
+        if any(server.is_busy() for server in list(_IN_PROCESS_SERVERS)):
             # An in-process server is answering: poll for its bytes without moving time;
             # the loop calls select() again with the same timeout.
-            return self.original_select(_SERVER_POLL if timeout is None
-                                        else min(timeout, _SERVER_POLL))
-        if timeout is None or any(not f.done() for f in self.executor_futures):
-            # Waiting on the outside world (a socket, another thread): simulated time moves
-            # with real time, so a timeout keeps its real meaning.
-            started = real_monotonic_ns()
-            ready = self.original_select(timeout)
-            waited = real_monotonic_ns() - started
-            if not ready and timeout is not None:
-                waited = max(waited, _ns_from_seconds(timeout))
-            clock.advance_ns(waited)
+            ready = self.original_select(_SERVER_POLL if timeout is None
+                                         else min(timeout, _SERVER_POLL))
+            self.received(ready)
             return ready
+        if timeout is None or any(not f.done() for f in self.executor_futures):
+            # Waiting on the outside world with no timer pending, or on another thread:
+            # simulated time moves with real time, so a timeout keeps its real meaning.
+            return self._wait_for_real(timeout, clock)
+        quiet_at = self.quiet_at_ns()
+        timer_ns = _ns_from_seconds(timeout)
+        if quiet_at is not None:
+            # I/O in flight: wait for it in real time, up to the timer or until it is quiet.
+            return self._wait_for_real(min(timer_ns, quiet_at - _real_ns()) / _NS, clock,
+                                       at_most_ns=timer_ns)
         # Only timers are pending: jump to the earliest.
-        clock.advance_ns(_ns_from_seconds(timeout))
+        clock.advance_ns(timer_ns)
         return []
 
+    def _wait_for_real(self, timeout: float | None, clock: SimClock,
+                       at_most_ns: int | None = None) -> list[Any]:
+        """select() for real; the clock moves by the time waited, never past a timer
+        ``at_most_ns`` ahead."""
+        started = _real_ns()
+        ready = self.original_select(timeout)
+        waited = _real_ns() - started
+        if not ready and timeout is not None:
+            waited = max(waited, _ns_from_seconds(timeout))
+        if at_most_ns is not None:
+            waited = min(waited, at_most_ns)
+        clock.advance_ns(waited)
+        self.received(ready)
+        return ready
 
-_SERVER_POLL = 0.005  # real seconds between looks at a busy in-process server
-_IN_PROCESS_SERVERS: list[Callable[[], bool]] = []
+
+@dataclass(frozen=True)
+class _InProcessServer:
+    is_busy: Callable[[], bool]
+    address: tuple[str, int] | None
 
 
-def register_in_process_server(is_busy: Callable[[], bool]) -> Callable[[], None]:
+_IN_PROCESS_SERVERS: list[_InProcessServer] = []
+
+
+def register_in_process_server(
+    is_busy: Callable[[], bool], address: tuple[str, int] | None = None
+) -> Callable[[], None]:
     """Tell loops on a simulated clock about a server in this process: ``is_busy()`` is true
     from the moment a request reaches it until its answer is on the wire (and false while
-    it deliberately withholds one). Returns the function that unregisters it."""
-    _IN_PROCESS_SERVERS.append(is_busy)
+    it deliberately withholds one); "on the wire" means in the client's socket, so such a
+    server sends with TCP_NODELAY. With its ``address`` (host, port), a socket connected to
+    it is in flight only while it is busy; without, the loop waits ``ANSWER_WAIT`` real
+    seconds for the answer to a request before a timer may jump. Returns the function that
+    unregisters it."""
+    server = _InProcessServer(is_busy, address)
+    _IN_PROCESS_SERVERS.append(server)
 
     def unregister() -> None:
-        if is_busy in _IN_PROCESS_SERVERS:
-            _IN_PROCESS_SERVERS.remove(is_busy)
+        if server in _IN_PROCESS_SERVERS:
+            _IN_PROCESS_SERVERS.remove(server)
 
     return unregister
+
+
+def _served_in_process(peer: Any) -> bool:
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return False
+    return any(server.address is not None and server.address == (peer[0], peer[1])
+               for server in _IN_PROCESS_SERVERS)
 
 
 def _ns_from_seconds(seconds: float) -> int:
@@ -129,6 +227,20 @@ _ADOPTED: weakref.WeakKeyDictionary[asyncio.BaseEventLoop, _LoopOnClock] = (
 # SimClocks running, innermost last, with the thread that started each.
 _CLOCKS: list[tuple[SimClock, int]] = []
 _original_run_forever: Callable[[asyncio.BaseEventLoop], None] | None = None
+_SOCKET_TRANSPORT: Any = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+# the transport methods that send, as found before a clock started (writelines: 3.12+)
+_original_sends: dict[str, Callable[..., None]] = {}
+
+
+def _noting_what_is_sent(name: str, send: Callable[..., None]) -> Callable[..., None]:
+    def sending(transport: Any, data: Any) -> None:
+        send(transport, data)
+        state = _ADOPTED.get(transport._loop)
+        if state is not None and state.clock is not None and transport._sock is not None:
+            state.sent(transport._sock_fd, transport.get_extra_info("peername"))
+
+    sending.__name__ = name
+    return sending
 
 
 def _clock_of_this_thread() -> SimClock | None:
@@ -165,6 +277,11 @@ def clock_started(clock: SimClock) -> None:
     if _original_run_forever is None:
         _original_run_forever = asyncio.BaseEventLoop.run_forever
         asyncio.BaseEventLoop.run_forever = _run_forever  # type: ignore[method-assign,assignment]
+        for name in ("write", "writelines"):
+            if name in vars(_SOCKET_TRANSPORT):
+                _original_sends[name] = getattr(_SOCKET_TRANSPORT, name)
+                setattr(_SOCKET_TRANSPORT, name,
+                        _noting_what_is_sent(name, _original_sends[name]))
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -187,3 +304,6 @@ def clock_stopped(clock: SimClock) -> None:
     if not _CLOCKS and _original_run_forever is not None:
         asyncio.BaseEventLoop.run_forever = _original_run_forever  # type: ignore[method-assign,assignment]
         _original_run_forever = None
+        for name, send in _original_sends.items():
+            setattr(_SOCKET_TRANSPORT, name, send)
+        _original_sends.clear()
