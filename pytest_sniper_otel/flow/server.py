@@ -163,7 +163,7 @@ class ExchangeServer:
         self._thread.start()
         from ..clock_asyncio import register_in_process_server
 
-        self._unregister = register_in_process_server(self.busy)
+        self._unregister = register_in_process_server(self.busy, (self.host, self.port))
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -331,6 +331,9 @@ class _HttpServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # busy() ends once an answer is written, so it must be on the wire by then: with Nagle's
+    # algorithm a body written after its head waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server: _HttpServer
     server_version = "sniper-otel-mexc"
 
@@ -411,18 +414,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reset()
 
     def _send_head(self, response: ApiResponse, *, close: bool, body: bytes = b"") -> None:
-        """The status line, headers and ``body`` in one write: a client must not see the
-        head of an answer whose body the server has yet to send, as if it were complete."""
-        phrase = self.responses.get(response.status, ("",))[0]
-        lines = [f"{self.protocol_version} {response.status} {phrase}",
-                 f"Server: {self.server_version}", f"Date: {self.date_time_string()}"]
-        lines += [f"{key}: {value}" for key, value in response.headers.items()
-                  if key.lower() not in ("content-length", "connection", "transfer-encoding")]
-        lines.append(f"Content-Length: {len(response.body)}")
+        """The status line and headers, then ``body`` (what there is of it yet)."""
+        self.send_response(response.status)
+        for key, value in response.headers.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(response.body)))
         if close:
-            lines.append("Connection: close")
+            self.send_header("Connection", "close")
             self.close_connection = True
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
 
     def _trickle(self, body: bytes, wire: WireFault) -> None:
         chunks = max(1, min(wire.chunks, len(body)))

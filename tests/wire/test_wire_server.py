@@ -4,6 +4,7 @@ command."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import urllib.parse
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 
@@ -96,6 +98,30 @@ def test_a_form_body_is_signed_after_the_query(exchange_server: ExchangeServer,
                  "Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 200, response.text
     assert response.json()["origQuoteOrderQty"] == "25"
+
+
+def test_every_answer_on_a_kept_alive_connection_reaches_a_loop_on_the_clock(
+    exchange_server: ExchangeServer, clock: SimClock,
+) -> None:
+    """The server writes an answer's head and body separately. With Nagle's algorithm the
+    body of a second answer on a connection would wait about 40 ms for the client's delayed
+    ACK, after the server stopped counting as busy, and the loop would jump to the
+    client's timeout; the server sends without delay, so every answer is there at once."""
+    paths = ["/api/v3/time", "/api/v3/ticker/price?symbol=SNIPEUSDT",
+             "/api/v3/exchangeInfo", "/api/v3/time"]
+
+    async def get_all() -> list[tuple[int, float]]:
+        loop = asyncio.get_running_loop()
+        answers = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            for path in paths:
+                start = loop.time()
+                async with session.get(exchange_server.url + path) as response:
+                    await response.read()
+                    answers.append((response.status, loop.time() - start))
+        return answers
+
+    assert asyncio.run(get_all()) == [(200, 0.0)] * len(paths)
 
 
 def test_close_releases_a_client_waiting_for_an_answer() -> None:
