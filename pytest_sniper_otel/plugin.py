@@ -125,17 +125,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def _asyncio_header(config: pytest.Config) -> list[str]:
+    """Quiet unless the run's configuration says it uses an asyncio runner, or under -v:
+    anyio's plugin comes with many installs that never run an async test."""
     runners = [
         name
         for plugin, name in (("asyncio", "pytest-asyncio"), ("anyio", "anyio"))
         if config.pluginmanager.has_plugin(plugin)
     ]
-    if not runners:
+    if not runners or not (config.get_verbosity() >= 1 or _configures_pytest_asyncio(config)):
         return []
     return [
         "sniper-otel clock: asyncio event loops of the test's thread run on the simulated "
         f"clock ({', '.join(runners)})"
     ]
+
+
+def _configures_pytest_asyncio(config: pytest.Config) -> bool:
+    """--asyncio-mode, auto mode in the ini (or -o), or a default fixture loop scope set:
+    what a project using pytest-asyncio configures. An ini value equal to its default cannot be
+    told apart from an unset one, so a bare ``asyncio_mode = strict`` does not count."""
+    if not config.pluginmanager.has_plugin("asyncio"):
+        return False
+    if config.getoption("asyncio_mode", None) is not None:
+        return True
+    return (config.getini("asyncio_mode") == "auto"
+            or bool(config.getini("asyncio_default_fixture_loop_scope")))
 
 
 def _open_window(item: pytest.Item) -> None:

@@ -146,8 +146,70 @@ def test_event_loop_runs_on_the_simulated_clock(
     result.assert_outcomes(passed=5, failed=1)
 
 
+def run_unconfigured(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """A run whose configuration names no asyncio runner (run_inprocess sets a default
+    fixture loop scope); pytest-asyncio warns that the scope is unset."""
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly",
+        "-W", "ignore::pytest.PytestDeprecationWarning", *args,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("-p", "no:asyncio"), ("-p", "no:anyio")],
+    ids=["both-runners", "anyio-only", "pytest-asyncio-only"],
+)
+def test_clock_header_is_quiet_when_no_runner_is_configured(
+    pytester: pytest.Pytester, args: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
+    result = run_unconfigured(pytester, *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("sniper-otel clock:*")
+
+
+@pytest.mark.parametrize(
+    ("args", "runners"),
+    [((), "pytest-asyncio, anyio"), (("-p", "no:asyncio"), "anyio"),
+     (("-p", "no:anyio"), "pytest-asyncio")],
+    ids=["both-runners", "anyio-only", "pytest-asyncio-only"],
+)
+def test_clock_header_shows_under_verbose(
+    pytester: pytest.Pytester, args: tuple[str, ...], runners: str
+) -> None:
+    pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
+    result = run_unconfigured(pytester, "-v", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([literal(HEADER.replace("pytest-asyncio, anyio", runners))])
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [("-o", "asyncio_mode=auto"), ("--asyncio-mode=strict",),
+     ("-o", "asyncio_default_fixture_loop_scope=function")],
+    ids=["auto-mode", "mode-on-the-command-line", "fixture-loop-scope"],
+)
+def test_clock_header_shows_when_pytest_asyncio_is_configured(
+    pytester: pytest.Pytester, configured: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
+    result = run_unconfigured(pytester, *configured)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([literal(HEADER)])
+
+
+def test_clock_header_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n")
+    pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
+    result = run_unconfigured(pytester)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([literal(HEADER)])
+
+
 def test_no_clock_header_without_an_async_runner(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
-    result = run_inprocess(pytester, "-p", "no:randomly", "-p", "no:asyncio", "-p", "no:anyio")
+    result = run_inprocess(pytester, "-p", "no:randomly", "-v", "-p", "no:asyncio",
+                           "-p", "no:anyio")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("sniper-otel clock:*")
