@@ -23,7 +23,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy strict on the package and its tests, with every extra they use installed."""
+    """mypy strict on the package, its tests and examples/, with every extra they use installed."""
     session.install("-e", ".[dev]")
     session.run("mypy")
 

@@ -52,8 +52,9 @@ class SniperSystem:
     def reconcile(self) -> list[str]:
         """Each symbol the sniper remembers has exactly one order on the exchange, and
         the exchange has no order the sniper does not remember."""
-        remembered = {s.decode() for s in
-                      self.loop.run_until_complete(self.cache.smembers(SNIPED))}
+        members = self.loop.run_until_complete(self.cache.smembers(SNIPED))
+        # redis-py types members as bytes | str: bytes here (no decode_responses)
+        remembered = {m.decode() if isinstance(m, bytes) else m for m in members}
         orders = self.server.exchange.orders
         problems = [f"{symbol}: no order on the exchange" for symbol in sorted(remembered)
                     if client_order_id(symbol) not in orders]

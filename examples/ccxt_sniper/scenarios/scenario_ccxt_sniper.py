@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sniper_chaos import RULES, SniperSystem
 
-from pytest_sniper_otel.chaos import Scenario, expect_alert, fault
+from pytest_sniper_otel.chaos import ChaosController, Scenario, expect_alert, fault
 
 SCENARIO = Scenario(
     name="ccxt_sniper_exchange_down",
@@ -24,5 +24,5 @@ SCENARIO = Scenario(
 )
 
 
-def test_ccxt_sniper_exchange_down(chaos):
+def test_ccxt_sniper_exchange_down(chaos: ChaosController) -> None:
     chaos.run(SCENARIO)
