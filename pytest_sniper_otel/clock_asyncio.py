@@ -20,7 +20,9 @@ seconds ago (more of the answer may follow). While one is, the loop waits for re
 bounded by the next timer, and the clock moves by the real time waited: an answer that
 takes real time arrives, and a client timeout fires when its time comes in real time. Once
 every socket is quiet, timers jump: an answer that stays away is a simulated timeout, and
-an idle keep-alive connection does not hold the clock. looptime instead jumps to the next
+an idle keep-alive connection does not hold the clock. A socket whose peer is another
+socket of the same loop (a test server on it) is never in flight: its answer comes from
+the loop's own callbacks and timers. looptime instead jumps to the next
 timer whenever nothing is readable at once (after a few no-op cycles), whatever the
 sockets are waiting for.
 
@@ -117,7 +119,9 @@ class _LoopOnClock:
             if events & selectors.EVENT_READ and key.fd != self.self_pipe_fd:
                 flight = self.in_flight.get(key.fd)
                 peer = flight.peer if flight is not None else self._peer_of(key.fd)
-                self.in_flight[key.fd] = _Flight(_real_ns() + round(READ_SETTLE * _NS), peer)
+                if peer is not None:  # None: a listening socket, or one with no transport
+                    self.in_flight[key.fd] = _Flight(_real_ns() + round(READ_SETTLE * _NS),
+                                                     peer)
 
     def _peer_of(self, fd: int) -> Any:
         transport = getattr(self.loop(), "_transports", {}).get(fd)
@@ -125,15 +129,27 @@ class _LoopOnClock:
 
     def quiet_at_ns(self) -> int | None:
         """When (real ns) the last socket in flight goes quiet; None if none is in flight.
-        A socket talking to an in-process server is left to that server's ``is_busy``."""
+        A socket talking to an in-process server is left to that server's ``is_busy``; one
+        talking to another socket of this loop (a test server on the same loop) is not
+        waited for: its answer comes from this loop's own callbacks and timers."""
         now = _real_ns()
         latest: int | None = None
+        own: set[Any] | None = None
         for fd, flight in list(self.in_flight.items()):
             if flight.until_ns <= now:
                 del self.in_flight[fd]
-            elif not _served_in_process(flight.peer):
+                continue
+            if _served_in_process(flight.peer):
+                continue
+            if own is None:
+                own = self._own_addresses()
+            if flight.peer not in own:
                 latest = max(latest or 0, flight.until_ns)
         return latest
+
+    def _own_addresses(self) -> set[Any]:
+        transports = getattr(self.loop(), "_transports", {})
+        return {t.get_extra_info("sockname") for t in list(transports.values())} - {None}
 
     def select(self, timeout: float | None) -> list[Any]:
         clock = self.clock

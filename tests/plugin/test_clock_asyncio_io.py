@@ -285,3 +285,40 @@ def test_ccxt_times_out_in_simulated_time_on_a_silent_exchange() -> None:
     assert outcome.result == "RequestTimeout"
     assert outcome.loop_seconds == pytest.approx(30, abs=0.1)
     assert outcome.real_seconds < 4
+
+
+def test_a_server_on_the_same_loop_answers_in_simulated_time() -> None:
+    """aiohttp's own server on the test's loop: its answers come from the loop itself, so
+    nothing waits in real time for them, and a handler's sleep is simulated."""
+    from aiohttp import web
+
+    async def slow_ticker(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({"last": 1.5})
+
+    async def three_polls() -> tuple[list[float], float]:
+        app = web.Application()
+        app.router.add_get("/ticker", slow_ticker)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        loop = asyncio.get_running_loop()
+        real_start, durations = real_seconds(), []
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(3):
+                    start = loop.time()
+                    async with session.get(f"http://127.0.0.1:{port}/ticker") as response:
+                        assert await response.json() == {"last": 1.5}
+                    durations.append(loop.time() - start)
+                await asyncio.sleep(60)
+        finally:
+            await runner.cleanup()
+        return durations, real_seconds() - real_start
+
+    with SimClock():
+        durations, real = asyncio.run(three_polls())
+    assert durations == [5.0, 5.0, 5.0]
+    assert real < 2.0  # waiting for its own sockets would cost 1 s a poll and the sleep
