@@ -117,8 +117,7 @@ class _LoopOnClock:
     def received(self, ready: list[Any]) -> None:
         for key, events in ready:
             if events & selectors.EVENT_READ and key.fd != self.self_pipe_fd:
-                flight = self.in_flight.get(key.fd)
-                peer = flight.peer if flight is not None else self._peer_of(key.fd)
+                peer = self._peer_of(key.fd)
                 if peer is not None:  # None: a listening socket, or one with no transport
                     self.in_flight[key.fd] = _Flight(_real_ns() + round(READ_SETTLE * _NS),
                                                      peer)
@@ -174,8 +173,8 @@ class _LoopOnClock:
         timer_ns = _ns_from_seconds(timeout)
         if quiet_at is not None:
             # I/O in flight: wait for it in real time, up to the timer or until it is quiet.
-            return self._wait_for_real(min(timer_ns, quiet_at - _real_ns()) / _NS, clock,
-                                       at_most_ns=timer_ns)
+            return self._wait_for_real(max(0, min(timer_ns, quiet_at - _real_ns())) / _NS,
+                                       clock, at_most_ns=timer_ns)
         # Only timers are pending: jump to the earliest.
         clock.advance_ns(timer_ns)
         return []
