@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -101,38 +103,13 @@ def test_long_runs_show_progress_on_stderr() -> None:
                                  "sniper-otel run: 600/600 simulated seconds (100%)\n")
 
 
-def test_a_hung_redis_is_a_clear_error_not_a_hang(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-    import shutil
-    import signal
-    import socket
-
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("needs redis-server (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        import redis
-
-        probe = redis.Redis(port=port, socket_connect_timeout=0.2)
-        for _ in range(50):
-            try:
-                probe.ping()
-                break
-            except redis.RedisError:
-                threading.Event().wait(0.1)
-        os.kill(proc.pid, signal.SIGSTOP)  # hung: accepts connections, answers nothing
-        code = sniper_otel(["run", "--duration", "1m", "--redis-url",
-                            f"redis://127.0.0.1:{port}/0"])
-        assert code == 2
-        assert (f"--redis-url: Redis at redis://127.0.0.1:{port}/0 did not answer: Timeout "
-                in capsys.readouterr().err)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
+def test_a_hung_redis_is_a_clear_error_not_a_hang(
+    private_redis_server: tuple[int, subprocess.Popen[bytes]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port, proc = private_redis_server
+    os.kill(proc.pid, signal.SIGSTOP)  # hung: accepts connections, answers nothing
+    code = sniper_otel(["run", "--duration", "1m", "--redis-url", f"redis://127.0.0.1:{port}/0"])
+    assert code == 2
+    assert (f"--redis-url: Redis at redis://127.0.0.1:{port}/0 did not answer: Timeout "
+            in capsys.readouterr().err)
