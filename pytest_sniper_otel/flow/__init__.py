@@ -68,6 +68,8 @@ Seams for chaos
   ``redis.ConnectionError``, or pass such a client to ``create(redis=...)``. Errors are
   counted (``cache_errors_total``, ``cache_operation_latency_ms{result=error}``) and the bot
   falls through to the exchange. Redis latency: ``clock.tick`` inside the client wrapper.
+  A hung server (timeouts for a second of real time) opens ``bot.cache.breaker``
+  (:class:`CacheBreaker`): the cache skips Redis, a trial per cool-down of the bot's clock.
 * **Model** -- ``bot.model.knobs`` (:class:`ModelKnobs`): ``confidence_drift`` (added to
   every score), ``inference_slowdown`` (latency multiplier), ``false_positive_burst``
   (probability a non-ready listing is scored ready).
@@ -128,7 +130,7 @@ Metrics: every entry of :mod:`.catalog` (see :mod:`.telemetry`). Logs: stdlib lo
 
 from .agents import Halt, Position
 from .bot import MultiAgentOrchestrator, SniperBot, Workflow
-from .cache import CacheLookup, RedisCache, WarmupStrategy
+from .cache import CacheBreaker, CacheBypassed, CacheLookup, RedisCache, WarmupStrategy
 from .client import (
     ApiError,
     Credentials,
@@ -161,6 +163,8 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "BotConfig",
+    "CacheBreaker",
+    "CacheBypassed",
     "CacheLookup",
     "CacheWarmer",
     "CacheWarming",

@@ -331,6 +331,8 @@ class SniperBot:
             "circuit_breaker": self.safety.breaker,
             "cache": {"hits": self.cache.hits, "misses": self.cache.misses,
                       "errors": self.cache.errors},
+            "cache_breaker": {"opens": self.cache.breaker.opens,
+                              "bypassed": self.cache.breaker.bypassed},
             "api_failed_attempts": self.client.failures,
             "model": {"accuracy": round(self.model.accuracy, 4),
                       "false_positive_rate": round(self.model.false_positive_rate, 4),

@@ -18,6 +18,15 @@ the key's absence.
 Every Redis error is counted (``cache_errors_total``, ``cache_operation_latency_ms`` with
 ``result="error"``), logged and swallowed: a get becomes a miss and the bot falls through
 to the exchange. ``client`` is the fault seam: replace it, or its connection pool.
+
+A hung server (SIGSTOP, a dead peer) costs the client's ``socket_timeout`` of *real* time
+per command; :class:`CacheBreaker` opens once Redis has timed out on consecutive commands
+for a second of real time, and the cache layer then degrades to the exchange without
+asking Redis: each skipped operation is an ERROR ``redis.<operation>`` span and counts in
+``cache_errors_total`` with ``error_type="CacheBypassed"`` (and as ``result="error"``, so
+``RedisUnavailable`` keeps firing). One trial goes through per cool-down of the bot's
+clock; the first that answers closes the breaker. Refused connections fail at once and
+never open it.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ from .telemetry import (
 )
 
 CACHE_ERRORS = (redis.RedisError, OSError)
+# what a hung server raises: redis-py's own, and the socket's (TimeoutError in Python 3.10+)
+CACHE_TIMEOUTS = (redis.TimeoutError, TimeoutError)
 SERVER_TTL_CAP = 3600  # seconds; real-Redis hygiene only, expiry logic is simulated
 
 
@@ -77,6 +88,97 @@ class WarmupMetrics:
     ok: bool
 
 
+class CacheBypassed(redis.RedisError):
+    """The cache breaker is open: the operation skipped Redis."""
+
+
+def real_monotonic() -> float:
+    """Real seconds, even under the simulated clock (freezegun patches ``time.monotonic``,
+    not ``clock_gettime``): how long a server has been silent is real time."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+@dataclass
+class CacheBreaker:
+    """Skips a hung Redis. Opens when ``threshold`` consecutive operations timed out and
+    Redis has answered nothing for ``silence`` *real* seconds since the first of them.
+    While open, operations skip Redis until a cool-down of the bot's clock has passed;
+    then one operation is the trial: an answer closes the breaker, a timeout re-opens it
+    for twice the cool-down (``cooldown`` first, at most ``max_cooldown``).
+
+    Silence is measured in real time because hanging is a real-time thing: a loaded
+    machine on which a few commands miss a 0.1 s timeout, or a server that still answers
+    reads while its writes block (``CLIENT PAUSE WRITE``), is not hung. Once open, the
+    bot's clock runs on at near its normal speed, so a real second of silence becomes
+    many simulated seconds of skipped operations; opening on a short stall would turn it
+    into minutes of simulated outage. The cool-down is on the bot's clock: the cache uses
+    Redis again within ``max_cooldown`` of the bot's time after it answers, whatever the
+    machine's speed, and a server that stays hung costs one ``socket_timeout`` per
+    cool-down instead of one per operation."""
+
+    threshold: int = 3
+    silence: float = 1.0
+    cooldown: float = 15.0
+    max_cooldown: float = 60.0
+    real_time: Callable[[], float] = real_monotonic
+    timeouts: int = 0
+    silent_since: float | None = None  # real time the first of the current timeouts began
+    opened_at: float | None = None  # the bot's clock when it (re)opened
+    wait: float = 0.0  # the current cool-down
+    opens: int = 0
+    bypassed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int) \
+                or self.threshold < 1:
+            raise ValueError(f"CacheBreaker threshold must be an int >= 1, got {self.threshold!r}")
+        for name in ("silence", "cooldown", "max_cooldown"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"CacheBreaker {name} must be a finite number of seconds >= 0, "
+                                 f"got {value!r}")
+        if self.max_cooldown < self.cooldown:
+            raise ValueError(f"CacheBreaker max_cooldown ({self.max_cooldown:g}) is shorter than "
+                             f"cooldown ({self.cooldown:g})")
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    def allows(self, now: float) -> bool:
+        """False: skip Redis. True while open: this operation is the trial."""
+        if self.opened_at is None:
+            return True
+        return now - self.opened_at >= self.wait
+
+    def record(self, now: float, *, timed_out: bool, began: float) -> str | None:
+        """The outcome of an operation that reached Redis (``began``: real time it was
+        sent); returns "opened"/"closed" on a change of state."""
+        if not timed_out:
+            self.timeouts = 0
+            self.silent_since = None
+            if self.opened_at is not None:
+                self.wait = 0.0
+                self.opened_at = None
+                return "closed"
+            return None
+        self.timeouts += 1
+        if self.silent_since is None:
+            self.silent_since = began
+        if self.opened_at is not None:  # a failed trial
+            self.opened_at = now
+            self.wait = min(self.wait * 2, self.max_cooldown)
+            return None
+        if (self.timeouts >= self.threshold
+                and self.real_time() - self.silent_since >= self.silence):
+            self.opened_at = now
+            self.wait = self.cooldown
+            self.opens += 1
+            return "opened"
+        return None
+
+
 class RedisCache:
     """A namespaced JSON cache over a redis-py client."""
 
@@ -90,8 +192,11 @@ class RedisCache:
         namespace: str | None = None,
         instrument_commands: bool = True,
         logger: StructuredLogger | None = None,
+        breaker: CacheBreaker | None = None,
     ) -> None:
         self.client = client
+        self.breaker = breaker or CacheBreaker()
+        self._bypassing = False
         self.clock = clock
         self.latency = latency
         # A fresh namespace per cache: runs sharing a real server never see each other.
@@ -111,7 +216,7 @@ class RedisCache:
     # -- public operations -----------------------------------------------------------------
     def get(self, key: str) -> CacheLookup:
         with self._operation("get", key) as (span, result):
-            raw = self.client.get(self._key(key))
+            raw = self._redis().get(self._key(key))
             now = self.clock.time()
             lookup = MISS
             if raw is not None:
@@ -134,7 +239,7 @@ class RedisCache:
     def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
         with self._operation("set", key) as (_, result):
             payload = self._envelope(value, ttl)
-            self.client.set(self._key(key), payload, ex=SERVER_TTL_CAP)
+            self._redis().set(self._key(key), payload, ex=SERVER_TTL_CAP)
             self._sizes[key] = len(payload)
             self._expiry[key] = self._expires(ttl)
             result.append(True)
@@ -153,7 +258,7 @@ class RedisCache:
         with self._operation("warmup_strategy", strategy.pattern) as (span, result):
             entries = strategy.load()
             if entries:
-                pipe = self.client.pipeline(transaction=False)
+                pipe = self._redis().pipeline(transaction=False)
                 for key, value in entries.items():
                     payload = self._envelope(value, strategy.ttl)
                     pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
@@ -198,6 +303,12 @@ class RedisCache:
         return sum(self._sizes.values()) / (1024 * 1024)
 
     # -- internals ------------------------------------------------------------------------------
+    def _redis(self) -> redis.Redis:
+        """The client, unless the breaker skips Redis for the current operation."""
+        if self._bypassing:
+            raise CacheBypassed("cache breaker open: Redis timed out, skipped")
+        return self.client
+
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
 
@@ -209,7 +320,7 @@ class RedisCache:
         return json.dumps({"v": value, "exp": expires}, separators=(",", ":"))
 
     def _forget(self, key: str, reason: str) -> None:
-        self.client.delete(self._key(key))
+        self._redis().delete(self._key(key))
         self._sizes.pop(key, None)
         self._expiry.pop(key, None)
         self.observability.record_invalidation(key, reason)
@@ -225,22 +336,50 @@ class RedisCache:
             result: list[Any] = []
             # the round trip to Redis, on the simulated clock
             self.clock.tick(self._rng.uniform(*self.latency))
+            breaker = self.breaker
+            now = self.clock.time()
+            self._bypassing = not breaker.allows(now)
+            began = breaker.real_time()
             try:
-                yield span, result
+                timed_out = False
+                try:
+                    yield span, result
+                except CACHE_TIMEOUTS:
+                    timed_out = True
+                    raise
+                finally:
+                    if self._bypassing:
+                        breaker.bypassed += 1
+                        self._bypassing = False
+                    else:
+                        self._breaker_moved(
+                            breaker.record(now, timed_out=timed_out, began=began), operation)
             except CACHE_ERRORS as exc:
                 self.errors += 1
                 mark_error(span, exc)
                 self.observability.record_error(operation, exc)
-                self.logger.warning(
-                    "cache unavailable, falling through", LogContext("RedisCache", operation),
-                    key_pattern=self.observability.key_pattern(key), error_type=type(exc).__name__,
-                )
+                if not isinstance(exc, CacheBypassed):  # one log when it opens, not per call
+                    self.logger.warning(
+                        "cache unavailable, falling through", LogContext("RedisCache", operation),
+                        key_pattern=self.observability.key_pattern(key),
+                        error_type=type(exc).__name__,
+                    )
             latency_ms = (time.monotonic() - started) * 1000.0
             span.set_attribute("redis.latency_ms", latency_ms)
             self.observability.record_latency(operation, latency_ms,
                                               "success" if result else "error")
             if result:
                 span.set_status(Status(StatusCode.OK))
+
+    def _breaker_moved(self, change: str | None, operation: str) -> None:
+        if change == "opened":
+            self.logger.error("cache breaker opened: Redis times out, using the exchange",
+                              None, LogContext("RedisCache", operation),
+                              timeouts=self.breaker.timeouts)
+        elif change == "closed":
+            self.logger.info("cache breaker closed: Redis answers again",
+                             LogContext("RedisCache", operation),
+                             bypassed=self.breaker.bypassed)
 
 
 def _parse_envelope(raw: Any) -> dict[str, Any] | None:

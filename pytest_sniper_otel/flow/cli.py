@@ -193,6 +193,9 @@ def _render(s: dict[str, Any]) -> str:
         f"cache: {s['cache']['hits']} hits, {s['cache']['misses']} misses, "
         f"{s['cache']['errors']} errors   failed API attempts: {s['api_failed_attempts']}",
     ]
+    if s["cache_breaker"]["opens"]:
+        lines.append(f"cache breaker: opened {s['cache_breaker']['opens']} time(s) as Redis hung; "
+                     f"{s['cache_breaker']['bypassed']} operations skipped it for the exchange")
     lines += [f"halt at +{h['at']:.0f}: {h['reason']}" for h in s["halts"]]
     lines.append(f"telemetry: {tel['spans']} spans, {tel['logs']} log records, "
                  f"{tel['metric_series']} metric series over {len(tel['metrics'])} metrics")
