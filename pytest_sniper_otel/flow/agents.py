@@ -155,16 +155,18 @@ class PatternDiscoveryAgent(Agent):
         desk = self.desk
         with desk.tracer.span("fetch-calendar-data", {"data.source": "mexc_calendar_api"}) as span:
             try:
-                entries = self._fetch_calendar(span)
+                entries, as_of = self._fetch_calendar(span)
             except EXCHANGE_ERRORS as exc:
                 mark_error(span, exc)
                 desk.logger.error("calendar fetch failed", exc, self.context("fetchCalendar"))
                 self.note(False)
                 return DiscoveryResult(0.0, "none", 0, error_description=f"calendar: {exc}")
-        now = desk.clock.time()
+        # ground truth only from a snapshot taken after the launch: a cached one from just
+        # before it says "not open" of a listing that opened since
         for entry in entries:
-            if entry.launch_time <= now:
+            if entry.launch_time <= as_of:
                 desk.model.observe_outcome(entry.symbol, entry.trading_open)
+        now = desk.clock.time()
         upcoming = [e for e in entries if e.launch_time + desk.config.max_lateness > now
                     and e.symbol not in exclude]
         self.upcoming = {e.symbol: e for e in upcoming}
@@ -187,25 +189,28 @@ class PatternDiscoveryAgent(Agent):
         return DiscoveryResult(best.confidence if best else 0.0,
                                best.pattern_type if best else "none", len(matches), candidates)
 
-    def _fetch_calendar(self, span: trace.Span) -> list[CalendarEntry]:
+    def _fetch_calendar(self, span: trace.Span) -> tuple[list[CalendarEntry], float]:
+        """The calendar's entries, and the time they were asked for (earlier if cached)."""
         desk = self.desk
         cached = desk.cache.get("calendar:latest")
         if cached.hit:
-            entries = [_entry_from(e) for e in cached.value]
+            entries = [_entry_from(e) for e in cached.value["entries"]]
+            as_of = float(cached.value["as_of"])
             span.set_attribute("calendar.cache_hit", True)
         else:
             desk.logger.info("Fetching calendar data from MEXC API",
                              self.context("fetchCalendar", symbol="calendar"))
+            as_of = desk.clock.time()
             fetched = desk.client.get_calendar()
             entries, dropped_dup, dropped_stale = self._sanitize(fetched)
-            desk.cache.set("calendar:latest", [asdict(e) for e in entries],
+            desk.cache.set("calendar:latest", _calendar_value(as_of, entries),
                            desk.config.calendar_ttl)
             self._warm_listings(entries)
             span.set_attributes({"calendar.cache_hit": False,
                                  "calendar.duplicates_dropped": dropped_dup,
                                  "calendar.stale_dropped": dropped_stale})
         span.set_attribute("calendar.entries", len(entries))
-        return entries
+        return entries, as_of
 
     def _warm_listings(self, entries: list[CalendarEntry]) -> None:
         desk = self.desk
@@ -218,12 +223,13 @@ class PatternDiscoveryAgent(Agent):
     def refresh_calendar(self) -> dict[str, Any]:
         """A fresh ``calendar:latest`` value, fetched and sanitized as on a miss (the
         upcoming listings are warmed too): what the cache warmer loads."""
+        as_of = self.desk.clock.time()
         entries, _, _ = self._sanitize(self.desk.client.get_calendar())
         self._warm_listings(entries)
         for entry in entries:  # a re-score then uses the newest state, not a stale one
             if entry.symbol in self.upcoming:
                 self.upcoming[entry.symbol] = entry
-        return {"calendar:latest": [asdict(e) for e in entries]}
+        return {"calendar:latest": _calendar_value(as_of, entries)}
 
     def analysis_keys(self) -> list[str]:
         """``analysis:*`` keys of the last analysed listings that are still upcoming."""
@@ -296,6 +302,12 @@ class PatternDiscoveryAgent(Agent):
 
 def _analysis_value(entry: CalendarEntry, match: PatternMatch) -> dict[str, Any]:
     return {"state": list(entry.ready_state), "match": asdict(match)}
+
+
+def _calendar_value(as_of: float, entries: list[CalendarEntry]) -> dict[str, Any]:
+    """The cached calendar, with the time it was asked for: what it says of a launch is
+    ground truth only if the launch came before that time."""
+    return {"as_of": as_of, "entries": [asdict(e) for e in entries]}
 
 
 def _entry_from(data: dict[str, Any]) -> CalendarEntry:
