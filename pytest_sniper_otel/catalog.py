@@ -45,6 +45,8 @@ ORDER_SIDES = ("BUY", "SELL")
 API_ENDPOINTS = ("calendar", "ticker", "order.place", "order.status", "account")
 API_ERROR_TYPES = ("server_error", "timeout", "transport_error", "malformed", "rate_limited",
                    "client_error")
+PATTERN_MODEL = "pattern_discovery_v2"
+MODEL_NAMES = (PATTERN_MODEL,)  # every model the bot can run
 
 
 _SPECS = (
@@ -116,6 +118,16 @@ _SPECS = (
     MetricSpec("cache_errors_total", "counter",
                "Cache operations that failed (the bot falls through to the exchange)",
                attributes=("operation", "error_type"), extension=True),
+    # the false-positive rate over a window, as a ratio of the rates of these two: the
+    # seed's gauge is over every call judged so far, too slow to move on a degraded model
+    MetricSpec("pattern_positive_calls_judged_total", "counter",
+               "Pre-launch 'will open' calls whose launch has passed and been judged",
+               attributes=("model_name",), extension=True,
+               known_values=(("model_name", MODEL_NAMES),)),
+    MetricSpec("pattern_false_positives_total", "counter",
+               "Judged 'will open' calls whose listing did not open",
+               attributes=("model_name",), extension=True,
+               known_values=(("model_name", MODEL_NAMES),)),
 )
 
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in _SPECS}

@@ -60,6 +60,8 @@ COMPONENTS: dict[str, tuple[str, list[tuple[str, str | None]]]] = {
         ("model_accuracy_score", "time_window"),
         ("detected_patterns_by_type", "pattern_type"),
         ("pattern_false_positive_rate", "model_name"),
+        ("pattern_positive_calls_judged_total", "model_name"),
+        ("pattern_false_positives_total", "model_name"),
         ("model_version_info", "model_version"),
     ]),
     "safety": ("Safety and telemetry health", [

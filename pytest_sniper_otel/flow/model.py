@@ -7,8 +7,10 @@ every score, ``inference_slowdown`` multiplies latency, ``false_positive_burst``
 chance that a listing with no ready signal is scored as ready anyway.
 
 Ground truth arrives later: once a listing's launch has passed, the calendar says whether
-it opened. The model keeps its pre-launch calls and scores itself (rolling accuracy and
-false-positive rate, reported by gauges).
+it opened. The model keeps its pre-launch calls and scores itself: rolling accuracy and
+false-positive rate (gauges), and each judged "will open" call counted, false or not
+(``pattern_positive_calls_judged_total``, ``pattern_false_positives_total``), so an alert
+can take the false-positive rate over a recent window.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..catalog import PATTERN_MODEL
 from ..clock import Clock
 from .client import CalendarEntry
 from .telemetry import AttrValue, MLModelObservability, mark_error
 
-MODEL_NAME = "pattern_discovery_v2"
+MODEL_NAME = PATTERN_MODEL
 MODEL_VERSION = "2.1.0"
 READY = (2, 2, 4)
 
@@ -127,7 +130,10 @@ class PatternModel:
         if symbol in self._judged or symbol not in self._calls:
             return
         self._judged.add(symbol)
-        self._results.append((self._calls[symbol], opened))
+        predicted = self._calls[symbol]
+        self._results.append((predicted, opened))
+        if predicted:
+            self.observability.record_positive_call_judged(MODEL_NAME, opened)
 
     @property
     def accuracy(self) -> float:

@@ -67,6 +67,7 @@ _OWNERS: dict[str, tuple[str, ...]] = {
     METER_ML: (
         "model_inference_latency_ms", "model_confidence_distribution", "model_accuracy_score",
         "detected_patterns_by_type", "pattern_false_positive_rate", "model_version_info",
+        "pattern_positive_calls_judged_total", "pattern_false_positives_total",
     ),
 }
 METER_OF: dict[str, str] = {name: meter for meter, names in _OWNERS.items() for name in names}
@@ -436,6 +437,11 @@ class MLModelObservability:
                risk_level=risk_level)
         add("detected_patterns_by_type", pattern_type=pattern_type,
             confidence_tier=confidence_tier(confidence))
+
+    def record_positive_call_judged(self, model_name: str, opened: bool) -> None:
+        add("pattern_positive_calls_judged_total", model_name=model_name)
+        if not opened:
+            add("pattern_false_positives_total", model_name=model_name)
 
 
 # -- export path ---------------------------------------------------------------------------

@@ -257,6 +257,9 @@ def test_model_knobs_make_false_positives_and_slow_inference(
     assert {i.outcome for i in sniper_bot.ledger} == {Outcome.REJECTED}
     assert all(i.reason.startswith("30001") for i in sniper_bot.ledger)
     assert telemetry.metric("pattern_false_positive_rate").value == 1.0
+    # each dud's "will open" call is judged once its launch has passed, and counted false
+    assert telemetry.metric("pattern_positive_calls_judged_total").value == 2
+    assert telemetry.metric("pattern_false_positives_total").value == 2
     assert telemetry.metric("model_accuracy_score").value == 0.0
     assert telemetry.metric("model_inference_latency_ms").min >= 250
 

@@ -40,6 +40,8 @@ def test_a_ten_minute_run_records_every_catalogue_metric_with_its_boundaries(
     assert sorted((s["outcome"], s["side"]) for s in orders.series) == sorted(
         (o, side) for o in ORDER_OUTCOMES for side in ORDER_SIDES)
     assert telemetry.metric("orders_total", {"outcome": "failed"}).value == 0
+    for name in ("pattern_positive_calls_judged_total", "pattern_false_positives_total"):
+        assert telemetry.metric(name).series == [{"model_name": "pattern_discovery_v2"}], name
     for name, spec in METRICS.items():
         if spec.kind == "histogram" and spec.boundaries is not None:
             assert telemetry.metric(name).boundaries == spec.boundaries, name
@@ -94,6 +96,11 @@ def test_metric_values_agree_with_spans_ledger_and_state(
     confidence = telemetry.metric("pattern_confidence_score",
                                   {"symbol": "SNIPEUSDT", "pattern_type": "ready_state"})
     assert confidence.max == pytest.approx(max(s.attributes["pattern.confidence"] for s in ready))
+
+    # the listing was called "will open" before its launch and opened: judged, not false
+    model = {"model_name": "pattern_discovery_v2"}
+    assert telemetry.metric("pattern_positive_calls_judged_total", model).value == 1
+    assert telemetry.metric("pattern_false_positives_total", model).value == 0
 
     assert telemetry.metric("portfolio_pnl_usd").value == pytest.approx(sniper_bot.pnl)
     assert sniper_bot.pnl > 0  # the listing only went up
