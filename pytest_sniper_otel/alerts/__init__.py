@@ -18,8 +18,9 @@ Rules
           / rate(api_request_latency_ms[5m]) > 0.05               ratio of rates
         quantile(0.99, execution_latency_ms[5m]) > 2000           histogram quantile over a window
         absent(agent_health_score)                                absence
-        max(pattern_false_positive_rate) > 0.85
-          and sum(pattern_detections_total) >= 15                 every clause must hold (floors)
+        rate(pattern_false_positives_total[15m])
+          / rate(pattern_positive_calls_judged_total[15m]) > 0.85
+          and increase(pattern_positive_calls_judged_total[15m]) >= 5   every clause must hold
 
 Evaluation
     ``ev = AlertEvaluator(rules=None, *, interval=15.0, source=telemetry.metrics_snapshot)``

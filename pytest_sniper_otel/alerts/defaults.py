@@ -76,14 +76,15 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     ),
     rule(
         "PatternFalsePositiveRateHigh",
-        # the bot's gauge is a ratio over the calls judged so far: meaningless on a handful,
-        # so it needs 15 high-confidence detections before it may fire (steady state reaches
-        # 0.79 on 15-20 calls)
-        "max(pattern_false_positive_rate) > 0.85"
-        ' and sum(pattern_detections_total{confidence_tier="high"}) >= 15',
-        for_="10m",
+        # over the last 15 minutes, not the gauge's last 50 judged listings (most of an
+        # hour). The bot judges 0.3-0.55 "will open" calls a minute, 5-8 in a window: at
+        # least 5 of them, so it takes every one of 5 (6 of 7...) calls wrong, never one
+        "rate(pattern_false_positives_total[15m])"
+        " / rate(pattern_positive_calls_judged_total[15m]) > 0.85"
+        " and increase(pattern_positive_calls_judged_total[15m]) >= 5",
+        for_="5m",
         severity="warning",
-        annotations={"summary": "pattern false-positive rate above 85% for 10 minutes"},
+        annotations={"summary": "over 85% of the pattern calls judged in 15 minutes were wrong"},
     ),
     rule(
         "WebsocketConnectionsDown",

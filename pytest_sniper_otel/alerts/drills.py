@@ -62,6 +62,9 @@ class Conditions:
     inferences: int = 3
     high_confidence_detections: int = 1
     model_confidence: float = 0.85
+    # "will open" calls judged after their launch (the real bot: about 0.5 a minute) and
+    # the share of them that was wrong; fractions carry over to the next step
+    positive_calls_judged: float = 0.125
     false_positive_rate: float = 0.1
     websocket_connections: int = 2
     drawdown: float = 0.02
@@ -87,6 +90,14 @@ class SyntheticBot:
         self.catalog = catalog
         self._acc = MetricAccumulator()
         self._step = 0
+        self._judged_carry = 0.0
+        self._false_carry = 0.0
+        self._judged = 0
+        self._false = 0
+        # as the bot does: the counters whose label sets are all known start at 0
+        for spec in catalog.values():
+            for attributes in spec.zero_series() if spec.kind == "counter" else ():
+                self._acc.add(SeriesPoint(spec.name, "counter", attributes, spec.unit, value=0.0))
 
     def _spec(self, name: str) -> MetricSpec:
         return self.catalog[name]
@@ -182,10 +193,21 @@ class SyntheticBot:
             pattern_type="ready_state",
             confidence_tier="high",
         )
+        self._judged_carry += c.positive_calls_judged
+        judged = math.floor(self._judged_carry + 1e-9)
+        self._judged_carry -= judged
+        self._false_carry += judged * c.false_positive_rate
+        false = math.floor(self._false_carry + 1e-9)
+        self._false_carry -= false
+        self._judged += judged
+        self._false += false
+        model = {"model_name": "pattern_discovery_v2"}
+        self._count("pattern_positive_calls_judged_total", judged, **model)
+        self._count("pattern_false_positives_total", false, **model)
         self._gauge(
             "pattern_false_positive_rate",
-            c.false_positive_rate,
-            model_name="pattern-v1",
+            self._false / self._judged if self._judged else 0.0,
+            **model,
             threshold="0.7",
         )
         self._gauge("websocket_connections_active", c.websocket_connections, feed="market")
@@ -258,7 +280,8 @@ DRILLS: tuple[Drill, ...] = (
         "false positives",
         {"false_positive_rate": 0.9},
         ("PatternFalsePositiveRateHigh",),
-        fire_within=900.0,
+        duration=1800.0,
+        fire_within=1500.0,
     ),
     Drill("websocket down", {"websocket_connections": 0}, ("WebsocketConnectionsDown",)),
     Drill("drawdown", {"drawdown": 0.18}, ("PortfolioDrawdownHigh",)),

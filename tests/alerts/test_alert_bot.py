@@ -13,9 +13,9 @@ from pytest_sniper_otel.alerts import AlertEvaluator, Recording, default_rules, 
 from pytest_sniper_otel.capture import install_session
 from pytest_sniper_otel.chaos import ChaosController, fault
 from pytest_sniper_otel.clock import SimClock
-from pytest_sniper_otel.flow import BotConfig, SniperBot
+from pytest_sniper_otel.flow import BotConfig, ModelKnobs, SniperBot
 from pytest_sniper_otel.flow.agents import Agent, Position
-from pytest_sniper_otel.flow.exchange import QUOTE, LatencyModel, MarketConditions
+from pytest_sniper_otel.flow.exchange import QUOTE, LatencyModel, ListingSpec, MarketConditions
 from pytest_sniper_otel.telemetry import Telemetry
 
 
@@ -108,6 +108,38 @@ def test_fifty_generated_steady_state_runs_fire_no_alert(seed: int, config: BotC
         assert [(round(mine, 2), round(theirs, 2)) for mine, theirs, assets in books
                 if abs(mine - theirs) > 0.01 * assets] == []
         assert [h.reason for h in bot.halts if not h.reason.startswith("drawdown")] == []
+
+
+def duds_after(first_dud: float, until: float) -> list[ListingSpec]:
+    """A listing every 75 s from +120 s: genuine before ``first_dud``, duds from then on."""
+    return [ListingSpec(symbol=f"W{i:03d}USDT", vcoin_id=f"w-{i}", launch_offset=offset,
+                        genuine=offset < first_dud, hype=0.8, ready_lead=90.0,
+                        initial_price=0.25, volatility=0.0)
+            for i, offset in enumerate(range(120, round(until), 75))]
+
+
+def test_a_model_calling_duds_ready_fires_the_false_positive_alert_in_twenty_minutes(
+    telemetry: Telemetry, clock: SimClock
+) -> None:
+    # The model scores every listing that shows no ready signal as ready; for 20 minutes
+    # they are genuine listings that open at launch (lucky calls), then duds that never do.
+    # Ground truth comes at each launch, so from the first dud's every judged call is false.
+    first_dud = 1200.0
+    config = BotConfig(listings=duds_after(first_dud, until=3000.0),
+                       conditions=MarketConditions(partial_fill_rate=0.0, reject_rate=0.0),
+                       model=ModelKnobs(false_positive_burst=1.0))
+    bot = SniperBot.create(seed=5, clock=clock, config=config)
+    try:
+        ev = AlertEvaluator(default_rules(), interval=15.0, source=telemetry.metrics_snapshot)
+        ev.run(2520, bot.run_for)
+    finally:
+        bot.close()
+    # the 15 minute window must turn over to duds (about 12 minutes), then hold for 5
+    delay = ev.assert_fired("PatternFalsePositiveRateHigh", within=1200, after=ev.start + first_dud)
+    assert delay >= 900
+    ev.assert_never_fired("PatternFalsePositiveRateHigh", between=(ev.start, ev.start + first_dud))
+    # the seed's gauge (over the model's last 50 judged listings) is still far from 0.85
+    assert telemetry.metric("pattern_false_positive_rate").value < 0.7
 
 
 def test_promtool_agrees_with_the_evaluator_on_a_recorded_bot_run(

@@ -129,7 +129,9 @@ def test_recordings_round_trip_and_must_be_on_the_interval_grid(tmp_path: Path) 
     rec = Recording.of(ev, "spike")
     rec.save(tmp_path / "r.json")
     back = Recording.load(tmp_path / "r.json")
-    assert back == rec
+    # compared by repr: a ratio of two rates that are both 0 is NaN, and NaN != NaN
+    assert any(v != v for e in rec.evaluations for v in e.values.values() if v is not None)
+    assert repr(back) == repr(rec)
     gap = replace(rec, evaluations=rec.evaluations[:1] + rec.evaluations[2:])
     with pytest.raises(SpecError, match=r"evaluation 1 is at \+120s, not \+60s; promtool eval"):
         export(tmp_path / "out", default_rules(), [gap])

@@ -240,7 +240,7 @@ def test_default_rules_cover_the_issue_list() -> None:
         'result="error"',
         "agent_health_score",
         "model_confidence_distribution",
-        "pattern_false_positive_rate",
+        "pattern_false_positives_total",
         "websocket_connections_active",
         "portfolio_drawdown_ratio",
         "circuit_breaker_open",

@@ -27,6 +27,7 @@ healthy_conditions = st.builds(
     agent_health=st.lists(st.floats(0.6, 1.0), min_size=1, max_size=5).map(tuple),
     inferences=st.integers(0, 5),
     model_confidence=st.floats(0.8, 0.95),
+    positive_calls_judged=st.floats(0.0, 0.5),
     false_positive_rate=st.floats(0.0, 0.6),
     websocket_connections=st.integers(1, 4),
     drawdown=st.floats(0.0, 0.08),
