@@ -2,9 +2,12 @@
 
 The SDK stamps spans and log records with ``time.time_ns``; freezegun patches it (and
 ``time.monotonic``/``perf_counter``), so under a frozen clock a span lasts exactly the
-simulated time ticked inside it, in no wall time. Pass ``otel_follows=False`` to leave
-OpenTelemetry on the real clock (real span durations) while the code under test sees
-simulated time.
+simulated time ticked inside it, in no wall time. The SDK modules that stamp spans, metric
+points and log records read the running SimClock directly instead (the same values, without
+freezegun's per-call stack inspection, which costs more than the rest of a ``time_ns()``),
+so every OTel timestamp follows the simulated clock, in whichever thread it is taken. Pass
+``otel_follows=False`` to leave OpenTelemetry on the real clock (real span durations) while
+the code under test sees simulated time.
 
 While it runs, asyncio event loops in its thread run on it (see ``clock_asyncio``), and
 ``time.sleep`` in its thread advances it and returns at once. pytest's own timing
@@ -14,6 +17,7 @@ While it runs, asyncio event loops in its thread run on it (see ``clock_asyncio`
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time as _time
 from types import TracebackType
@@ -25,6 +29,20 @@ DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 # OTLP exporters compute their retry and request deadlines from time.time(): on the
 # simulated clock they would never expire (a flush against a hung collector took ~100 s).
 _REAL_TIME_MODULES = ["_pytest.timing", "opentelemetry.exporter"]
+# Where the SDK (and the logging instrumentation) stamps spans, span events, metric points
+# and log records with a module-level ``time_ns``. A module missing here (renamed in a later
+# SDK) still follows the clock, through freezegun.
+_OTEL_STAMPING_MODULES = (
+    "opentelemetry.sdk.trace",
+    "opentelemetry.sdk.metrics._internal.instrument",
+    "opentelemetry.sdk.metrics._internal.measurement_consumer",
+    "opentelemetry.sdk.metrics._internal.metric_reader_storage",
+    "opentelemetry.sdk.metrics._internal._view_instrument_match",
+    "opentelemetry.sdk._logs._internal",
+    "opentelemetry.instrumentation.logging.handler",
+)
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 @runtime_checkable
@@ -77,6 +95,9 @@ class SimClock:
         self._factory: Any = None
         self._thread = 0
         self._monotonic_ns = 0
+        # freezegun's current datetime, its microseconds since the epoch and time_ns()
+        self._reading: tuple[dt.datetime | None, int, int] = (None, 0, 0)
+        self._stamping: list[tuple[Any, Any]] = []  # (module, freezegun's time_ns there)
 
     # lifecycle -------------------------------------------------------------------
     def start(self) -> SimClock:
@@ -94,6 +115,8 @@ class SimClock:
         self._factory = self._freezer.start()
         self._thread = threading.get_ident()
         self._monotonic_ns = 0
+        if self.otel_follows:
+            self._stamp_otel()
         _SLEEP.clock_started(self)
         clock_asyncio.clock_started(self)
         return self
@@ -104,10 +127,26 @@ class SimClock:
 
             clock_asyncio.clock_stopped(self)
             _SLEEP.clock_stopped(self)
+            self._unstamp_otel()
         if self._freezer is not None:
             self._freezer.stop()
         self._freezer = None
         self._factory = None
+
+    def _stamp_otel(self) -> None:
+        frozen = _time.time_ns  # freezegun's, now that it has started
+        for name in _OTEL_STAMPING_MODULES:
+            module: Any = sys.modules.get(name)
+            if module is not None and getattr(module, "time_ns", None) is frozen:
+                module.time_ns = self.time_ns
+                self._stamping.append((module, frozen))
+
+    def _unstamp_otel(self) -> None:
+        # freezegun's stop() puts the real time_ns back where it finds its own
+        for module, frozen in reversed(self._stamping):
+            if getattr(module, "time_ns", None) == self.time_ns:
+                module.time_ns = frozen
+        self._stamping = []
 
     @property
     def running(self) -> bool:
@@ -131,14 +170,26 @@ class SimClock:
         return dt.datetime.now(dt.UTC)
 
     def time(self) -> float:
-        """The simulated time as seconds since the epoch."""
-        return self.now().timestamp()
+        """The simulated time as seconds since the epoch (``now().timestamp()``)."""
+        return self._read()[1] / 1_000_000
 
     def time_ns(self) -> int:
-        import time
+        """The simulated time as ``time.time_ns()`` reads it under freezegun (through a
+        float: a multiple of about 256 ns, not exact)."""
+        return self._read()[2]
 
-        self._require_running()
-        return time.time_ns()
+    def _read(self) -> tuple[dt.datetime | None, int, int]:
+        factory = self._factory
+        if factory is None:
+            self._require_running()
+        now = factory()
+        reading = self._reading
+        if reading[0] is not now:  # time moved since the last reading
+            us = (now - _EPOCH) // _MICROSECOND
+            seconds, micros = divmod(us, 1_000_000)
+            # freezegun's fake_time_ns(), step by step: int((timegm + us / 1e6) * 1e9)
+            reading = self._reading = (now, us, int((seconds + micros / 1000000.0) * 1e9))
+        return reading
 
     def monotonic_ns(self) -> int:
         """Simulated nanoseconds ticked since the clock started: what asyncio loops on this

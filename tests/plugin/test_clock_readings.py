@@ -1,0 +1,116 @@
+"""SimClock's readings: the same values freezegun gives, and the SDK stamping from the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+import random
+import time
+
+import pytest
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pytest_sniper_otel import SimClock
+from pytest_sniper_otel.clock import _OTEL_STAMPING_MODULES
+
+
+def test_readings_equal_freezegun_on_any_tick() -> None:
+    rng = random.Random(0)
+    with SimClock("2026-03-01T09:30:00.123457+00:00") as clock:
+        for _ in range(3000):
+            move = rng.random()
+            if move < 0.8:
+                clock.advance_ns(rng.choice([1, 999, 1000, 1001, 256, 123_456_789,
+                                             rng.randrange(10**12)]))
+            elif move < 0.95:
+                clock.jump(rng.uniform(-86_400, 86_400))
+            else:
+                clock.move_to(dt.datetime(rng.randrange(1950, 2100), 1, 1,
+                                          microsecond=rng.randrange(10**6), tzinfo=dt.UTC))
+            assert clock.time_ns() == time.time_ns()
+            assert clock.time() == clock.now().timestamp() == time.time()
+
+
+def test_every_stamping_module_takes_time_ns_from_the_clock() -> None:
+    """A module renamed by a later SDK would silently fall back to freezegun's slow path."""
+    modules = [importlib.import_module(name) for name in _OTEL_STAMPING_MODULES]
+    real = time.time_ns
+    assert [m.__name__ for m in modules if m.time_ns is not real] == []
+    with SimClock() as clock:
+        assert [m.__name__ for m in modules if m.time_ns != clock.time_ns] == []
+    assert [m.__name__ for m in modules if m.time_ns is not real] == []
+
+
+def _providers() -> tuple[TracerProvider, InMemorySpanExporter, MeterProvider,
+                          InMemoryMetricReader, LoggerProvider, InMemoryLogRecordExporter]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    return (tracer_provider, spans, MeterProvider(metric_readers=[reader]), reader,
+            logger_provider, logs)
+
+
+def test_spans_metric_points_and_log_records_carry_the_simulated_time() -> None:
+    tracer_provider, spans, meter_provider, reader, logger_provider, logs = _providers()
+    tracer = tracer_provider.get_tracer("readings")
+    counter = meter_provider.get_meter("readings").create_counter("ticks")
+    log = logging.getLogger("readings")
+    handler = LoggingHandler(logger_provider=logger_provider)
+    log.addHandler(handler)
+    try:
+        with SimClock("2026-01-01T00:00:00.000001+00:00") as clock:
+            opened = time.time_ns()  # freezegun's reading
+            with tracer.start_as_current_span("outer") as outer:
+                clock.advance_ns(1_234_567)
+                outer.add_event("half-way")
+                counter.add(1)
+                log.warning("inside")
+                started = clock.time_ns()
+                clock.tick(2.5)
+            ended = clock.time_ns()
+            collected = clock.time_ns()
+            data = reader.get_metrics_data()
+    finally:
+        log.removeHandler(handler)
+    (span,) = spans.get_finished_spans()
+    assert span.start_time == opened
+    assert span.events[0].timestamp == started
+    assert span.end_time == ended == started + 2_500_000_000
+    assert data is not None
+    point = data.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points[0]
+    assert point.time_unix_nano == collected
+    (record,) = logs.get_finished_logs()
+    assert record.log_record.observed_timestamp == started
+
+
+def test_otel_on_the_real_clock_is_not_stamped_from_the_simulated_one() -> None:
+    tracer_provider, spans, *_ = _providers()
+    before = time.time_ns()
+    with SimClock(otel_follows=False) as clock:
+        modules = [importlib.import_module(name) for name in _OTEL_STAMPING_MODULES]
+        assert [m.__name__ for m in modules if m.time_ns == clock.time_ns] == []
+        with tracer_provider.get_tracer("readings").start_as_current_span("real"):
+            clock.tick(3600)
+    (span,) = spans.get_finished_spans()
+    assert span.start_time is not None and span.end_time is not None
+    assert before <= span.start_time <= span.end_time < before + 60 * 10**9
+
+
+def test_readings_need_a_running_clock() -> None:
+    clock = SimClock()
+    with pytest.raises(RuntimeError, match="SimClock is not running"):
+        clock.time_ns()
+    with pytest.raises(RuntimeError, match="SimClock is not running"):
+        clock.time()
