@@ -5,7 +5,8 @@ queue and a swappable exporter, attached once to the session's SDK providers. En
 never waits: it is queued, or dropped when the queue is full. Queued items are exported by
 :meth:`ExportPipeline.pump`, which the chaos runner calls on every simulated step; the
 exporter runs in a worker thread and ``pump`` waits at most ``export_timeout`` *real*
-seconds for it (freezegun leaves ``threading`` alone, so that timeout is wall time). So an
+seconds for it (freezegun leaves ``threading`` alone, so that timeout is wall time, and the
+pipeline reads real time from the clock it is given, never from the patched ``time``). So an
 exporter that raises, hangs or crawls costs the bot nothing but telemetry, and every lost
 item is counted in ``telemetry_dropped_total{signal, reason}``:
 
@@ -26,6 +27,7 @@ attribute check per span.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -76,11 +78,52 @@ class PipelineStats:
 
 
 class _Job:
-    def __init__(self, signal: str, items: list[Any]) -> None:
+    def __init__(self, signal: str, exporter: Any, items: list[Any]) -> None:
         self.signal = signal
+        self.exporter = exporter
         self.items = items
         self.done = threading.Event()
         self.ok = False
+
+    def run(self) -> None:
+        try:
+            result = self.exporter.export(self.items)
+            # span and log exporters answer with enums of their own: compare by name
+            self.ok = result is None or result is True or getattr(result, "name", "") == "SUCCESS"
+        except Exception:
+            self.ok = False
+
+
+class _ExportThreads:
+    """The threads exports run in: a job goes to an idle one, or to a new one when all are
+    busy (an exporter that hangs keeps its thread until it returns). A thread per export
+    cost more than the export itself."""
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue[_Job]] = []
+        self._lock = threading.Lock()
+
+    def start(self, job: _Job) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._serve, args=(inbox,), name="sniper-otel-export", daemon=True
+            ).start()
+        inbox.put(job)
+
+    def _serve(self, inbox: queue.SimpleQueue[_Job]) -> None:
+        while True:
+            job = inbox.get()
+            try:
+                job.run()
+            except BaseException:  # this thread ends: the job is over, the thread not idle
+                job.done.set()
+                raise
+            with self._lock:  # idle again before anyone sees the job done
+                self._idle.append(inbox)
+            job.done.set()
 
 
 class ExportPipeline(SpanProcessor):
@@ -95,8 +138,13 @@ class ExportPipeline(SpanProcessor):
         exporter: SpanExporter | None = None,
         log_exporter: Any = None,
         blocking: bool = True,
+        real_time: Callable[[], float] | None = None,
     ) -> None:
         self.max_queue = max_queue
+        # real seconds for export deadlines and the drain budget: a simulated clock never
+        # moves while a pump waits on an exporter
+        self.real_time = real_time or _real_perf_counter()
+        self._threads = _ExportThreads()
         # blocking=False: pump starts an export and returns at once; the next pump settles
         # it (or counts it as export_timeout once export_timeout real seconds have passed)
         self.blocking = blocking
@@ -196,8 +244,7 @@ class ExportPipeline(SpanProcessor):
             self._stuck = None
         if now < self._busy_until:
             return
-        # perf_counter is frozen under the simulated clock; the real one measures the wait.
-        real = _real_perf_counter()
+        real = self.real_time
         t0 = real()
         for signal in SIGNALS:
             with self._lock:
@@ -225,24 +272,12 @@ class ExportPipeline(SpanProcessor):
         return True
 
     def _start(self, signal: str, exporter: Any, batch: list[Any]) -> _Job:
-        job = _Job(signal, batch)
-
-        def work() -> None:
-            try:
-                result = exporter.export(batch)
-                # span and log exporters answer with enums of their own: compare by name
-                job.ok = result is None or result is True \
-                    or getattr(result, "name", "") == "SUCCESS"
-            except Exception:
-                job.ok = False
-            finally:
-                job.done.set()
-
-        threading.Thread(target=work, name="sniper-otel-export", daemon=True).start()
+        job = _Job(signal, exporter, batch)
+        self._threads.start(job)
         return job
 
     def _pump_without_waiting(self) -> None:
-        real = _real_perf_counter()
+        real = self.real_time
         if self._inflight is not None:
             job, started = self._inflight
             if job.done.is_set():
@@ -279,7 +314,7 @@ class ExportPipeline(SpanProcessor):
         ``budget`` (real seconds), stop when it is spent and count whatever is still queued
         as dropped (``reason="shutdown"``): shutdown never waits longer than that (plus one
         ``export_timeout`` for a batch in flight)."""
-        real = _real_perf_counter()
+        real = self.real_time
         deadline = None if budget is None else real() + budget
         if not self.blocking:
             while (self.queued() or self._inflight is not None) \

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import fakeredis
 import pytest
 import redis
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from pytest_sniper_otel.chaos.export import ExportPipeline, export_pipeline
 from pytest_sniper_otel.chaos.faults import FaultError, Schedule, fault
@@ -215,8 +217,6 @@ class _Exporter:
         self.got = 0
 
     def export(self, items: Any) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
         self.got += len(items)
         return SpanExportResult.SUCCESS
 
@@ -307,3 +307,48 @@ def test_slow_exporter_backs_up_on_simulated_time(telemetry: Any) -> None:
     assert pipeline.stats.exported["traces"] == 35
     assert pipeline.stats.dropped[("traces", "queue_full")] == 35
     assert pipeline.queued() == 30
+
+
+class _Gate:
+    """A log exporter that holds each export until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.got = 0
+
+    def export(self, items: Any) -> SpanExportResult:
+        self.release.wait(30)
+        self.got += len(items)
+        return SpanExportResult.SUCCESS
+
+
+def _export_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "sniper-otel-export"}
+
+
+def test_exports_reuse_an_idle_thread_and_never_queue_behind_a_hung_one() -> None:
+    pipeline = ExportPipeline(export_timeout=0.05)
+    before = _export_threads()
+    with pipeline.enabled():
+        for step in range(50):
+            pipeline.on_emit(object())
+            pipeline.pump(float(step))
+    assert pipeline.stats.exported["logs"] == 50
+    assert len(_export_threads() - before) == 1
+    gate = _Gate()
+    pipeline.log_exporter = gate
+    with pipeline.enabled():
+        pipeline.on_emit(object())
+        pipeline.pump(0.0)
+        assert pipeline.stats.dropped[("logs", "export_timeout")] == 1
+    # a new run while that export still hangs: its exports start at once, on a new thread
+    sink = _Exporter()
+    pipeline.log_exporter = sink
+    try:
+        with pipeline.enabled():
+            pipeline.on_emit(object())
+            pipeline.pump(1.0)
+            assert pipeline.stats.exported["logs"] == 1 and sink.got == 1
+        assert len(_export_threads() - before) == 2
+    finally:
+        gate.release.set()
