@@ -13,6 +13,7 @@ A scenario tagged ``requires="real_redis"`` runs only when a real server is give
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import re
 import sys
@@ -222,10 +223,30 @@ def run_suite(
     result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis",
                          unloadable=list(unloadable), planned=len(scenarios))
     t0 = wall()
+    frozen_before = gc.get_freeze_count()
+    try:
+        _run_each(scenarios, seed, redis_factory, progress, result)
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+    result.wall_seconds = wall() - t0
+    return result
+
+
+def _run_each(
+    scenarios: Sequence[Scenario],
+    seed: int,
+    redis_factory: Callable[[], Any] | None,
+    progress: Callable[[int, Scenario, float], None] | None,
+    result: SuiteResult,
+) -> None:
     for index, scenario in enumerate(scenarios):
         if scenario.tags.get("requires") == REAL_REDIS and redis_factory is None:
             result.skipped.append((scenario, "needs a real Redis server (--redis-url)"))
             continue
+        # Every run is kept (spans, metric snapshots) until the journal is written: without
+        # this, each full collection walks all earlier runs again (13% of the suite's CPU).
+        gc.freeze()
         client = redis_factory() if redis_factory is not None else None
 
         def report(name: str, fraction: float, i: int = index, s: Scenario = scenario) -> None:
@@ -246,5 +267,3 @@ def run_suite(
             if client is not None:
                 client.close()
         result.runs.append(run)
-    result.wall_seconds = wall() - t0
-    return result
