@@ -21,6 +21,15 @@ import pytest_sniper_otel.flow  # with redis
 import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
 
+# Two workers and no `slow` tests for a developer's `python -m pytest`; the full depth in CI.
+from .local_run import (  # noqa: F401  (hooks, found here by pytest)
+    pytest_cmdline_main,
+    pytest_collection_modifyitems,
+    pytest_report_header,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
+
 install_session()
 
 # CI draws the same examples every run, so a red build is reproducible rather than a flake;
@@ -29,24 +38,6 @@ settings.register_profile("ci", derandomize=True)
 settings.register_profile("dev")
 settings.load_profile(os.environ.get(
     "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"))
-
-# The deep generative runs (marker `slow`) take most of the suite's time: a developer's
-# `python -m pytest` leaves them out, CI (CI=true, or SNIPER_OTEL_SLOW=1 as .ci/run sets)
-# runs them, and so does any explicit `-m` expression (`-m slow` runs only them).
-def _run_slow_tests(config: pytest.Config) -> bool:
-    return (os.environ.get("CI", "").lower() == "true"
-            or os.environ.get("SNIPER_OTEL_SLOW", "") == "1"
-            or bool(config.getoption("markexpr")))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _run_slow_tests(config):
-        return
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if not item.get_closest_marker("slow")]
-
 
 # Installed by the test extra, these plugins load in every run and trace it. Inner pytester
 # runs leave them out unless a test clears PYTEST_ADDOPTS to test the plugin with them.
