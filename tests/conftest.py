@@ -33,9 +33,10 @@ from .local_run import (  # noqa: F401  (hooks, found here by pytest)
 install_session()
 
 # CI draws the same examples every run, so a red build is reproducible rather than a flake;
-# developers draw new ones each run (`--hypothesis-profile ci` reproduces CI locally).
+# developers draw new ones each run, fewer of them where a test leaves the count to the
+# profile (`--hypothesis-profile ci` reproduces CI locally).
 settings.register_profile("ci", derandomize=True)
-settings.register_profile("dev")
+settings.register_profile("dev", max_examples=25)
 settings.load_profile(os.environ.get(
     "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"))
 

@@ -161,6 +161,8 @@ def test_redis_url_that_does_not_answer_is_bad_input(
             in capsys.readouterr().err)
 
 
+# examples/ccxt_sniper/scenarios runs the same scenario under pytest in every run
+@pytest.mark.slow
 def test_the_example_bots_scenario_runs_through_the_installed_command(tmp_path: Path) -> None:
     # The README's walkthrough, as a user types it: the console script, from another directory,
     # pointed at a scenario directory that is not ours.

@@ -85,6 +85,7 @@ def test_seed_of_this_worker(chaos, n):
 """
 
 
+@pytest.mark.slow  # three interpreters with the lab loaded
 def test_random_seed_is_drawn_once_for_all_xdist_workers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_seed=SEED_PER_WORKER)
     result = pytester.runpytest_subprocess(

@@ -229,7 +229,11 @@ def test_the_cli_writes_the_report_after_the_run(
     assert "1/1 scenarios held, 1 did not load" in page
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+@pytest.mark.parametrize("workers", [
+    pytest.param([], id="serial"),
+    # three interpreters, each drawing charts: CI's
+    pytest.param(["-n", "2"], id="xdist", marks=pytest.mark.slow),
+])
 def test_pytest_writes_one_report_per_run_and_an_index(
     pytester: pytest.Pytester, workers: list[str]
 ) -> None:

@@ -91,6 +91,7 @@ def _check(tmp_path: Path, users: int) -> None:
     assert all(w["variant"] == "all" and w["exported"]["traces"] > 0 for w in workers)
 
 
+@pytest.mark.slow  # three locust processes, each running for seconds
 def test_master_with_two_workers_aggregates_stats(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -138,6 +139,7 @@ def test_master_with_two_workers_aggregates_stats(
     _check(tmp_path, users=4)
 
 
+@pytest.mark.slow
 def test_processes_mode_aggregates_stats(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
