@@ -4,10 +4,11 @@ and without the tests marked `slow`, unless CI asks for the full depth.
 Hooks re-exported by tests/conftest.py, and a plugin of its own (`-p tests.local_run`) for
 tests/test_local_run.py's inner runs.
 
-- Depth: `slow` tests (deep generative runs, extra seeds, tests that start their own worker
-  processes) are deselected unless CI=true, SNIPER_OTEL_SLOW=1 or an explicit `-m` expression asks for
-  them; the header says which, and the summary how many were left out (under xdist too,
-  where pytest's own "deselected" count only exists in the workers).
+- Depth: `slow` tests (deep generative runs, extra seeds or signals of a check that runs
+  locally with one, tests that start their own worker processes) are deselected unless
+  CI=true, SNIPER_OTEL_SLOW=1 or an explicit `-m` expression asks for them; the header says
+  which, and the summary how many were left out (under xdist too, where pytest's own
+  "deselected" count only exists in the workers).
 - Workers: a run of the whole suite (no paths given) uses two workers unless `-n` or
   `-p no:xdist` says otherwise; `--pdb` and `--collect-only` keep one process.
 """

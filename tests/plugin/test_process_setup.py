@@ -84,6 +84,7 @@ def test_import_time_tracer_before_any_provider(pytester: pytest.Pytester) -> No
     )
 
 
+@pytest.mark.slow  # workers of its own: CI's (the suite itself runs on two)
 def test_under_xdist_two_workers(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(IMPORT_TIME_CONFTEST)
     pytester.makepyfile(test_isolation=ISOLATION_TESTS)

@@ -107,11 +107,12 @@ def test_a_span_belongs_to_the_test_it_started_in(pytester: pytest.Pytester) -> 
 @pytest.mark.parametrize(
     "args",
     [
-        ("-n", "2", "-p", "no:randomly"),
-        ("-p", "randomly", "--randomly-seed=1"),
-        ("-p", "randomly", "--randomly-seed=4"),
+        # workers of their own: CI's (the suite itself runs on two)
+        pytest.param(("-n", "2", "-p", "no:randomly"), id="xdist", marks=pytest.mark.slow),
+        pytest.param(("-p", "randomly", "--randomly-seed=1"), id="randomly-1"),
+        pytest.param(("-p", "randomly", "--randomly-seed=4"), id="randomly-4",
+                     marks=pytest.mark.slow),
     ],
-    ids=["xdist", "randomly-1", "randomly-4"],
 )
 def test_a_span_belongs_to_the_test_it_started_in_any_order(
     pytester: pytest.Pytester, args: tuple[str, ...]
