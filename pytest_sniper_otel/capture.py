@@ -36,6 +36,8 @@ _LOCK = threading.Lock()
 _ENV_LOCK = threading.Lock()
 _INSTALL_LOCK = threading.Lock()
 _SESSION: SessionTelemetry | None = None
+_Telemetry: type[Telemetry] | None = None  # imported by the first window
+_NOT_A_WRAPPER = object()
 _READER: InMemoryMetricReader | None = None
 
 SIGNALS = ("traces", "metrics", "logs")
@@ -115,11 +117,19 @@ class SessionTelemetry:
         self._seq = itertools.count()
         # span id -> the window it started in, while the span is open.
         self._open_owner: dict[int, Telemetry] = {}
-        self._closed_windows: deque[Telemetry] = deque(maxlen=_REMEMBERED_WINDOWS)
+        # The span ids that started in the last closed windows (their start sequences):
+        # the ids only, so a closed window's spans and trees are freed with the window.
+        self._closed_windows: deque[dict[int, int]] = deque(maxlen=_REMEMBERED_WINDOWS)
         # span id -> scope of the open spans that trace the test run itself
         self.harness_spans: dict[int, str] = {}
+        # (level before, level set) while a closed window left the root logger lowered
+        self._kept_root_level: tuple[int, int] | None = None
+        # (read the global, provider seen, its .provider if a wrapper): what
+        # _follow_global_providers compares against before doing any real work.
+        self._watched: tuple[tuple[Callable[[], Any], Any, Any], ...] = ()
         for signal in SIGNALS:
             self._setup(signal)
+        self._watch_globals()
 
     # installation --------------------------------------------------------------------
     def _setup(self, signal: str) -> None:
@@ -182,6 +192,18 @@ class SessionTelemetry:
     def _install_notes(self, signal: str) -> str:
         return _install_notes(signal, len(self._metric_views))
 
+    def _watch_globals(self) -> None:
+        from opentelemetry import _logs, metrics, trace
+
+        read = {"traces": trace.get_tracer_provider, "metrics": metrics.get_meter_provider,
+                "logs": _logs.get_logger_provider}
+        watched = []
+        for signal in SIGNALS:
+            provider = self._globals[signal]
+            inner = getattr(provider, "provider", _NOT_A_WRAPPER)
+            watched.append((read[signal], provider, inner))
+        self._watched = tuple(watched)
+
     def _follow_global_providers(self) -> None:
         """Notice a global provider that was reset or replaced since we last looked.
 
@@ -190,6 +212,16 @@ class SessionTelemetry:
         back (public ``set_*_provider``, allowed again after a reset); a new provider
         someone installed is attached to or read like at the start.
         """
+        # Every window asks: nothing changed (the same globals, and the same provider inside
+        # a wrapper) is answered with three reads and identity checks.
+        for read, seen, inner in self._watched:
+            now = read()
+            if now is not seen or (
+                inner is not _NOT_A_WRAPPER and getattr(now, "provider", None) is not inner
+            ):
+                break
+        else:
+            return
         for signal in SIGNALS:
             before = self._globals[signal]
             now = _global_provider(signal)
@@ -223,30 +255,9 @@ class SessionTelemetry:
                 self._setup(signal)
                 _warn(f"the global {_KIND[signal]} changed to {_describe(now)}; "
                       f"sniper-otel {self.setup[signal]}")
+        self._watch_globals()
 
     # routing (called by the processors, from any thread) -------------------------------
-    def _span_started(self, span: Span) -> None:
-        window = self.current
-        if window is None or span.context is None:
-            return
-        scope = span.instrumentation_scope
-        if scope is not None and scope.name in HARNESS_SCOPES:
-            self.harness_spans[span.context.span_id] = scope.name
-            return
-        self._open_owner[span.context.span_id] = window
-        window._span_started(span, next(self._seq))
-
-    def _span_ended(self, span: ReadableSpan) -> None:
-        if span.context is None:
-            return
-        # Only the window it started in, and only while that window is open: not one
-        # started outside any window or by the test harness.
-        owner = self._open_owner.pop(span.context.span_id, None)
-        if owner is None:
-            self.harness_spans.pop(span.context.span_id, None)
-        elif owner is self.current:
-            owner._span_ended(span)
-
     def _route_log(self, record: Any) -> None:
         window = self.current
         if window is None:
@@ -255,7 +266,7 @@ class SessionTelemetry:
         if span_id and span_id not in window._start_seq:
             owner = self._open_owner.get(span_id)
             if (owner is not None and owner is not window) or any(
-                span_id in closed._start_seq for closed in self._closed_windows
+                span_id in started for started in self._closed_windows
             ):
                 return  # written inside a span of another test
         window._log_emitted(record)
@@ -291,8 +302,34 @@ class SessionTelemetry:
         run inside a test, say): the outer window keeps the metrics recorded so far, gets
         nothing recorded inside the block, and resumes, with its log level, afterwards.
         """
-        from .telemetry import Telemetry
+        opened = self.open_window(
+            log_level=log_level, color=color, clock=clock, verbose=verbose, nested=nested
+        )
+        try:
+            yield opened.window
+        finally:
+            opened.close()
 
+    def open_window(
+        self,
+        *,
+        log_level: int = logging.INFO,
+        color: bool = False,
+        clock: Callable[[], int] | None = None,
+        verbose: bool = False,
+        nested: bool = False,
+        keep_log_level: bool = False,
+    ) -> OpenWindow:
+        """:meth:`capture` without the ``with`` block: the caller closes the returned
+        window (``.close()``), as the pytest plugin does after a test's last teardown.
+
+        ``keep_log_level=True``: closing leaves the root logger at the level the window
+        lowered it to, for the next window to reuse; :meth:`restore_log_level` sets it back.
+        Setting a logger's level empties the level cache of every logger in the process,
+        which costs more than the rest of a window (the plugin keeps it across consecutive
+        tests that use ``telemetry`` and restores it before any other test).
+        """
+        global _Telemetry
         outer = self.current
         if outer is not None and not nested:
             raise RuntimeError(
@@ -303,51 +340,53 @@ class SessionTelemetry:
             outer._collect_pending_metrics()
         with _INSTALL_LOCK:
             self._follow_global_providers()
-        window = Telemetry(self, color=color, clock=clock, verbose=verbose)
+        if _Telemetry is None:
+            from .telemetry import Telemetry
+
+            _Telemetry = Telemetry
+        window = _Telemetry(self, color=color, clock=clock, verbose=verbose)
         window._discard_pending_metrics()
-        root = logging.getLogger()
-        old_level = root.level
-        handler = None
-        attached = False
-        handler_level = logging.NOTSET
+        opened = OpenWindow(self, window, outer, keep_log_level)
+        root = logging.root
+        kept, self._kept_root_level = self._kept_root_level, None
+        # Lowered by a window that closed since: what to restore is what it found.
+        old_level = kept[0] if kept is not None and root.level == kept[1] else root.level
+        opened.old_level = old_level
         if self.logs_problem is None:
             if self._bridge is None:
                 from .logs import bridge_handler
 
                 self._bridge = bridge_handler(self.logger_provider)
-            handler = self._bridge
-            attached = handler in root.handlers  # by the outer window
-            handler_level = handler.level
+            handler = opened.handler = self._bridge
+            opened.attached = handler in root.handlers  # by the outer window
+            opened.handler_level = handler.level
             # The handler's own level enforces log_level: the root logger may already be
             # lower (pytest --log-level=DEBUG, a conftest's basicConfig).
             handler.setLevel(log_level)
             root.addHandler(handler)
             # Records below the root's level never reach a handler: lower it for the test
             # (NOTSET, 0, already lets everything through).
-            if old_level > log_level:
-                root.setLevel(log_level)
+            wanted = log_level if old_level > log_level else old_level
+            if root.level != wanted:
+                root.setLevel(wanted)
+            opened.set_level = wanted
+        elif kept is not None and root.level == kept[1]:
+            root.setLevel(old_level)
         self.current = window
         self.last_window = window
-        try:
-            yield window
-        finally:
-            if outer is not None:
-                # What the block recorded is the inner window's, not the resumed outer's.
-                window._collect_pending_metrics()
-                self.last_window = outer
-            self.current = outer
-            self._closed_windows.append(window)
-            # Its spans that never ended can't be captured any more: don't keep it alive.
-            for span_id in list(window._open):
-                self._open_owner.pop(span_id, None)
-            if handler is not None:
-                if attached:
-                    handler.setLevel(handler_level)
-                else:
-                    root.removeHandler(handler)
-                if root.level != old_level:
-                    root.setLevel(old_level)
-            window._closed = True
+        return opened
+
+    def restore_log_level(self) -> None:
+        """Set the root logger's level back where a window closed with
+        ``keep_log_level=True`` left it lowered (unless someone changed it since)."""
+        kept, self._kept_root_level = self._kept_root_level, None
+        if kept is not None and logging.root.level == kept[1]:
+            logging.root.setLevel(kept[0])
+
+    @property
+    def keeps_log_level(self) -> bool:
+        """Whether the root logger's level is still lowered by a closed window."""
+        return self._kept_root_level is not None
 
     def require(self, signal: str) -> None:
         __tracebackhide__ = True
@@ -363,15 +402,92 @@ class SessionTelemetry:
         return "; ".join(f"{k}: {v}" for k, v in self.setup.items())
 
 
+class OpenWindow:
+    """A window opened by :meth:`SessionTelemetry.open_window`: ``window`` receives the
+    telemetry until :meth:`close`, which puts the logging set-up back as it found it."""
+
+    __slots__ = ("_closed", "_keep_log_level", "_outer", "_session", "attached", "handler",
+                 "handler_level", "old_level", "set_level", "window")
+
+    def __init__(
+        self, session: SessionTelemetry, window: Telemetry, outer: Telemetry | None,
+        keep_log_level: bool,
+    ) -> None:
+        self._session = session
+        self.window = window
+        self._outer = outer
+        self._keep_log_level = keep_log_level
+        self._closed = False
+        self.handler: logging.Handler | None = None
+        self.attached = False
+        self.handler_level = logging.NOTSET
+        self.old_level = self.set_level = logging.NOTSET
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        session, window, outer = self._session, self.window, self._outer
+        if outer is not None:
+            # What the block recorded is the inner window's, not the resumed outer's.
+            window._collect_pending_metrics()
+            session.last_window = outer
+        session.current = outer
+        session._closed_windows.append(window._start_seq)
+        # Its spans that never ended can't be captured any more: don't keep it alive.
+        if window._open:
+            for span_id in list(window._open):
+                session._open_owner.pop(span_id, None)
+        handler = self.handler
+        if handler is not None:
+            root = logging.root
+            if self.attached:
+                handler.setLevel(self.handler_level)
+            else:
+                root.removeHandler(handler)
+            level = root.level
+            if level != self.old_level:
+                if self._keep_log_level and outer is None and level == self.set_level:
+                    session._kept_root_level = (self.old_level, level)
+                else:
+                    root.setLevel(self.old_level)
+        window._closed = True
+
+
 def _span_router(session: SessionTelemetry) -> Any:
     from opentelemetry.sdk.trace import SpanProcessor
 
+    # Called for every span: the session's maps are bound once, here.
+    open_owner = session._open_owner
+    harness_spans = session.harness_spans
+    seq = session._seq
+
     class SpanRouter(SpanProcessor):
         def on_start(self, span: Span, parent_context: Any = None) -> None:
-            session._span_started(span)
+            window = session.current
+            context = span.context
+            if window is None or context is None:
+                return
+            span_id = context.span_id
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name in HARNESS_SCOPES:
+                harness_spans[span_id] = scope.name
+                return
+            open_owner[span_id] = window
+            window._span_started(span, next(seq), span_id)
 
         def on_end(self, span: ReadableSpan) -> None:
-            session._span_ended(span)
+            context = span.context
+            if context is None:
+                return
+            span_id = context.span_id
+            # Only the window it started in, and only while that window is open: not one
+            # started outside any window or by the test harness.
+            owner = open_owner.pop(span_id, None)
+            if owner is None:
+                harness_spans.pop(span_id, None)
+            elif owner is session.current:
+                owner._span_ended(span, span_id)
 
     return SpanRouter()
 

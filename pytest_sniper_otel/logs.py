@@ -82,17 +82,15 @@ def routing_processor(sink: Any) -> LogRecordProcessor:
     return _Router()
 
 
-class _SkipOtelInternals(logging.Filter):
-    # The SDK reports its own troubles through stdlib logging; bridging those back into
-    # OTel would capture SDK noise as the test's logs (and can recurse).
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(("opentelemetry", "pytest_sniper_otel._internal"))
+class _BridgeFilter(logging.Filter):
+    """What the bridge leaves out (one filter: it runs for every record).
 
-
-class _SkipBridgedElsewhere(logging.Filter):
-    """Drops a record that another OTel logging handler on its way up the logger tree
-    already sends to the same provider: an app that bridged stdlib logging itself would
-    otherwise see every record twice."""
+    * The SDK's own troubles, reported through stdlib logging: bridging those back into
+      OTel would capture SDK noise as the test's logs (and can recurse).
+    * A record that another OTel logging handler on its way up the logger tree already
+      sends to the same provider: an app that bridged stdlib logging itself would otherwise
+      see every record twice.
+    """
 
     def __init__(self, provider: object, ours: logging.Handler) -> None:
         super().__init__()
@@ -100,22 +98,35 @@ class _SkipBridgedElsewhere(logging.Filter):
         self._ours = ours
 
     def filter(self, record: logging.LogRecord) -> bool:
-        logger: logging.Logger | None = logging.getLogger(record.name)
+        name = record.name
+        if name.startswith(("opentelemetry", "pytest_sniper_otel._internal")):
+            return False
+        # The registry read directly: logging.getLogger() takes logging's module lock.
+        logger: Any = logging.Logger.manager.loggerDict.get(name)
+        if not isinstance(logger, logging.Logger):
+            logger = logging.getLogger(name)
+        provider, ours = self._provider, self._ours
         while logger is not None:
             for handler in logger.handlers:
+                if handler is ours:
+                    continue
                 # Both OTel LoggingHandlers (the SDK's and instrumentation-logging's) keep
                 # their provider in _logger_provider, no public accessor exists; a wrapper
-                # (logfire's proxy) holds the SDK provider in .provider.
-                target = getattr(handler, "_logger_provider", None)
+                # (logfire's proxy) holds the SDK provider in .provider. Read from the
+                # instance's dict: a getattr default on every other handler costs an
+                # AttributeError each.
+                target = getattr(handler, "__dict__", _NO_ATTRIBUTES).get("_logger_provider")
                 if (
-                    handler is not self._ours
-                    and target is not None
-                    and self._provider in (target, getattr(target, "provider", None))
+                    target is not None
+                    and (target is provider or getattr(target, "provider", None) is provider)
                     and record.levelno >= handler.level
                 ):
                     return False
             logger = logger.parent if logger.propagate else None
         return True
+
+
+_NO_ATTRIBUTES: dict[str, Any] = {}
 
 
 def bridge_handler(provider: LoggerProvider, level: int = logging.NOTSET) -> logging.Handler:
@@ -126,6 +137,5 @@ def bridge_handler(provider: LoggerProvider, level: int = logging.NOTSET) -> log
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     handler = LoggingHandler(level=level, logger_provider=provider)
-    handler.addFilter(_SkipOtelInternals())
-    handler.addFilter(_SkipBridgedElsewhere(provider, handler))
+    handler.addFilter(_BridgeFilter(provider, handler))
     return handler

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    from .capture import SessionTelemetry
+    from .capture import OpenWindow, SessionTelemetry
     from .clock import SimClock
     from .telemetry import Telemetry
 
@@ -40,8 +38,9 @@ class _Settings:
 
 _SETTINGS = pytest.StashKey[_Settings]()
 _TELEMETRY = pytest.StashKey["Telemetry"]()
-_WINDOW = pytest.StashKey["AbstractContextManager[Telemetry]"]()
+_WINDOW = pytest.StashKey["OpenWindow"]()
 _SESSION = pytest.StashKey["SessionTelemetry"]()
+_WINDOWS = pytest.StashKey["_Windows"]()
 
 
 class HookSpecs:
@@ -161,12 +160,15 @@ def _open_window(item: pytest.Item) -> None:
 
         plugins = config.pluginmanager
         if not plugins.has_plugin(_ReportSections.name):
-            plugins.register(_ReportSections(), _ReportSections.name)
+            plugins.register(_ReportSections(settings.show), _ReportSections.name)
         session = config.stash[_SESSION] = install_session(metric_views=_metric_views(config))
-    window: AbstractContextManager[Telemetry] = session.capture(
-        log_level=settings.log_level, color=settings.color, verbose=settings.verbose
+    # The root logger stays lowered after the window, for the next test's: restored before
+    # a test that doesn't use telemetry (pytest_runtest_setup) and at the session's end.
+    window: OpenWindow = session.open_window(
+        log_level=settings.log_level, color=settings.color, verbose=settings.verbose,
+        keep_log_level=True,
     )
-    item.stash[_TELEMETRY] = window.__enter__()
+    item.stash[_TELEMETRY] = window.window
     item.stash[_WINDOW] = window
 
 
@@ -183,6 +185,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _restore_log_level(session.config)
+
+
+def _restore_log_level(config: pytest.Config) -> None:
+    telemetry_session = config.stash.get(_SESSION, None)
+    if telemetry_session is not None and telemetry_session.keeps_log_level:
+        telemetry_session.restore_log_level()
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # A test that uses `telemetry` gets its window before its first function-scoped
     # fixture, so spans of fixtures set up before `telemetry` are its own whatever the
@@ -192,14 +205,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     _running_item = item
     if "telemetry" in getattr(item, "fixturenames", ()):
         _windows(item.config).pending = item
+    else:
+        # Not before its fixtures: the root logger's level is the user's again.
+        _restore_log_level(item.config)
 
 
 def _windows(config: pytest.Config) -> _Windows:
-    plugins = config.pluginmanager
-    windows: _Windows | None = plugins.get_plugin(_Windows.name)
+    windows = config.stash.get(_WINDOWS, None)
     if windows is None:
-        windows = _Windows()
-        plugins.register(windows, _Windows.name)
+        windows = config.stash[_WINDOWS] = _Windows()
+        config.pluginmanager.register(windows, _Windows.name)
     return windows
 
 
@@ -230,7 +245,7 @@ class _Windows:
             window = item.stash.get(_WINDOW, None)
             if window is not None:
                 del item.stash[_WINDOW]
-                window.__exit__(None, None, None)
+                window.close()
 
 
 @pytest.fixture
@@ -264,23 +279,26 @@ class _ReportSections:
 
     name = "sniper-otel-report-sections"
 
+    def __init__(self, show: str) -> None:
+        self.show = show
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, Any, Any]:
         report = yield
         captured = item.stash.get(_TELEMETRY, None)
-        if captured is not None and report.when == "teardown":
-            # Don't keep every test's spans alive until the session ends.
-            del item.stash[_TELEMETRY]
         if captured is None:
             return report
-        _redact_report(report, captured)
-        if report.when == "teardown" and not report.failed:
-            return report
-        show = item.config.stash[_SETTINGS].show
-        if (show == "always" and report.when == "call") or (show == "failed" and report.failed):
-            report.sections.append((f"Captured telemetry {report.when}", _rendered(captured)))
+        when = report.when
+        if when == "teardown":
+            # Don't keep every test's spans alive until the session ends.
+            del item.stash[_TELEMETRY]
+        if captured.redacts:
+            _redact_report(report, captured)
+        show = self.show
+        if (show == "failed" and report.failed) or (show == "always" and when == "call"):
+            report.sections.append((f"Captured telemetry {when}", _rendered(captured)))
         return report
 
 

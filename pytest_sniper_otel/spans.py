@@ -14,6 +14,7 @@ import operator
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
@@ -35,14 +36,22 @@ class SpanNode:
     """A captured span with its children, in start order."""
 
     # Made for every span as it ends: only what ordering siblings needs is read here.
-    __slots__ = ("children", "parent", "seq", "span", "start")
+    __slots__ = ("__weakref__", "_parent", "children", "seq", "span", "start")
 
     def __init__(self, span: ReadableSpan, seq: int) -> None:
         self.span = span
         self.seq = seq
         self.start: int = span.start_time or 0
         self.children: list[SpanNode] = []
-        self.parent: SpanNode | None = None
+        self._parent: weakref.ref[SpanNode] | None = None
+
+    @property
+    def parent(self) -> SpanNode | None:
+        """The parent node (None for a root), while its tree is alive: the link up is weak,
+        so a test's trees are freed as soon as the test is done with them, without waiting
+        for the garbage collector to find the cycles strong links would make."""
+        ref = self._parent
+        return ref() if ref is not None else None
 
     @property
     def name(self) -> str:
@@ -117,28 +126,32 @@ class Forest:
         self._top: list[SpanNode] = []  # spans without a parent
         self._roots: list[SpanNode] | None = None
 
-    def add(self, span: ReadableSpan, seq: int) -> None:
+    def add(self, span: ReadableSpan, seq: int, span_id: int | None = None) -> None:
+        """Add an ended span (``span_id``: its id, when the caller has read it already)."""
         node = SpanNode(span, seq)
-        sid = span.context.span_id if span.context is not None else 0
+        if span_id is None:
+            span_id = span.context.span_id if span.context is not None else 0
         parent = span.parent
+        parent_id = parent.span_id if parent is not None else 0
         with self._lock:
             self._roots = None
-            self._nodes[sid] = node
-            early = self._waiting.pop(sid, None)
+            self._nodes[span_id] = node
+            early = self._waiting.pop(span_id, None)
             if early is not None:
+                up = weakref.ref(node)
                 for child in early:
-                    child.parent = node
+                    child._parent = up
                 if len(early) > 1:
                     early.sort(key=_start_order)
                 node.children = early
             if parent is None:
                 self._top.append(node)
                 return
-            owner = self._nodes.get(parent.span_id)
+            owner = self._nodes.get(parent_id)
             if owner is None:
-                self._waiting.setdefault(parent.span_id, []).append(node)
+                self._waiting.setdefault(parent_id, []).append(node)
                 return
-            node.parent = owner
+            node._parent = weakref.ref(owner)
             siblings = owner.children
             if not siblings or _start_order(siblings[-1]) <= _start_order(node):
                 siblings.append(node)

@@ -68,18 +68,16 @@ class Telemetry:
         self._closed = False
 
     # routing (called by the session's processors, from any thread) --------------------
-    def _span_started(self, s: Span, seq: int) -> None:
-        if s.context is not None:
-            self._start_seq[s.context.span_id] = seq
-            self._open[s.context.span_id] = s.name
+    def _span_started(self, s: Span, seq: int, span_id: int) -> None:
+        self._start_seq[span_id] = seq
+        self._open[span_id] = s.name
 
-    def _span_ended(self, s: ReadableSpan) -> None:
+    def _span_ended(self, s: ReadableSpan, span_id: int) -> None:
         self._spans.append(s)
-        if s.context is not None:
-            sid = s.context.span_id
-            self._open.pop(sid, None)
-            # Spans started before this window opened sort after those started in it.
-            self._forest.add(s, self._start_seq.get(sid, _NOT_STARTED_HERE + len(self._spans)))
+        self._open.pop(span_id, None)
+        # Spans started before this window opened sort after those started in it.
+        seq = self._start_seq.get(span_id, _NOT_STARTED_HERE + len(self._spans))
+        self._forest.add(s, seq, span_id)
 
     def _log_emitted(self, record: Any) -> None:
         self._logs.append(record)

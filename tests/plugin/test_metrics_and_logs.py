@@ -535,6 +535,58 @@ def test_root_logger_level_is_only_ever_lowered(app: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_root_logger_is_lowered_for_telemetry_tests_only(app: pytest.Pytester) -> None:
+    # Consecutive telemetry tests share one lowering; every other test, and whatever runs
+    # after the session, sees the level the user set. A test that sets the level itself
+    # has it put back at its end.
+    app.makeconftest(
+        """
+        import logging
+
+        logging.getLogger().setLevel(logging.WARNING)
+
+        def pytest_sessionfinish(session):
+            print("at session end:", logging.getLevelName(logging.getLogger().level))
+        """
+    )
+    app.makepyfile(
+        test_root="""
+        import logging
+
+        from app import log
+
+        def level():
+            return logging.getLevelName(logging.getLogger().level)
+
+        def test_1(telemetry):
+            assert level() == "INFO"
+
+        def test_2(telemetry):
+            log.info("i")
+            assert [r.body for r in telemetry.logs] == ["i"]
+            assert level() == "INFO"
+
+        def test_3_plain(caplog):
+            log.info("not seen")
+            assert level() == "WARNING"
+            assert caplog.records == []
+
+        def test_4(telemetry):
+            assert level() == "INFO"
+            logging.getLogger().setLevel(logging.ERROR)
+
+        def test_5_plain():
+            assert level() == "WARNING"
+
+        def test_6(telemetry):
+            assert level() == "INFO"
+        """
+    )
+    result = run_inprocess(app, "-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*at session end: WARNING"])
+
+
 NESTED = """
 import logging
 

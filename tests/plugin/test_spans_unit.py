@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import re
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -98,6 +100,23 @@ def test_forest_orders_siblings_by_start_then_start_sequence() -> None:
     assert roots[1].children[0].parent is roots[1]
     assert roots[1].children[0].path() == "root > a"
     assert [n.name for n in roots[1].walk()] == ["root", "a", "b", "late"]
+
+
+def test_a_forest_is_freed_without_the_cycle_collector() -> None:
+    # A window's trees go with it when the test is done: no parent <-> child cycle left for
+    # the garbage collector, whose full passes are slow in a large test session.
+    t = Trace()
+    root = t.add("root")
+    t.add("leaf", t.add("mid", root))
+    roots = t.roots()
+    leaf = weakref.ref(roots[0].children[0].children[0])
+    assert leaf() is not None and leaf().path() == "root > mid > leaf"  # type: ignore[union-attr]
+    gc.disable()
+    try:
+        del roots
+        assert leaf() is None
+    finally:
+        gc.enable()
 
 
 def shape(roots: list[SpanNode]) -> list[tuple[str, Any]]:
