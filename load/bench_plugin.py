@@ -298,9 +298,13 @@ def fixture_cost(n_each: int, rounds: int) -> dict[str, Any]:
     }
 
 
-# Each arm's suite: a test module whose fixture tests (``test_f*``) alternate with plain
-# tests (``test_p*``); the arm's added cost per test is the median protocol time of its
-# fixture tests minus that of its plain tests, in the same process.
+# Each arm's suite: a test module whose fixture tests (``test_f*``) and plain tests
+# (``test_p*``) come in alternating blocks of BLOCK, as tests using a fixture sit together
+# in modules and classes; the arm's added cost per test is the median protocol time of its
+# fixture tests minus that of its plain tests, in the same process. (Strictly alternating
+# one by one, the plain test after each telemetry test would also pay for setting the root
+# logger's level back, which the plugin keeps lowered across consecutive telemetry tests.)
+BLOCK = 25
 BODY = """
 import logging
 
@@ -321,21 +325,37 @@ def body():
                 with tracer.start_as_current_span("call"):
                     orders.add(1, {"step": step})
         with tracer.start_as_current_span("settle"):
-            latency.record(12.5)
-            latency.record(40.0)
+            with tracer.start_as_current_span("ledger"):
+                latency.record(12.5)
+            with tracer.start_as_current_span("notify"):
+                latency.record(40.0)
             _log.info("settled %d", 3)
             _log.warning("slow settle")
 """
 
+# The same job as the telemetry fixture, written by hand the way the OTel SDK documents
+# it today (no deprecated class): session providers; per test the span and log exporters
+# cleared and the metric reader collected (DELTA for the same instrument kinds, so a
+# collection drops what earlier tests recorded); stdlib logging bridged by the same
+# handler, on the root logger lowered to INFO for the whole session.
 HANDMADE_CONFTEST = """
 import logging
 
 import pytest
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    MeterProvider,
+    ObservableCounter,
+    ObservableUpDownCounter,
+    UpDownCounter,
+    _Gauge,
+)
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -348,10 +368,13 @@ def _session_otel():
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     trace.set_tracer_provider(tracer_provider)
-    delta = AggregationTemporality.DELTA
-    reader = InMemoryMetricReader(preferred_temporality={Counter: delta, Histogram: delta})
+    kinds = (_Gauge, Counter, UpDownCounter, Histogram, ObservableCounter,
+             ObservableUpDownCounter)
+    reader = InMemoryMetricReader(
+        preferred_temporality={kind: AggregationTemporality.DELTA for kind in kinds}
+    )
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    logs = InMemoryLogExporter()
+    logs = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     set_logger_provider(logger_provider)
@@ -370,21 +393,39 @@ def otel(_session_otel):
     return _session_otel
 """
 
+# What each arm does per test, printed under the table.
+ARM_JOBS = {
+    "sniper": "telemetry: a capture window per test (spans routed to it and built into trees "
+    "as they end, metric deltas collected at its start, stdlib logging bridged while it is "
+    "open), all put back after the test's last teardown",
+    "handmade": "conftest fixture: session providers; per test InMemorySpanExporter.clear(), "
+    "InMemoryLogRecordExporter.clear(), InMemoryMetricReader.get_metrics_data() (DELTA, the "
+    "same instrument kinds); the same stdlib bridge handler, root logger at INFO all session",
+    "testbase": "opentelemetry-test-utils TestBase: new providers and in-memory exporters "
+    "per test (setUp/tearDown)",
+    "capfire": "logfire's capfire fixture: logfire.configure() with test exporters per test",
+}
+
 
 def _fixture_suite(arm: str, n_each: int, with_body: bool) -> tuple[str, str]:
-    """(conftest, test module) of one arm."""
+    """(conftest, test module) of one arm: ``n_each`` tests with its fixture and as many
+    without, in alternating blocks of ``BLOCK``."""
     call = "body()" if with_body else "pass"
     conftest = PHASES_CONFTEST
+    blocks = range(0, n_each, BLOCK)
     if arm == "testbase":
         lines = [
             "import unittest",
             "from opentelemetry.test.test_base import TestBase",
             "from bench_body import body",
-            "class TestF(TestBase):",
-            *(f"    def test_f{i}(self):\n        {call}" for i in range(n_each)),
-            "class TestP(unittest.TestCase):",
-            *(f"    def test_p{i}(self):\n        pass" for i in range(n_each)),
         ]
+        for b in blocks:
+            lines.append(f"class TestF{b:05d}(TestBase):")
+            lines += [f"    def test_f{i}(self):\n        {call}"
+                      for i in range(b, min(n_each, b + BLOCK))]
+            lines.append(f"class TestP{b:05d}(unittest.TestCase):")
+            lines += [f"    def test_p{i}(self):\n        pass"
+                      for i in range(b, min(n_each, b + BLOCK))]
         return conftest, "\n".join(lines) + "\n"
     fixture = {"sniper": "telemetry", "handmade": "otel", "capfire": "capfire"}[arm]
     if arm == "handmade":
@@ -392,9 +433,10 @@ def _fixture_suite(arm: str, n_each: int, with_body: bool) -> tuple[str, str]:
     if arm == "capfire":
         conftest += "\nfrom logfire.testing import capfire  # noqa: F401\n"
     lines = ["from bench_body import body"]
-    for i in range(n_each):
-        lines.append(f"def test_f{i}({fixture}):\n    {call}")
-        lines.append(f"def test_p{i}():\n    pass")
+    for b in blocks:
+        block = range(b, min(n_each, b + BLOCK))
+        lines += [f"def test_f{i}({fixture}):\n    {call}" for i in block]
+        lines += [f"def test_p{i}():\n    pass" for i in block]
     return conftest, "\n".join(lines) + "\n"
 
 
@@ -454,17 +496,17 @@ def fixture_arms(n_each: int, rounds: int) -> dict[str, Any]:
 
 
 def window_cost(n: int) -> dict[str, Any]:
-    """The raw capture window, in-process: open and close with nothing recorded."""
+    """The capture window, in-process: open and close with nothing recorded, as the plugin
+    does for consecutive tests (the root logger's level kept lowered between them)."""
     from pytest_sniper_otel.capture import install_session
 
     session = install_session()
-    for _ in range(200):  # warm up
-        with session.capture():
-            pass
 
     def open_close() -> None:
-        with session.capture():
-            pass
+        session.open_window(keep_log_level=True).close()
+
+    for _ in range(200):  # warm up
+        open_close()
 
     def collect() -> None:
         session.collect_metrics()
@@ -567,8 +609,9 @@ def matching(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
                 gc.collect()
                 started = time.process_time()
                 for s in spans:
-                    window._span_started(s, seq[s.context.span_id])
-                    window._span_ended(s)
+                    span_id = s.context.span_id
+                    window._span_started(s, seq[span_id], span_id)
+                    window._span_ended(s, span_id)
                 feeds.append(time.process_time() - started)
                 gc.collect()
                 started = time.process_time()  # CPU time: waiting for a core isn't ours
@@ -679,7 +722,8 @@ def _table(results: dict[str, Any]) -> str:
             rows.append((f"  context: {arm} not installed", "", "", ""))
     if "window" in results:
         w = results["window"]
-        rows.append(("  raw window open+close, in-process", f"{w['open_close_us']:.1f} us", "", ""))
+        rows.append(("  window open+close, in-process (consecutive tests)",
+                     f"{w['open_close_us']:.1f} us", "", ""))
         rows.append(
             ("  of which one metric collection", f"{w['metric_collection_us']:.1f} us", "", "")
         )
@@ -794,6 +838,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["matching"] = matching(sizes, args.repeats if not args.quick else 1)
     print()
     print(_table(results))
+    if "arms" in results:
+        print(f"\nfixture arms (tests with and without the fixture in blocks of {BLOCK}, "
+              "added = median with - median without, same process):")
+        for arm, job in ARM_JOBS.items():
+            print(f"  {arm:<9} {job}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nJSON: {args.json}")
