@@ -77,7 +77,7 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
     """Paths where the two journals differ, over the keys both have."""
     if isinstance(old, dict) and isinstance(new, dict):
         found = []
-        for key in old.keys() & new.keys():
+        for key in sorted(old.keys() & new.keys()):
             found += differences(old[key], new[key], f"{path}.{key}")
         return found
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
@@ -89,12 +89,15 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
 
 
 def compare_journals(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
-    """Per scenario both ran: the paths whose values differ."""
+    """Per scenario both ran: the paths whose values differ; a scenario the earlier commit
+    ran and this one did not is a difference too (one added since is not)."""
     def by_name(journal: dict[str, Any]) -> dict[str, Any]:
         return {s["experiment"]["name"]: _normalised(s) for s in journal["scenarios"]}
 
     a, b = by_name(old), by_name(new)
-    return {name: differences(a[name], b[name]) for name in sorted(a.keys() & b.keys())}
+    found = {name: differences(a[name], b[name]) for name in sorted(a.keys() & b.keys())}
+    found.update({name: ["ran before, not now"] for name in sorted(a.keys() - b.keys())})
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "yes" if ratio <= GOAL else "MISSED"
     print(f"\nCPU per simulated minute, now / before: {ratio:.2f}x "
           f"(per round: {', '.join(f'{x:.2f}' for x in ratios)}); goal <= {GOAL}x: {verdict}")
-    print(f"journals of the {len(diffs)} scenarios both ran: "
+    print(f"journals of the {len(diffs)} scenarios the earlier commit ran: "
           f"{len(diffs) - len(changed)} identical (wall-clock readings, random ids and "
           "fields of one version only aside)")
     for name, d in changed.items():
