@@ -4,7 +4,8 @@
 queue and a swappable exporter, attached once to the session's SDK providers. Ending a span
 never waits: it is queued, or dropped when the queue is full. Queued items are exported by
 :meth:`ExportPipeline.pump`, which the chaos runner calls on every simulated step; the
-exporter runs in a worker thread and ``pump`` waits at most ``export_timeout`` *real*
+exporter runs in a worker thread (the default counting sink, which can neither hang nor
+fail, runs inline) and ``pump`` waits at most ``export_timeout`` *real*
 seconds for it (freezegun leaves ``threading`` alone, so that timeout is wall time, and the
 pipeline reads real time from the clock it is given, never from the patched ``time``). So an
 exporter that raises, hangs or crawls costs the bot nothing but telemetry, and every lost
@@ -263,6 +264,11 @@ class ExportPipeline(SpanProcessor):
         self.stats.longest_pump = max(self.stats.longest_pump, real() - t0)
 
     def _export(self, signal: str, exporter: Any, batch: list[Any]) -> bool:
+        if type(exporter) is CountingExporter:  # can neither hang nor fail: no thread needed
+            job = _Job(signal, exporter, batch)
+            job.run()
+            self._settle(job)
+            return True
         job = self._start(signal, exporter, batch)
         if not job.done.wait(self.export_timeout):
             self._stuck = job

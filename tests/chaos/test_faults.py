@@ -327,7 +327,7 @@ def _export_threads() -> set[threading.Thread]:
 
 
 def test_exports_reuse_an_idle_thread_and_never_queue_behind_a_hung_one() -> None:
-    pipeline = ExportPipeline(export_timeout=0.05)
+    pipeline = ExportPipeline(export_timeout=0.05, log_exporter=_Exporter())
     before = _export_threads()
     with pipeline.enabled():
         for step in range(50):
@@ -352,3 +352,14 @@ def test_exports_reuse_an_idle_thread_and_never_queue_behind_a_hung_one() -> Non
         assert len(_export_threads() - before) == 2
     finally:
         gate.release.set()
+
+
+def test_the_default_sink_is_counted_without_a_thread() -> None:
+    pipeline = ExportPipeline()
+    before = _export_threads()
+    with pipeline.enabled():
+        for step in range(5):
+            pipeline.on_emit(object())
+            pipeline.pump(float(step))
+    assert pipeline.stats.exported["logs"] == 5 and pipeline.log_exporter.exported == 5
+    assert _export_threads() - before == set()
