@@ -7,8 +7,9 @@ once; each is drawn per call (``probability``) and may be limited to some ``endp
 (the request's logical endpoint: ``calendar``, ``ticker``, ``order.place``, ...).
 Latency is charged on the target's ``clock`` when it has one (the simulated clock).
 
-``market.partial_fills`` changes the exchange simulator's conditions and ``feed.disconnect``
-drops the websocket-like price feed.
+``market.partial_fills`` changes the exchange simulator's conditions,
+``market.dud_listings`` calls off announced launches (``called_off``: they never open) and
+``feed.disconnect`` drops the websocket-like price feed.
 """
 
 from __future__ import annotations
@@ -297,6 +298,54 @@ class PartialFills(Fault):
 
 @register
 @dataclass
+class DudListings(Fault):
+    """Announced listings whose launch falls while the fault is active never open: the
+    calendar still shows them ready up to the launch, then ``tradingOpen: false``, and
+    orders on them are refused (30001, not open). Each genuine listing is drawn once, with
+    the schedule's ``probability``, before its launch (counted as a hit or a miss); one
+    already open stays open, and one not yet launched at rollback opens as announced."""
+
+    name = "market.dud_listings"
+    target = "market"
+    summary = "announced listings launching while active never open (drawn per listing)"
+
+    def apply(self, target: Any) -> None:
+        for seam in ("called_off", "listings", "launch_time", "clock"):
+            _attr(target, seam, self.name)
+        self._drawn: set[str] = set()
+        self._launches: dict[str, float] = {}  # called off: symbol -> launch time
+        self._call_off(target, self.records[-1].started)
+
+    def step(self, target: Any, at: float, dt: float) -> None:
+        self._call_off(target, at)
+
+    def _call_off(self, target: Any, at: float) -> None:
+        # Decided ahead of the launch, up to the scheduled end: the bot may trade in the
+        # instant a listing opens, before the next step.
+        now = target.clock.time()
+        until = now + (self.schedule.end - at)
+        for spec in target.listings():
+            launch = target.launch_time(spec)
+            if launch >= until:
+                break  # sorted by launch
+            if spec.symbol in self._drawn or not spec.genuine:
+                continue
+            self._drawn.add(spec.symbol)
+            if launch > now and self.strikes():
+                target.called_off.add(spec.symbol)
+                self._launches[spec.symbol] = launch
+
+    def revert(self, target: Any) -> None:
+        # rolled back before its scheduled end: the launches still to come happen
+        now = target.clock.time()
+        for symbol, launch in self._launches.items():
+            if launch > now:
+                target.called_off.discard(symbol)
+                self.records[-1].hits -= 1
+
+
+@register
+@dataclass
 class FeedDisconnect(Fault):
     """The websocket price feed drops; reconnects are refused for ``down_for`` seconds.
     While active it drops again at each step with ``probability`` (a flapping link)."""
@@ -333,6 +382,7 @@ def _attr(target: Any, name: str, fault: str) -> Any:
 
 __all__ = [
     "CallFault",
+    "DudListings",
     "DuplicateCalendar",
     "FaultyTransport",
     "FeedDisconnect",

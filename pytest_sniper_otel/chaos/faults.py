@@ -15,7 +15,8 @@ documented seam, so the same faults work against your own bot:
 target     what the object must offer
 ========== ===================================================================
 exchange   ``.transport``: a callable ``(ApiRequest) -> ApiResponse``
-market     ``.conditions``: exchange-side knobs (``partial_fill_rate``...)
+market     ``.conditions``: exchange-side knobs (``partial_fill_rate``...); ``.called_off``
+           (symbols whose launch never comes), ``.listings()``, ``.launch_time(spec)``
 feed       ``.disconnect(reason, down_for=...)`` and ``.connect()``
 redis      a redis-py client (sync ``Redis``, ``FakeRedis`` included), or an object with
            ``.client`` (and ``.clock`` to charge latency on)

@@ -50,6 +50,7 @@ RECIPES: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "exchange.stale_calendar": st.just({}),
     "exchange.duplicate_calendar": st.just({}),
     "market.partial_fills": st.fixed_dictionaries({"rate": st.sampled_from([0.5, 1.0])}),
+    "market.dud_listings": st.just({}),
     "feed.disconnect": st.fixed_dictionaries({"down_for": st.sampled_from([5.0, 60.0])}),
     "redis.outage": st.just({}),
     "redis.latency": st.fixed_dictionaries({"latency": st.sampled_from([0.01, 0.2])}),

@@ -310,6 +310,9 @@ class ExchangeSimulator:
         self._order_ids: dict[str, str] = {}  # order id -> client order id
         self.fills: list[Fill] = []
         self._listings: dict[str, ListingSpec] = {}
+        # launches called off (the ``market.dud_listings`` fault): announced, shown ready on
+        # the calendar, but never open for trading
+        self.called_off: set[str] = set()
         self._generated_windows: float = -1 if listings is None else math.inf
         for spec in listings or ():
             self._listings[spec.symbol] = spec
@@ -362,7 +365,8 @@ class ExchangeSimulator:
         return (1, 1, 1)
 
     def is_open(self, spec: ListingSpec, now: float) -> bool:
-        return spec.genuine and now >= self.launch_time(spec)
+        return spec.genuine and spec.symbol not in self.called_off \
+            and now >= self.launch_time(spec)
 
     # -- prices --------------------------------------------------------------------------
     def price_at(self, symbol: str, now: float) -> float | None:

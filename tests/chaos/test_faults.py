@@ -37,6 +37,10 @@ from pytest_sniper_otel.flow.exchange import ApiRequest, ApiResponse, TransportT
         ({"name": "exchange.rate_limit", "retry_afterr": 3},
          "fault 'exchange.rate_limit': unknown parameter(s) retry_afterr "
          "(parameters: endpoints, retry_after)"),
+        ({"name": "market.dud_listings", "rate": 0.5},
+         "fault 'market.dud_listings': unknown parameter(s) rate (parameters: none)"),
+        ({"name": "market.dud_listings", "probability": 2},
+         "probability must be within [0, 1], got 2"),
         ({"name": "redis.outage", "start": "soon"},
          "start must be a number of seconds or a string like '2m', got 'soon'"),
     ],
@@ -133,6 +137,14 @@ def test_calendar_faults_only_touch_the_calendar() -> None:
     other = ApiRequest("GET", "/api/v3/ticker/price", "ticker")
     assert client.transport(other).json()["data"] == data[:1]
     assert dup.records[0].hits == 1
+
+
+def test_dud_listings_need_an_exchange_that_can_call_off_a_launch() -> None:
+    duds = fault("market.dud_listings").build(0, 0)
+    with pytest.raises(FaultError, match=r"^market.dud_listings: target _Client has no "
+                                         r"'called_off'$"):
+        duds.inject(_Client(), at=0.0)
+    assert not duds.active and duds.records == []
 
 
 # -- redis ---------------------------------------------------------------------------------

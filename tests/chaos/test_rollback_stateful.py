@@ -21,14 +21,15 @@ from pytest_sniper_otel.chaos.targets import Targets
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow.bot import SniperBot
 
-# every fault but the clock jump, which moves time for good by design
+# every fault but the clock jump, which moves time for good by design (a dud listing's
+# launch, once passed, stays called off: only the launches still to come must come back)
 NAMES = tuple(n for n in (
     "exchange.http_error", "exchange.rate_limit", "exchange.timeout", "exchange.latency",
     "exchange.malformed", "exchange.stale_calendar", "exchange.duplicate_calendar",
-    "market.partial_fills", "feed.disconnect", "redis.outage", "redis.latency",
-    "redis.eviction", "clock.skew", "model.confidence_drift", "model.inference_slowdown",
-    "model.false_positive_burst", "telemetry.exporter_raises", "telemetry.exporter_hangs",
-    "telemetry.exporter_slow", "telemetry.queue_overflow",
+    "market.partial_fills", "market.dud_listings", "feed.disconnect", "redis.outage",
+    "redis.latency", "redis.eviction", "clock.skew", "model.confidence_drift",
+    "model.inference_slowdown", "model.false_positive_burst", "telemetry.exporter_raises",
+    "telemetry.exporter_hangs", "telemetry.exporter_slow", "telemetry.queue_overflow",
 ))
 
 
@@ -39,6 +40,10 @@ def _seams(bot: SniperBot, pipeline: Any) -> dict[str, Any]:
         "pool hook": "get_connection" in vars(bot.cache.client.connection_pool),
         "knobs": (knobs.confidence_drift, knobs.inference_slowdown, knobs.false_positive_burst),
         "partial_fill_rate": bot.exchange.conditions.partial_fill_rate,
+        "launches called off": sorted(
+            spec.symbol for spec in bot.exchange.listings()
+            if spec.symbol in bot.exchange.called_off
+            and bot.exchange.launch_time(spec) > bot.clock.time()),
         "clocks": (bot.exchange.clock, bot.model.clock, bot.cache.clock, bot.client.clock),
         "exporters": (pipeline.exporter, pipeline.log_exporter),
         "queue": (pipeline.max_queue, pipeline.max_batch),

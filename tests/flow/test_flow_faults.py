@@ -10,6 +10,8 @@ import pytest
 import redis
 
 from pytest_sniper_otel import Telemetry, span
+from pytest_sniper_otel.chaos import fault
+from pytest_sniper_otel.chaos.fixture import ChaosController
 from pytest_sniper_otel.clock import SimClock
 from pytest_sniper_otel.flow import (
     BotConfig,
@@ -262,6 +264,49 @@ def test_model_knobs_make_false_positives_and_slow_inference(
     assert telemetry.metric("pattern_false_positives_total").value == 2
     assert telemetry.metric("model_accuracy_score").value == 0.0
     assert telemetry.metric("model_inference_latency_ms").min >= 250
+
+
+@pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(listings=listings(100, 140, 400),
+                                                      conditions=CALM))
+def test_dud_listings_are_announced_ready_but_never_open(
+    sniper_bot: SniperBot, telemetry: Telemetry, chaos: ChaosController
+) -> None:
+    chaos.bind_bot(sniper_bot)
+    duds = chaos.add(fault("market.dud_listings", start=0, duration=200))
+    chaos.advance(460, step=5.0, run=sniper_bot.run_for)
+    # the launches in the fault's window are called off; the one after it opens
+    assert sorted(sniper_bot.exchange.called_off) == ["L000USDT", "L001USDT"]
+    assert duds.total_hits() == 2
+    buys = {i.symbol: i for i in sniper_bot.ledger if i.side == "BUY"}
+    assert sorted(buys) == ["L000USDT", "L001USDT", "L002USDT"]
+    for symbol in ("L000USDT", "L001USDT"):  # shown ready, sniped, refused as not open
+        assert buys[symbol].outcome == Outcome.REJECTED
+        assert buys[symbol].reason.startswith("30001"), buys[symbol].reason
+    assert buys["L002USDT"].outcome == Outcome.FILLED
+    assert sniper_bot.exchange.balances["USDT"][1] == 0.0  # nothing locked on a dud
+    assert sniper_bot.reconcile() == []
+    # each "will open" call judged at its launch: the duds' false, the genuine one true
+    assert telemetry.metric("pattern_positive_calls_judged_total").value == 3
+    assert telemetry.metric("pattern_false_positives_total").value == 2
+    assert telemetry.metric("orders_total", {"outcome": "rejected", "side": "BUY"}).value == 2
+
+
+@pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(listings=listings(100, 140),
+                                                      conditions=CALM))
+def test_dud_listings_rolled_back_early_let_the_launches_still_to_come_open(
+    sniper_bot: SniperBot, chaos: ChaosController
+) -> None:
+    chaos.bind_bot(sniper_bot)
+    duds = chaos.add(fault("market.dud_listings", start=0, duration=600))
+    chaos.advance(120, step=5.0, run=sniper_bot.run_for)
+    assert sorted(sniper_bot.exchange.called_off) == ["L000USDT", "L001USDT"]
+    chaos.rollback()  # before L001's launch: it opens as announced, and is no strike
+    assert sniper_bot.exchange.called_off == {"L000USDT"}
+    assert duds.total_hits() == 1
+    chaos.advance(60, step=5.0, run=sniper_bot.run_for)
+    outcomes = {i.symbol: i.outcome for i in sniper_bot.ledger if i.side == "BUY"}
+    assert outcomes == {"L000USDT": Outcome.REJECTED, "L001USDT": Outcome.FILLED}
+    assert sniper_bot.reconcile() == []
 
 
 @pytest.mark.sniper_otel_bot(seed=1, config=BotConfig(
