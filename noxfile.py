@@ -62,6 +62,15 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def bot_overhead(session: nox.Session) -> None:
+    """The reference bot's telemetry cost per cycle against the floor of the same bare SDK
+    operations (goal <= 1.25x), and what its Redis command spans cost;
+    `-- --rounds 5 --bots 4 --cycles 150 --json out.json`."""
+    session.install("-e", ".[load]")
+    session.run("python", "load/bench_bot.py", *session.posargs)
+
+
+@nox.session
 def chaos(session: nox.Session) -> None:
     """The chaos suite's scorecard, then its wall time against the 60 s budget."""
     session.install("-e", ".[lab]")

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_sniper_otel.clock import DEFAULT_START
-from pytest_sniper_otel.flow import SniperBot
+from pytest_sniper_otel.flow import BotConfig, SniperBot
 
 LATENCY_SETTINGS = {"zero": 0.0, "realistic": 1.0}
 _scale = 0.0
@@ -82,9 +82,11 @@ class WorkflowFailed(Exception):
 class BotDriver:
     """One bot with its own clock and fakeredis, advanced one cycle per :meth:`cycle`."""
 
-    def __init__(self, seed: int, *, scale: float | None = None) -> None:
+    def __init__(
+        self, seed: int, *, scale: float | None = None, config: BotConfig | None = None
+    ) -> None:
         self.clock = LoadClock(_scale if scale is None else scale)
-        self.bot = SniperBot.create(seed=seed, clock=self.clock)
+        self.bot = SniperBot.create(seed=seed, clock=self.clock, config=config)
         self.failed: list[str] = []
         orchestrator = self.bot.orchestrator
         inner: Callable[[Any], None] = orchestrator.execute_workflow

@@ -1,0 +1,331 @@
+"""What the reference bot's telemetry adds per cycle, against the floor: the same number of
+bare SDK operations. A benchmark, not a test.
+
+One cycle is one safety interval of simulated time (``load/driver.py``), at zero exchange
+latency: pure CPU. Arms, each in its own process (global providers are set once per
+process), the order rotated every round:
+
+* ``none``: no telemetry (the API's no-op providers), the bot unchanged;
+* ``all``: traces, metrics and logs through the SDK, batch processors and null exporters,
+  as the load test's ``all`` variant;
+* ``all-redis-uninstrumented``: the same with ``BotConfig(instrument_redis=False)``: what
+  the Redis command spans (``GET`` under ``redis.get``) cost.
+
+A counting run (not timed) records what one cycle emits: spans (the bot's and the Redis
+instrumentation's), counter adds, histogram records and log records, and their mean
+attribute counts. In the ``all`` process the same number of bare SDK operations is timed
+on the same providers, attributes given at once: spans (``start_as_current_span``),
+``counter.add``, ``histogram.record``, stdlib ``logger.info`` bridged to OTel. Goal: the CPU
+telemetry adds per cycle (``all`` - ``none``) <= 1.25x that floor, with the bot's attribute
+counts (also shown with a fixed 3 attributes). CPU time: another process taking the core
+does not count.
+
+    python load/bench_bot.py [--rounds 5] [--bots 4] [--cycles 150] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OPS = ("span", "counter_add", "histogram_record", "log_record")
+# all signals, BotConfig(instrument_redis=False): what the Redis command spans cost
+REDIS_OFF = "all-redis-uninstrumented"
+# The attribute counts of the floor operations when not matched to the bot's
+FIXED_ATTRIBUTES = {"span": 3, "counter_add": 3, "histogram_record": 3, "log_record": 0}
+GOAL = 1.25
+WARMUP_CYCLES = 20
+
+
+def _drivers(bots: int, *, instrument_redis: bool = True) -> list[Any]:
+    sys.path.insert(0, str(HERE))
+    from driver import BotDriver
+
+    from pytest_sniper_otel.flow import BotConfig
+
+    config = BotConfig(instrument_redis=instrument_redis)
+    return [BotDriver(seed, scale=0.0, config=config) for seed in range(bots)]
+
+
+def _run_cycles(drivers: list[Any], cycles: int) -> None:
+    for _ in range(cycles):
+        for d in drivers:
+            d.cycle()
+
+
+def _install(variant: str) -> Any:
+    sys.path.insert(0, str(HERE))
+    from otel_setup import VARIANTS, install
+
+    # The metric reader never fires during the run: its export is not per-cycle work.
+    return install(VARIANTS[variant], metric_interval_ms=3_600_000)
+
+
+def arm(variant: str, bots: int, cycles: int, attributes: dict[str, int]) -> dict[str, Any]:
+    """CPU seconds per cycle of ``bots`` bots run ``cycles`` cycles each (after a warm-up),
+    and in the ``all`` arm the floor: bare SDK operations on the same providers, with the
+    fixed attribute counts and with ``attributes`` (the bot's mean per operation)."""
+    installed = _install("all" if variant == REDIS_OFF else variant)
+    drivers = _drivers(bots, instrument_redis=variant != REDIS_OFF)
+    _run_cycles(drivers, WARMUP_CYCLES)
+    gc.collect()
+    started = time.process_time()
+    _run_cycles(drivers, cycles)
+    cpu = (time.process_time() - started) / (bots * cycles)
+    out: dict[str, Any] = {"variant": variant, "cpu_per_cycle_us": cpu * 1e6}
+    if variant == "all":
+        out["floor_us"] = _floor(FIXED_ATTRIBUTES)
+        out["matched_floor_us"] = _floor(attributes)
+    installed.shutdown()
+    return out
+
+
+def _floor(attributes: dict[str, int]) -> dict[str, float]:
+    """Each operation's CPU time, bare, with ``attributes[op]`` attributes (set at once)."""
+    from opentelemetry import metrics, trace
+
+    tracer = trace.get_tracer("bench-floor")
+    meter = metrics.get_meter("bench-floor")
+    counter = meter.create_counter("bench_floor_total")
+    histogram = meter.create_histogram("bench_floor_ms")
+
+    def attrs(op: str) -> dict[str, str]:
+        return {f"floor.attribute_{i}": "BTCUSDT" for i in range(attributes[op])}
+
+    span_attrs, add_attrs, record_attrs = attrs("span"), attrs("counter_add"), attrs(
+        "histogram_record")
+    extra = attrs("log_record")
+    # under the bot's logger, which the variant bridges to OTel
+    log = logging.getLogger("sniper.bench-floor")
+
+    def span() -> None:
+        with tracer.start_as_current_span("op", attributes=span_attrs):
+            pass
+
+    def add() -> None:
+        counter.add(1, add_attrs)
+
+    def record() -> None:
+        histogram.record(12.5, record_attrs)
+
+    def log_record() -> None:
+        log.info("order %s filled", "BTCUSDT", extra=extra)
+
+    with tracer.start_as_current_span("parent"):  # logs carry span ids, as the bot's do
+        return {
+            "span": _per_op_us(span),
+            "counter_add": _per_op_us(add),
+            "histogram_record": _per_op_us(record),
+            "log_record": _per_op_us(log_record),
+        }
+
+
+def _per_op_us(fn: Callable[[], None], n: int = 2000, repeats: int = 7) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.process_time() - started) / n)
+        time.sleep(0)  # let the batch processors' workers drain
+    return best * 1e6
+
+
+def count(bots: int, cycles: int) -> dict[str, float]:
+    """Telemetry operations per cycle, counted on the ``all`` providers."""
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk.metrics._internal.instrument import (
+        _Counter,
+        _Histogram,
+    )
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    installed = _install("all")
+    counts = dict.fromkeys((*OPS, *(f"{op}_attributes" for op in OPS)), 0)
+
+    class Spans(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            counts["span"] += 1
+            counts["span_attributes"] += len(span.attributes or ())
+
+    class Logs(LogRecordProcessor):
+        def on_emit(self, log_record: Any) -> None:
+            counts["log_record"] += 1
+            counts["log_record_attributes"] += len(log_record.log_record.attributes or ())
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    from opentelemetry import _logs, trace
+
+    trace.get_tracer_provider().add_span_processor(Spans())  # type: ignore[attr-defined]
+    _logs.get_logger_provider().add_log_record_processor(Logs())  # type: ignore[attr-defined]
+    counter_add, histogram_record = _Counter.add, _Histogram.record
+
+    def add(self: Any, amount: Any, attributes: Any = None, *args: Any, **kwargs: Any) -> None:
+        counts["counter_add"] += 1
+        counts["counter_add_attributes"] += len(attributes or ())
+        counter_add(self, amount, attributes, *args, **kwargs)
+
+    def record(self: Any, amount: Any, attributes: Any = None, *args: Any, **kwargs: Any) -> None:
+        counts["histogram_record"] += 1
+        counts["histogram_record_attributes"] += len(attributes or ())
+        histogram_record(self, amount, attributes, *args, **kwargs)
+
+    _Counter.add, _Histogram.record = add, record  # type: ignore[method-assign]
+    drivers = _drivers(bots)
+    _run_cycles(drivers, WARMUP_CYCLES)
+    for k in counts:
+        counts[k] = 0
+    _run_cycles(drivers, cycles)
+    per_cycle = {k: v / (bots * cycles) for k, v in counts.items()}
+    # The attributes the bridge gives any record (code location, thread...): the floor's
+    # records get those too, and extra keys for the rest.
+    before = counts["log_record_attributes"]
+    logging.getLogger("sniper.bench-floor").info("plain")
+    per_cycle["log_record_base_attributes"] = counts["log_record_attributes"] - before
+    installed.shutdown()
+    return per_cycle
+
+
+def _child(*args: str) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_bot child {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(rounds: int, bots: int, cycles: int) -> dict[str, Any]:
+    sizes = ("--bots", str(bots), "--cycles", str(cycles))
+    per_cycle = _child("count", *sizes)
+    matched = {
+        op: round(per_cycle[f"{op}_attributes"] / per_cycle[op]) if per_cycle[op] else 0
+        for op in OPS
+    }
+    matched["log_record"] = max(0, matched["log_record"] - per_cycle["log_record_base_attributes"])
+    runs: dict[str, list[dict[str, Any]]] = {"none": [], "all": [], REDIS_OFF: []}
+    arms = list(runs)
+    for r in range(rounds):
+        for variant in arms[r % 3:] + arms[: r % 3]:
+            print(f"  round {r + 1}/{rounds}: {variant} ...", file=sys.stderr, flush=True)
+            runs[variant].append(_child(variant, *sizes, "--attributes", json.dumps(matched)))
+    added, floors, matched_floors = [], [], []
+    for none, all_ in zip(runs["none"], runs["all"], strict=True):
+        added.append(all_["cpu_per_cycle_us"] - none["cpu_per_cycle_us"])
+        floors.append(sum(per_cycle[op] * all_["floor_us"][op] for op in OPS))
+        matched_floors.append(sum(per_cycle[op] * all_["matched_floor_us"][op] for op in OPS))
+    ratios = [a / f for a, f in zip(added, matched_floors, strict=True)]
+    fixed_ratios = [a / f for a, f in zip(added, floors, strict=True)]
+    return {
+        "rounds": rounds,
+        "bots": bots,
+        "cycles": cycles,
+        "ops_per_cycle": per_cycle,
+        "matched_attributes": matched,
+        "none_cpu_per_cycle_us": [x["cpu_per_cycle_us"] for x in runs["none"]],
+        "all_cpu_per_cycle_us": [x["cpu_per_cycle_us"] for x in runs["all"]],
+        "floor_op_us": [x["floor_us"] for x in runs["all"]],
+        "matched_floor_op_us": [x["matched_floor_us"] for x in runs["all"]],
+        "added_us": added,
+        "floor_us": floors,
+        "matched_floor_us": matched_floors,
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "fixed_ratios": fixed_ratios,
+        "fixed_ratio": statistics.median(fixed_ratios),
+        "redis_uninstrumented_cpu_per_cycle_us": [x["cpu_per_cycle_us"] for x in runs[REDIS_OFF]],
+        "redis_spans_share": statistics.median(
+            1 - o["cpu_per_cycle_us"] / a["cpu_per_cycle_us"]
+            for a, o in zip(runs["all"], runs[REDIS_OFF], strict=True)
+        ),
+        "all_vs_none": statistics.median(
+            a["cpu_per_cycle_us"] / n["cpu_per_cycle_us"]
+            for a, n in zip(runs["all"], runs["none"], strict=True)
+        ),
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    ops = result["ops_per_cycle"]
+    matched = result["matched_attributes"]
+
+    def floor_line(key: str, attributes: dict[str, int]) -> str:
+        return ", ".join(
+            f"{op} ({attributes[op]} attr.) "
+            f"{statistics.median(f[op] for f in result[key]):.2f} us" for op in OPS
+        )
+
+    ratio, fixed = result["ratio"], result["fixed_ratio"]
+    added = statistics.median(result["added_us"])
+    lines = [
+        f"reference bot, per cycle ({result['bots']} bots x {result['cycles']} cycles, "
+        f"zero latency, {result['rounds']} ABBA rounds, CPU time)",
+        "  telemetry per cycle: "
+        + ", ".join(f"{ops[op]:.2f} {op.replace('_', ' ')}s "
+                    f"({ops[f'{op}_attributes'] / ops[op] if ops[op] else 0:.1f} attr.)"
+                    for op in OPS),
+        f"  no telemetry {statistics.median(result['none_cpu_per_cycle_us']):.0f} us; "
+        f"all signals {statistics.median(result['all_cpu_per_cycle_us']):.0f} us "
+        f"({result['all_vs_none']:.2f}x); added by telemetry {added:.0f} us",
+        "  floor: the same operations bare, on the same providers, attributes set at once",
+        f"    with the bot's attribute counts: {floor_line('matched_floor_op_us', matched)}",
+        f"    = {statistics.median(result['matched_floor_us']):.0f} us per cycle: added / "
+        f"floor {ratio:.2f}x (per round: {', '.join(f'{r:.2f}' for r in result['ratios'])})"
+        f"  goal <= {GOAL}x  {'yes' if ratio <= GOAL else 'MISSED'}",
+        f"    with fixed counts: {floor_line('floor_op_us', FIXED_ATTRIBUTES)}",
+        f"    = {statistics.median(result['floor_us']):.0f} us per cycle: added / floor "
+        f"{fixed:.2f}x (3 attributes per span and metric point, records without extra)",
+        f"  BotConfig(instrument_redis=False), all signals: "
+        f"{statistics.median(result['redis_uninstrumented_cpu_per_cycle_us']):.0f} us per "
+        f"cycle: the Redis command spans cost {result['redis_spans_share']:.0%} of a cycle",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--bots", type=int, default=4)
+    p.add_argument("--cycles", type=int, default=150, help="timed cycles per bot")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--child", choices=("none", "all", REDIS_OFF, "count"),
+                   help=argparse.SUPPRESS)
+    p.add_argument("--attributes", default="{}", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for name in ("rounds", "bots", "cycles"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.child == "count":
+        print(json.dumps(count(args.bots, args.cycles)))
+        return 0
+    if args.child:
+        print(json.dumps(arm(args.child, args.bots, args.cycles, json.loads(args.attributes))))
+        return 0
+    result = run(args.rounds, args.bots, args.cycles)
+    print(render(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
