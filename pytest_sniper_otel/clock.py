@@ -115,8 +115,7 @@ class SimClock:
         self._factory = self._freezer.start()
         self._thread = threading.get_ident()
         self._monotonic_ns = 0
-        if self.otel_follows:
-            self._stamp_otel()
+        self._stamp_otel()
         _SLEEP.clock_started(self)
         clock_asyncio.clock_started(self)
         return self
@@ -134,18 +133,25 @@ class SimClock:
         self._factory = None
 
     def _stamp_otel(self) -> None:
+        """The stamping modules read this clock (or, for ``otel_follows=False``, go back to
+        freezegun, which then gives them real time) until it stops; a clock started inside
+        another takes over from it and hands back when it stops."""
         frozen = _time.time_ns  # freezegun's, now that it has started
         for name in _OTEL_STAMPING_MODULES:
             module: Any = sys.modules.get(name)
-            if module is not None and getattr(module, "time_ns", None) is frozen:
-                module.time_ns = self.time_ns
-                self._stamping.append((module, frozen))
+            if module is None:
+                continue
+            current = getattr(module, "time_ns", None)
+            if current is frozen or isinstance(getattr(current, "__self__", None), SimClock):
+                module.time_ns = self.time_ns if self.otel_follows else frozen
+                self._stamping.append((module, current))
 
     def _unstamp_otel(self) -> None:
         # freezegun's stop() puts the real time_ns back where it finds its own
-        for module, frozen in reversed(self._stamping):
-            if getattr(module, "time_ns", None) == self.time_ns:
-                module.time_ns = frozen
+        mine = self.time_ns if self.otel_follows else _time.time_ns
+        for module, previous in reversed(self._stamping):
+            if getattr(module, "time_ns", None) == mine:
+                module.time_ns = previous
         self._stamping = []
 
     @property

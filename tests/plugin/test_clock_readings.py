@@ -114,3 +114,24 @@ def test_readings_need_a_running_clock() -> None:
         clock.time_ns()
     with pytest.raises(RuntimeError, match="SimClock is not running"):
         clock.time()
+
+
+def test_a_clock_started_inside_another_stamps_otel_until_it_stops() -> None:
+    tracer_provider, spans, *_ = _providers()
+    tracer = tracer_provider.get_tracer("readings")
+    wall = time.time_ns()
+    with SimClock("2026-01-01T00:00:00+00:00") as outer:
+        with SimClock("2030-06-01T00:00:00+00:00") as inner:
+            with tracer.start_as_current_span("inner"):
+                inner.tick(5)
+            with SimClock(otel_follows=False), tracer.start_as_current_span("real"):
+                pass
+        with tracer.start_as_current_span("outer"):
+            outer.tick(2)
+    inner_span, real_span, outer_span = spans.get_finished_spans()
+    assert inner_span.start_time == 1906502400 * 10**9  # 2030-06-01
+    assert inner_span.end_time == inner_span.start_time + 5 * 10**9
+    assert real_span.start_time is not None
+    assert wall <= real_span.start_time < wall + 60 * 10**9
+    assert outer_span.start_time == 1767225600 * 10**9  # 2026-01-01
+    assert outer_span.end_time == outer_span.start_time + 2 * 10**9
