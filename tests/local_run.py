@@ -10,7 +10,7 @@ tests/test_local_run.py's inner runs.
   which, and the summary how many were left out (under xdist too, where pytest's own
   "deselected" count only exists in the workers).
 - Workers: a run of the whole suite (no paths given) uses two workers unless `-n` or
-  `-p no:xdist` says otherwise; `--pdb` and `--collect-only` keep one process.
+  `-p no:xdist` says otherwise; `--pdb`, `--trace` and `--collect-only` keep one process.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def _default_workers_apply(config: pytest.Config) -> bool:
             and getattr(config.option, "numprocesses", 0) is None
             and config.args_source == pytest.Config.ArgsSource.TESTPATHS
             and not config.getoption("usepdb")
+            and not config.getoption("trace")
             and not config.getoption("collectonly"))
 
 

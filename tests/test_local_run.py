@@ -132,11 +132,13 @@ def test_one_process_when_asked(suite: pytest.Pytester, args: tuple[str, ...]) -
     result.stdout.no_fnmatch_line("*workers*")
 
 
-def test_pdb_keeps_one_process(suite: pytest.Pytester) -> None:
-    result = suite.runpytest_inprocess(*PLUGIN, "--pdb")
-    result.stdout.fnmatch_lines(["collected 3 items / 1 deselected / 2 selected"])
+@pytest.mark.parametrize("debugger", ["--pdb", "--trace"])
+def test_the_debugger_keeps_one_process(suite: pytest.Pytester, debugger: str) -> None:
+    # no test selected (-k, then the slow one left out): a debugger with nothing to stop in
+    result = suite.runpytest_inprocess(*PLUGIN, debugger, "-k", "not fast")
+    result.stdout.fnmatch_lines(["collected 3 items / 3 deselected / 0 selected"])
     result.stdout.no_fnmatch_line("*workers*")
-    assert result.ret == pytest.ExitCode.OK
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
 def test_this_repositorys_options_stay_out_of_inner_runs(pytester: pytest.Pytester) -> None:
