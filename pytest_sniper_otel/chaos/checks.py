@@ -299,6 +299,41 @@ def alerts(run: ScenarioRun) -> CheckResult:
     return _ok("alerts", "; ".join(parts) or "no alert expected, none required")
 
 
+def faults_struck(run: ScenarioRun) -> CheckResult:
+    """Every fault struck at least once while active, unless its schedule says ``may_miss``:
+    a fault that never strikes (a target with no traffic on that path in its window, a
+    probability that never came up) would let the scenario pass having tested nothing."""
+    problems: list[str] = []
+    struck: list[str] = []
+    missed: list[str] = []
+    for f in run.faults:
+        hits, misses = f.total_hits(), f.total_misses()
+        args = ", ".join(f"{k}={v!r}" for k, v in f.params().items())
+        where = f"{f.name}({args}) {f.schedule.describe()}"
+        if hits > 0:
+            struck.append(f"{f.name} x{hits}")
+            continue
+        if not f.records:
+            why = "was never injected"
+        elif misses == 0:
+            why = ("never struck: 0 occurrences seen, its target had no traffic on that "
+                   "path while it was active")
+        else:
+            why = (f"never struck: {misses} occurrence{'s' if misses != 1 else ''} seen, the "
+                   f"probability {f.schedule.probability:g} never came up")
+        if f.schedule.may_miss:
+            missed.append(f"{where} {why}")
+        else:
+            problems.append(f"{where} {why}")
+    if problems:
+        return _broken("faults_struck", problems)
+    parts = [f"{len(struck)} of {len(run.faults)} faults struck: {', '.join(struck)}"
+             if struck else "no fault struck" if run.faults else "no faults"]
+    if missed:
+        parts.append(f"allowed to miss (may_miss): {'; '.join(missed)}")
+    return _ok("faults_struck", "; ".join(parts))
+
+
 def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
 
@@ -316,4 +351,5 @@ CHECK_FUNCTIONS: dict[str, Callable[[ScenarioRun], CheckResult]] = {
     "telemetry_accounted": telemetry_accounted,
     "trading_not_blocked": trading_not_blocked,
     "alerts": alerts,
+    "faults_struck": faults_struck,
 }

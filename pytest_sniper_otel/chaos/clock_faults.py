@@ -103,6 +103,7 @@ class ClockSkew(Fault):
         self._owner = owner
         # skew relative to the real clock, not to another skew fault's view of it
         layers.push(owner, "clock", self, SkewedClock(layers.base(owner, "clock"), self.offset))
+        self.struck()  # the component's clock stays skewed for the whole window
 
     def revert(self, target: Any) -> None:
         layers.pop(self._owner, "clock", self)

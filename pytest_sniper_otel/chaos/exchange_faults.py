@@ -209,6 +209,7 @@ class Malformed(CallFault):
     def call(self, request: ApiRequest, nxt: Call) -> ApiResponse:
         response = nxt(request)
         if response.status != 200:
+            self.spared()  # an error answer has no body to break
             return response
         body = response.body
         if self.mode == "truncated":
@@ -243,6 +244,7 @@ class StaleCalendar(CallFault):
     def call(self, request: ApiRequest, nxt: Call) -> ApiResponse:
         if self._frozen is None:
             self._frozen = nxt(request)
+            self.spared()  # the first answer is fresh: only its replays are stale
             return self._frozen
         self.tick(0.05)
         return self._frozen
@@ -261,10 +263,12 @@ class DuplicateCalendar(CallFault):
     def call(self, request: ApiRequest, nxt: Call) -> ApiResponse:
         response = nxt(request)
         if response.status != 200:
+            self.spared()
             return response
         payload = json.loads(response.body)
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list):
+            self.spared()
             return response
         doubled = []
         for entry in data:
@@ -291,6 +295,7 @@ class PartialFills(Fault):
     def apply(self, target: Any) -> None:
         conditions = _attr(target, "conditions", self.name)
         layers.push(conditions, "partial_fill_rate", self, self.rate)
+        self.struck()  # the exchange's conditions stay changed for the whole window
 
     def revert(self, target: Any) -> None:
         layers.pop(target.conditions, "partial_fill_rate", self)

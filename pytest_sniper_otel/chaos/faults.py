@@ -67,12 +67,16 @@ class Schedule:
 
     ``duration=None`` keeps it active until the method ends. ``probability`` (toxicity) is
     the chance each occurrence is hit; ``seed`` overrides the run's seed for this fault.
+    ``may_miss=True`` lets a scenario pass although the fault never struck (a drawn
+    schedule whose window or probability may well catch nothing); by default a fault
+    that never strikes fails the scenario's ``faults_struck`` check.
     """
 
     start: float = 0.0
     duration: float | None = None
     probability: float = 1.0
     seed: int | None = None
+    may_miss: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.start, int | float) or not math.isfinite(self.start) \
@@ -90,6 +94,8 @@ class Schedule:
         p = self.probability
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
             raise FaultError(f"probability must be within [0, 1], got {p!r}")
+        if not isinstance(self.may_miss, bool):
+            raise FaultError(f"may_miss must be True or False, got {self.may_miss!r}")
 
     @classmethod
     def of(
@@ -100,6 +106,7 @@ class Schedule:
         duration: float | str | None = None,
         probability: float = 1.0,
         seed: int | None = None,
+        may_miss: bool = False,
     ) -> Schedule:
         """Build from ``start`` plus ``end`` or ``duration`` (numbers or ``"2m"``-style)."""
         s = seconds(start, what="start")
@@ -111,13 +118,13 @@ class Schedule:
                 raise FaultError(
                     f"schedule ends before it starts: end {e:g}s is not after start {s:g}s"
                 )
-            return cls(s, e - s, probability, seed)
+            return cls(s, e - s, probability, seed, may_miss)
         d = None if duration is None else seconds(duration, what="duration")
         if d is not None and d <= 0:
             raise FaultError(
                 f"schedule ends before it starts: duration {d:g}s from start {s:g}s"
             )
-        return cls(s, d, probability, seed)
+        return cls(s, d, probability, seed, may_miss)
 
     @property
     def end(self) -> float:
@@ -129,7 +136,7 @@ class Schedule:
     def describe(self) -> str:
         end = "end" if self.duration is None else f"+{self.end:g}s"
         p = "" if self.probability == 1.0 else f" p={self.probability:g}"
-        return f"+{self.start:g}s..{end}{p}"
+        return f"+{self.start:g}s..{end}{p}" + (" may_miss" if self.may_miss else "")
 
 
 @dataclass
@@ -158,6 +165,9 @@ class Fault:
     Override :meth:`validate` (raise :class:`FaultError`), :meth:`apply` and :meth:`revert`.
     A fault that intercepts calls overrides the target-specific hook (``call`` for
     ``exchange``, ``command`` for ``redis``) instead of, or as well as, ``apply``.
+    Every act is counted in :attr:`records`: drawn with :meth:`strikes`, or, for an act
+    taken without a draw, with :meth:`struck`; a fault with no hit fails the scenario's
+    ``faults_struck`` check unless its schedule says ``may_miss``.
     """
 
     name: ClassVar[str] = ""
@@ -213,6 +223,18 @@ class Fault:
                 self.records[-1].misses += 1
         return hit
 
+    def struck(self, times: int = 1) -> None:
+        """Count ``times`` hits that took no draw: a fault acting on everything at once (a
+        flush), or one that changes its target's state for its whole window."""
+        if self.records:
+            self.records[-1].hits += times
+
+    def spared(self) -> None:
+        """Take back the hit just drawn: the occurrence gave the fault nothing to act on
+        (an error answer it cannot corrupt), so it neither struck nor missed."""
+        if self.records and self.records[-1].hits > 0:
+            self.records[-1].hits -= 1
+
     def step(self, target: Any, at: float, dt: float) -> None:
         """Called every runner step while active (for faults that act over time)."""
 
@@ -234,6 +256,9 @@ class Fault:
 
     def total_hits(self) -> int:
         return sum(a.hits for a in self.records)
+
+    def total_misses(self) -> int:
+        return sum(a.misses for a in self.records)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,6 +391,8 @@ class FaultSpec:
             parts.append(f"probability={s.probability:g}")
         if s.seed is not None:
             parts.append(f"seed={s.seed}")
+        if s.may_miss:
+            parts.append("may_miss=True")
         parts += [f"{k}={v!r}" for k, v in self.params.items()]
         return f"fault({', '.join(parts)})"
 
@@ -382,13 +409,15 @@ def fault(
     duration: float | str | None = None,
     probability: float = 1.0,
     seed: int | None = None,
+    may_miss: bool = False,
     **params: Any,
 ) -> FaultSpec:
     """A validated :class:`FaultSpec`; raises :class:`FaultError` on any bad input.
 
     ``fault("exchange.rate_limit", start="2m", duration="3m", probability=0.5, retry_after=2)``
     """
-    schedule = Schedule.of(start, end=end, duration=duration, probability=probability, seed=seed)
+    schedule = Schedule.of(start, end=end, duration=duration, probability=probability, seed=seed,
+                           may_miss=may_miss)
     return FaultSpec(name, dict(params), schedule)
 
 

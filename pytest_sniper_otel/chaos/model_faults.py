@@ -33,6 +33,7 @@ class _KnobFault(Fault):
             )
         self._base = layers.base(knobs, self.knob)
         layers.push(knobs, self.knob, self, self.value())
+        self.struck()  # the knob stays turned for the whole window
 
     def revert(self, target: Any) -> None:
         layers.pop(target.knobs, self.knob, self)

@@ -135,8 +135,12 @@ class Eviction(Fault):
         if isinstance(hook, _PoolHook):
             del pool.get_connection
         try:
-            doomed = [k for k in client.scan_iter(match=self.pattern, count=500)
-                      if everything or self.strikes()]
+            keys = list(client.scan_iter(match=self.pattern, count=500))
+            if everything:
+                doomed = keys
+                self.struck(len(doomed))  # a flush takes every key, no draw
+            else:
+                doomed = [k for k in keys if self.strikes()]
             if doomed:
                 self.evicted += int(client.delete(*doomed))
         except redis.RedisError:
@@ -192,7 +196,7 @@ class ClientPause(Fault):
             admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), "ALL")
         else:
             self._pause()
-        self.strikes()
+        self.struck()  # the pause is not drawn: it holds for the whole window
 
     def _pause(self) -> None:
         self._admin.execute_command("CLIENT", "PAUSE", self.RENEW_MS, "WRITE")
@@ -200,7 +204,7 @@ class ClientPause(Fault):
     def step(self, target: Any, at: float, dt: float) -> None:
         if self.mode == "WRITE":
             self._pause()
-            self.strikes()
+            self.struck()
 
     def revert(self, target: Any) -> None:
         try:

@@ -45,6 +45,7 @@ CHECKS = (
     "telemetry_accounted",
     "trading_not_blocked",
     "alerts",
+    "faults_struck",
 )
 BREAKER = ("closed", "opens_and_closes", "any")
 # The checks that need nothing of the reference bot: all a scenario of your own system runs.
@@ -55,6 +56,7 @@ SYSTEM_CHECKS = (
     "error_spans_carry_exception",
     "telemetry_accounted",
     "alerts",
+    "faults_struck",
 )
 
 

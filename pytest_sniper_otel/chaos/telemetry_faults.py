@@ -168,6 +168,7 @@ class QueueOverflow(Fault):
         batch = max(1, min(layers.base(pipeline, "max_batch"), self.max_queue // 2 or 1))
         layers.push(pipeline, "max_queue", self, self.max_queue)
         layers.push(pipeline, "max_batch", self, batch)
+        self.struck()  # the queue stays shrunk for the whole window
 
     def revert(self, target: Any) -> None:
         pipeline = _pipeline(target)

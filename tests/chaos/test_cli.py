@@ -46,7 +46,7 @@ def test_runs_prints_a_scorecard_and_writes_the_journal(
                                 "e/f/r", "detection", "dropped", "result"]
     fills = next(line for line in lines if line.startswith("fills "))
     outage = next(line for line in lines if line.startswith("outage "))
-    assert fills.split()[-1] == "PASS" and "12/12" in fills
+    assert fills.split()[-1] == "PASS" and "13/13" in fills
     assert outage.split()[-1] == "PASS" and "1/1/1" in outage
     assert lines[-2].startswith("2/2 scenarios held; 13 simulated minutes in ")
     assert "[2/2] outage" in err  # progress, one line per scenario off a terminal
@@ -174,7 +174,7 @@ def test_the_example_bots_scenario_runs_through_the_installed_command(tmp_path: 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line.split() for line in done.stdout.splitlines()]
-    assert ["ccxt_sniper_exchange_down", "exchange.http_error", "x6", "6/6", "1/1/1"] in [
+    assert ["ccxt_sniper_exchange_down", "exchange.http_error", "x6", "7/7", "1/1/1"] in [
         row[:5] for row in rows
     ]
     assert rows[[r[:1] for r in rows].index(["ccxt_sniper_exchange_down"])][-1] == "PASS"

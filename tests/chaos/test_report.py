@@ -35,6 +35,7 @@ class SilentErrorSpan(Fault):
         with tracer.start_as_current_span("careless-parent"), \
                 tracer.start_as_current_span("silent-failure") as span:
             span.set_status(trace.StatusCode.ERROR)
+        self.struck()
 
 
 def _outage() -> Scenario:

@@ -136,6 +136,7 @@ def test_checks_catch_a_leaked_span_and_an_uncorrelated_log() -> None:
         def apply(self, target: Any) -> None:
             self.leaked = trace.get_tracer("sloppy").start_span("leaked-span")
             logging.getLogger("sniper.sloppy").warning("logged outside any span")
+            self.struck()
 
     run = run_scenario(_scenario(faults=[fault("model.test_sloppy", start=10, duration=20)]))
     broken = {c.name: c.detail for c in run.broken}

@@ -24,7 +24,7 @@ def test_a_system_runs_the_checks_that_need_no_bot() -> None:
     ({"checks": ("spans_ended", "ledger_reconciles")},
      "scenario 'mine': check(s) ledger_reconciles need the reference bot (with a system: "
      "steady_state, spans_ended, logs_correlated, error_spans_carry_exception, "
-     "telemetry_accounted, alerts)"),
+     "telemetry_accounted, alerts, faults_struck)"),
     ({"configure": lambda config: None},
      "scenario 'mine': configure adjusts the reference bot; a scenario with a system of its "
      "own configures it in system()"),
