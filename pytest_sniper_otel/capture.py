@@ -39,6 +39,9 @@ _SESSION: SessionTelemetry | None = None
 _Telemetry: type[Telemetry] | None = None  # imported by the first window
 _NOT_A_WRAPPER = object()
 _READER: InMemoryMetricReader | None = None
+# (level before, level set) while the root logger is left lowered for the next window (a
+# window closed with keep_log_level=True, or lower_root_level()); process-wide like the root.
+_KEPT_ROOT_LEVEL: tuple[int, int] | None = None
 
 SIGNALS = ("traces", "metrics", "logs")
 # Instrumentation scopes that trace the test run itself, not the code under test.
@@ -122,8 +125,6 @@ class SessionTelemetry:
         self._closed_windows: deque[dict[int, int]] = deque(maxlen=_REMEMBERED_WINDOWS)
         # span id -> scope of the open spans that trace the test run itself
         self.harness_spans: dict[int, str] = {}
-        # (level before, level set) while a closed window left the root logger lowered
-        self._kept_root_level: tuple[int, int] | None = None
         # (read the global, provider seen, its .provider if a wrapper): what
         # _follow_global_providers compares against before doing any real work.
         self._watched: tuple[tuple[Callable[[], Any], Any, Any], ...] = ()
@@ -329,7 +330,7 @@ class SessionTelemetry:
         which costs more than the rest of a window (the plugin keeps it across consecutive
         tests that use ``telemetry`` and restores it before any other test).
         """
-        global _Telemetry
+        global _Telemetry, _KEPT_ROOT_LEVEL
         outer = self.current
         if outer is not None and not nested:
             raise RuntimeError(
@@ -348,7 +349,7 @@ class SessionTelemetry:
         window._discard_pending_metrics()
         opened = OpenWindow(self, window, outer, keep_log_level)
         root = logging.root
-        kept, self._kept_root_level = self._kept_root_level, None
+        kept, _KEPT_ROOT_LEVEL = _KEPT_ROOT_LEVEL, None
         # Lowered by a window that closed since: what to restore is what it found.
         old_level = kept[0] if kept is not None and root.level == kept[1] else root.level
         opened.old_level = old_level
@@ -379,14 +380,12 @@ class SessionTelemetry:
     def restore_log_level(self) -> None:
         """Set the root logger's level back where a window closed with
         ``keep_log_level=True`` left it lowered (unless someone changed it since)."""
-        kept, self._kept_root_level = self._kept_root_level, None
-        if kept is not None and logging.root.level == kept[1]:
-            logging.root.setLevel(kept[0])
+        restore_root_level()
 
     @property
     def keeps_log_level(self) -> bool:
         """Whether the root logger's level is still lowered by a closed window."""
-        return self._kept_root_level is not None
+        return _KEPT_ROOT_LEVEL is not None
 
     def require(self, signal: str) -> None:
         __tracebackhide__ = True
@@ -424,6 +423,7 @@ class OpenWindow:
         self.old_level = self.set_level = logging.NOTSET
 
     def close(self) -> None:
+        global _KEPT_ROOT_LEVEL
         if self._closed:
             return
         self._closed = True
@@ -448,10 +448,39 @@ class OpenWindow:
             level = root.level
             if level != self.old_level:
                 if self._keep_log_level and outer is None and level == self.set_level:
-                    session._kept_root_level = (self.old_level, level)
+                    _KEPT_ROOT_LEVEL = (self.old_level, level)
                 else:
                     root.setLevel(self.old_level)
         window._closed = True
+
+
+def lower_root_level(level: int) -> None:
+    """Lower the root logger to ``level`` now (never raise it), as a window closed with
+    ``keep_log_level=True`` leaves it: the next window finds it lowered and knows the level
+    to put back; :func:`restore_root_level` puts it back.
+
+    The pytest plugin calls it before a test's phases: pytest's own log capture
+    (``--log-level``) saves the root's level when each phase starts and sets it back when it
+    ends, so a lowering done inside the setup phase would be gone for the test's call.
+    """
+    global _KEPT_ROOT_LEVEL
+    root = logging.root
+    kept = _KEPT_ROOT_LEVEL
+    if kept is not None and root.level == kept[1]:
+        return
+    _KEPT_ROOT_LEVEL = None  # someone set the level since: theirs is the one to keep
+    if root.level > level:  # NOTSET (0) already lets everything through
+        _KEPT_ROOT_LEVEL = (root.level, level)
+        root.setLevel(level)
+
+
+def restore_root_level() -> None:
+    """Put the root logger's level back where :func:`lower_root_level` or a window closed
+    with ``keep_log_level=True`` found it (unless someone changed it since)."""
+    global _KEPT_ROOT_LEVEL
+    kept, _KEPT_ROOT_LEVEL = _KEPT_ROOT_LEVEL, None
+    if kept is not None and logging.root.level == kept[1]:
+        logging.root.setLevel(kept[0])
 
 
 def _span_router(session: SessionTelemetry) -> Any:

@@ -190,9 +190,23 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _restore_log_level(config: pytest.Config) -> None:
-    telemetry_session = config.stash.get(_SESSION, None)
-    if telemetry_session is not None and telemetry_session.keeps_log_level:
-        telemetry_session.restore_log_level()
+    capture = sys.modules.get("pytest_sniper_otel.capture")
+    if capture is not None:  # nothing was lowered before the first window
+        capture.restore_root_level()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # The root logger's level is set before any of the test's phases: pytest's log capture
+    # (--log-level) saves the level when a phase starts and sets it back when it ends, so a
+    # lowering done in the setup phase would not last to the test's call, and a level put
+    # back inside a phase would be undone at its end.
+    if "telemetry" in getattr(item, "fixturenames", ()):
+        from .capture import lower_root_level
+
+        lower_root_level(item.config.stash[_SETTINGS].log_level)
+    else:
+        _restore_log_level(item.config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -206,7 +220,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if "telemetry" in getattr(item, "fixturenames", ()):
         _windows(item.config).pending = item
     else:
-        # Not before its fixtures: the root logger's level is the user's again.
+        # Not before its fixtures: the root logger's level is the user's again (done
+        # already at the protocol's start, unless another plugin ran the protocol).
         _restore_log_level(item.config)
 
 

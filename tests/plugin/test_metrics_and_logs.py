@@ -587,6 +587,69 @@ def test_root_logger_is_lowered_for_telemetry_tests_only(app: pytest.Pytester) -
     result.stdout.fnmatch_lines(["*at session end: WARNING"])
 
 
+def test_root_logger_level_survives_pytest_log_level(app: pytest.Pytester) -> None:
+    # pytest's --log-level sets the root logger to it around each test phase and puts back
+    # the level it found: telemetry tests still see their records, and every other test,
+    # and whatever runs after the session, the level pytest alone would give it (ERROR
+    # between and inside tests, the conftest's CRITICAL after the run).
+    app.makeconftest(
+        """
+        import logging
+
+        BEFORE = logging.getLogger().level
+        logging.getLogger().setLevel(logging.CRITICAL)
+
+        def pytest_runtest_logfinish(nodeid):
+            if "plain" in nodeid:
+                print("after", nodeid.split("::")[1] + ":",
+                      logging.getLevelName(logging.getLogger().level))
+
+        def pytest_unconfigure(config):
+            print("at unconfigure:", logging.getLevelName(logging.getLogger().level))
+            logging.getLogger().setLevel(BEFORE)
+        """
+    )
+    app.makepyfile(
+        test_root="""
+        import logging
+
+        from app import log
+
+        def level():
+            return logging.getLevelName(logging.getLogger().level)
+
+        def test_1(telemetry):
+            log.info("one")
+            assert [r.body for r in telemetry.logs] == ["one"]
+
+        def test_2_plain():
+            print("test_2_plain sees", level())
+
+        def test_3(telemetry):
+            log.info("three")
+            assert [r.body for r in telemetry.logs] == ["three"]
+
+        def test_4(telemetry):
+            log.warning("four")
+            assert [r.body for r in telemetry.logs] == ["four"]
+
+        def test_5_plain():
+            print("test_5_plain sees", level())
+        """
+    )
+    result = run_inprocess(app, "-s", "-p", "no:randomly", "--log-level=ERROR")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_2_plain sees ERROR*",
+            "*after test_2_plain: ERROR",
+            "*test_5_plain sees ERROR*",
+            "*after test_5_plain: ERROR",
+            "at unconfigure: CRITICAL",
+        ]
+    )
+
+
 NESTED = """
 import logging
 
