@@ -307,24 +307,13 @@ def faults_struck(run: ScenarioRun) -> CheckResult:
     struck: list[str] = []
     missed: list[str] = []
     for f in run.faults:
-        hits, misses = f.total_hits(), f.total_misses()
-        args = ", ".join(f"{k}={v!r}" for k, v in f.params().items())
-        where = f"{f.name}({args}) {f.schedule.describe()}"
-        if hits > 0:
-            struck.append(f"{f.name} x{hits}")
-            continue
-        if not f.records:
-            why = "was never injected"
-        elif misses == 0:
-            why = ("never struck: 0 occurrences seen, its target had no traffic on that "
-                   "path while it was active")
+        why = f.never_struck()
+        if why is None:
+            struck.append(f"{f.name} x{f.total_hits()}")
+        elif f.schedule.may_miss:
+            missed.append(why)
         else:
-            why = (f"never struck: {misses} occurrence{'s' if misses != 1 else ''} seen, the "
-                   f"probability {f.schedule.probability:g} never came up")
-        if f.schedule.may_miss:
-            missed.append(f"{where} {why}")
-        else:
-            problems.append(f"{where} {why}")
+            problems.append(why)
     if problems:
         return _broken("faults_struck", problems)
     parts = [f"{len(struck)} of {len(run.faults)} faults struck: {', '.join(struck)}"

@@ -260,6 +260,22 @@ class Fault:
     def total_misses(self) -> int:
         return sum(a.misses for a in self.records)
 
+    def never_struck(self) -> str | None:
+        """Why this fault tested nothing (naming it and its window), or None if it struck."""
+        if self.total_hits() > 0:
+            return None
+        misses = self.total_misses()
+        if not self.records:
+            why = "was never injected"
+        elif misses == 0:
+            why = ("never struck: 0 occurrences seen, its target had no traffic on that path "
+                   "while it was active")
+        else:
+            why = (f"never struck: {misses} occurrence{'s' if misses != 1 else ''} seen, the "
+                   f"probability {self.schedule.probability:g} never came up")
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{self.name}({args}) {self.schedule.describe()} {why}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "fault": self.name,

@@ -227,6 +227,13 @@ class ChaosController:
             missing = ", ".join(f"{s.name} (target {s.target!r})" for s in self._pending)
             raise FaultError(f"marker faults were never applied: {missing}; bind their targets "
                              "with chaos.bind(...) or run a scenario with chaos.run(...)")
+        # a fault that tested nothing is an error here too, as in a scenario (faults_struck)
+        silent = [why for f in self.faults if not f.schedule.may_miss
+                  and (why := f.never_struck()) is not None]
+        if silent:
+            raise FaultError("chaos fault(s) of this test tested nothing (give "
+                             "the schedule may_miss=True if that is expected): "
+                             + "; ".join(silent))
 
     def journal(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.timeline.journal]

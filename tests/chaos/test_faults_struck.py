@@ -156,3 +156,55 @@ def test_quiet(chaos):
         "server_acted=False) +10s..+40s never struck: 0 occurrences seen, its target had no "
         "traffic on that path while it was active",
     ])
+
+
+def test_a_fault_added_in_a_test_that_never_struck_errors_at_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("""
+from pytest_sniper_otel.chaos import fault
+from pytest_sniper_otel.flow.exchange import ApiRequest, ApiResponse
+
+TICKER = ApiRequest("GET", "/api/v3/ticker/price", "ticker")
+
+
+class Client:
+    def __init__(self, clock):
+        self.clock = clock
+        self.transport = lambda request: ApiResponse(200, b'{"price": "1"}')
+
+    def poll(self, dt):
+        self.transport(TICKER)
+        self.clock.tick(dt)
+
+
+def test_wrong_endpoint(chaos, clock):
+    client = Client(clock)
+    chaos.bind(exchange=client)
+    chaos.add(fault("exchange.rate_limit", start=10, duration=20, endpoints=("account",)))
+    chaos.advance(60, step=1.0, run=client.poll)
+
+
+def test_allowed_to_miss(chaos, clock):
+    client = Client(clock)
+    chaos.bind(exchange=client)
+    chaos.add(fault("exchange.rate_limit", start=10, duration=20, probability=1e-9,
+                    may_miss=True))
+    chaos.advance(60, step=1.0, run=client.poll)
+
+
+def test_struck(chaos, clock):
+    client = Client(clock)
+    chaos.bind(exchange=client)
+    chaos.add(fault("exchange.rate_limit", start=10, duration=20))
+    chaos.advance(60, step=1.0, run=client.poll)
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_wrong_endpoint*",
+        "E*FaultError: chaos fault(s) of this test tested nothing (give the "
+        "schedule may_miss=True if that is expected): exchange.rate_limit(endpoints="
+        "('account',), retry_after=2.0) +10s..+30s never struck: 0 occurrences seen, its "
+        "target had no traffic on that path while it was active",
+    ])
