@@ -355,12 +355,14 @@ class SniperBot:
         # close it; until the garbage collector frees it, it must not report into the next.
         if isinstance(self.clock, SimClock) and not self.clock.running:
             return ()
-        reader = self._gauges().get(metric)
+        reader = self._gauges.get(metric)
         return reader() if reader is not None else ()
 
+    @functools.cached_property
     def _gauges(self) -> dict[str, Callable[[], Sequence[tuple[float, Attrs]]]]:
+        # Built once: each reader reads the bot's state when called, so a scrape of the 13
+        # gauges no longer rebuilds this table, nor scans the ledger, once per gauge.
         bot = {"bot_id": self.bot_id}
-        resolved = [i for i in self.ledger if not i.pending]
         return {
             "agent_health_score": lambda: [
                 (a.health_score, {**bot, "agent_id": a.agent_id, "agent_type": a.agent_type})
@@ -371,9 +373,7 @@ class SniperBot:
                 (1.0 if self.feed.connected else 0.0, {**bot, "feed": self.feed.name})],
             "portfolio_pnl_usd": lambda: [
                 (self.pnl, {**bot, "currency": "USD", "account_type": "trading"})],
-            "trading_success_rate": lambda: [(
-                100.0 * sum(i.outcome in ("filled", "partially_filled") for i in resolved)
-                / len(resolved) if resolved else 0.0, bot)],
+            "trading_success_rate": lambda: [(self._success_rate_percent(), bot)],
             "cache_hit_rate": lambda: [(self.cache.hit_rate_percent, bot)],
             "cache_memory_usage_mb": lambda: [(self.cache.memory_mb, bot)],
             "model_accuracy_score": lambda: [(self.model.accuracy, {
@@ -385,3 +385,10 @@ class SniperBot:
             "circuit_breaker_open": lambda: [(1.0 if self.safety.halted else 0.0, bot)],
             "portfolio_drawdown_ratio": lambda: [(self.safety.drawdown, bot)],
         }
+
+    def _success_rate_percent(self) -> float:
+        resolved = [i for i in self.ledger if not i.pending]
+        if not resolved:
+            return 0.0
+        filled = sum(i.outcome in ("filled", "partially_filled") for i in resolved)
+        return 100.0 * filled / len(resolved)
