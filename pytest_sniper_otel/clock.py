@@ -96,7 +96,8 @@ class SimClock:
         self._thread = 0
         self._monotonic_ns = 0
         # freezegun's current datetime, its microseconds since the epoch and time_ns()
-        self._reading: tuple[dt.datetime | None, int, int] = (None, 0, 0)
+        # and time.monotonic() (freezegun's: the frozen wall time in seconds)
+        self._reading: tuple[dt.datetime | None, int, int, float] = (None, 0, 0, 0.0)
         self._stamping: list[tuple[Any, Any]] = []  # (module, freezegun's time_ns there)
 
     # lifecycle -------------------------------------------------------------------
@@ -184,7 +185,7 @@ class SimClock:
         float: a multiple of about 256 ns, not exact)."""
         return self._read()[2]
 
-    def _read(self) -> tuple[dt.datetime | None, int, int]:
+    def _read(self) -> tuple[dt.datetime | None, int, int, float]:
         factory = self._factory
         if factory is None:
             self._require_running()
@@ -193,8 +194,10 @@ class SimClock:
         if reading[0] is not now:  # time moved since the last reading
             us = (now - _EPOCH) // _MICROSECOND
             seconds, micros = divmod(us, 1_000_000)
-            # freezegun's fake_time_ns(), step by step: int((timegm + us / 1e6) * 1e9)
-            reading = self._reading = (now, us, int((seconds + micros / 1000000.0) * 1e9))
+            # freezegun's fake_time_ns(), step by step: int((timegm + us / 1e6) * 1e9), and
+            # its fake_monotonic(): timegm + us / 1e6
+            frozen_seconds = seconds + micros / 1000000.0
+            reading = self._reading = (now, us, int(frozen_seconds * 1e9), frozen_seconds)
         return reading
 
     def monotonic_ns(self) -> int:
@@ -277,3 +280,17 @@ class _SleepOnClock:
 
 
 _SLEEP = _SleepOnClock()
+
+
+def monotonic() -> float:
+    """``time.monotonic()`` as code frozen by the running SimClock reads it (freezegun's
+    value: the simulated wall time in seconds, which jumps move too), without freezegun's
+    stack inspection on each call; ``time.monotonic()`` itself when no SimClock runs, or
+    when something else froze time inside it."""
+    clocks = _SLEEP._clocks
+    if clocks:
+        clock = clocks[-1]
+        factories = sys.modules["freezegun.api"].freeze_factories
+        if factories and factories[-1] is clock._factory:
+            return clock._read()[3]
+    return _time.monotonic()

@@ -47,7 +47,7 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Span, Status, StatusCode
 
-from ..clock import Clock
+from ..clock import Clock, monotonic
 from .telemetry import (
     INSTRUMENTATION_VERSION,
     TRACER_REDIS,
@@ -253,7 +253,7 @@ class RedisCache:
 
     def execute_warmup_strategy(self, strategy: WarmupStrategy) -> WarmupMetrics:
         """Preload ``strategy.load()`` in one pipeline, traced as ``redis.warmup_strategy``."""
-        started = time.monotonic()
+        started = monotonic()
         warmed = 0
         with self._operation("warmup_strategy", strategy.pattern) as (span, result):
             entries = strategy.load()
@@ -268,7 +268,7 @@ class RedisCache:
             warmed = len(entries)
             span.set_attribute("cache.warmup.keys_warmed", warmed)
             result.append(True)
-        return WarmupMetrics(warmed, (time.monotonic() - started) * 1000.0, bool(result))
+        return WarmupMetrics(warmed, (monotonic() - started) * 1000.0, bool(result))
 
     def close(self) -> None:
         """Delete this cache's keys (a real server outlives the bot). Housekeeping, not
@@ -332,7 +332,7 @@ class RedisCache:
         attrs = {"redis.operation": operation, "redis.key": key, "cache.type": "redis",
                  "cache.key_pattern": self.observability.key_pattern(key)}
         with self.tracer.start_as_current_span(f"redis.{operation}", attributes=attrs) as span:
-            started = time.monotonic()
+            started = monotonic()
             result: list[Any] = []
             # the round trip to Redis, on the simulated clock
             self.clock.tick(self._rng.uniform(*self.latency))
@@ -364,7 +364,7 @@ class RedisCache:
                         key_pattern=self.observability.key_pattern(key),
                         error_type=type(exc).__name__,
                     )
-            latency_ms = (time.monotonic() - started) * 1000.0
+            latency_ms = (monotonic() - started) * 1000.0
             span.set_attribute("redis.latency_ms", latency_ms)
             self.observability.record_latency(operation, latency_ms,
                                               "success" if result else "error")

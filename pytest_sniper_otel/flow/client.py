@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -25,7 +24,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from ..catalog import API_ENDPOINTS
-from ..clock import Clock
+from ..clock import Clock, monotonic
 from .exchange import (
     ORDER_STATUSES,
     ApiRequest,
@@ -318,11 +317,11 @@ class ExchangeClient:
         context = LogContext("ExchangeClient", endpoint, agent_id=self.agent_id)
         with self.tracer.span("mexc-api-request", attrs, kind=SpanKind.CLIENT) as span:
             request = self._request(method, path, endpoint, params, signed)
-            started = time.monotonic()
+            started = monotonic()
             status = 0
             try:
                 response = receive(self.transport(request), self.clock, self.retry.timeout)
-                if time.monotonic() - started > self.retry.timeout:
+                if monotonic() - started > self.retry.timeout:
                     raise TransportTimeout(f"no response within {self.retry.timeout:g}s")
                 status = response.status
                 span.set_attribute("http.response.status_code", status)
@@ -331,7 +330,7 @@ class ExchangeClient:
                 outcome = _Outcome("timeout", error=exc)
             except TransportError as exc:
                 outcome = _Outcome("transport_error", error=exc)
-            latency_ms = (time.monotonic() - started) * 1000.0
+            latency_ms = (monotonic() - started) * 1000.0
             self.metrics.record_api_request(endpoint, method, outcome.kind, status, latency_ms)
             if outcome.error is None:
                 return outcome

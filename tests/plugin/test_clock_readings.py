@@ -9,6 +9,7 @@ import random
 import time
 
 import pytest
+from freezegun import freeze_time
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -19,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_sniper_otel import SimClock
-from pytest_sniper_otel.clock import _OTEL_STAMPING_MODULES
+from pytest_sniper_otel.clock import _OTEL_STAMPING_MODULES, monotonic
 
 
 def test_readings_equal_freezegun_on_any_tick() -> None:
@@ -37,6 +38,20 @@ def test_readings_equal_freezegun_on_any_tick() -> None:
                                           microsecond=rng.randrange(10**6), tzinfo=dt.UTC))
             assert clock.time_ns() == time.time_ns()
             assert clock.time() == clock.now().timestamp() == time.time()
+            assert monotonic() == time.monotonic()
+
+
+def test_monotonic_is_real_without_a_clock_and_follows_a_freeze_inside_one() -> None:
+    before = monotonic()
+    assert time.monotonic() >= before
+    with SimClock("2026-03-01T09:30:00+00:00") as clock:
+        clock.tick(1.5)
+        assert monotonic() == time.monotonic() == clock.time()
+        with freeze_time("2030-01-01 00:00:00"):  # someone else's freeze inside the clock
+            assert monotonic() == time.monotonic() == 1893456000.0
+        assert monotonic() == clock.time()
+    after = monotonic()
+    assert before <= after < before + 60  # real seconds again, not the simulated epoch
 
 
 def test_every_stamping_module_takes_time_ns_from_the_clock() -> None:
