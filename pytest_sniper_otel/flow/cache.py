@@ -45,12 +45,13 @@ import redis
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import Span, Status, StatusCode
 
 from ..clock import Clock, monotonic
 from .telemetry import (
     INSTRUMENTATION_VERSION,
+    STATUS_OK,
     TRACER_REDIS,
+    AttrValue,
     LogContext,
     RedisCacheObservability,
     StructuredLogger,
@@ -215,7 +216,7 @@ class RedisCache:
 
     # -- public operations -----------------------------------------------------------------
     def get(self, key: str) -> CacheLookup:
-        with self._operation("get", key) as (span, result):
+        with self._operation("get", key) as (outcome, result):
             raw = self._redis().get(self._key(key))
             now = self.clock.time()
             lookup = MISS
@@ -232,7 +233,7 @@ class RedisCache:
             else:
                 self.misses += 1
             self.observability.record_lookup(key, lookup.hit)
-            span.set_attribute("redis.hit", "true" if lookup.hit else "false")
+            outcome["redis.hit"] = "true" if lookup.hit else "false"
             result.append(lookup)
         return result[0] if result else MISS
 
@@ -255,7 +256,7 @@ class RedisCache:
         """Preload ``strategy.load()`` in one pipeline, traced as ``redis.warmup_strategy``."""
         started = monotonic()
         warmed = 0
-        with self._operation("warmup_strategy", strategy.pattern) as (span, result):
+        with self._operation("warmup_strategy", strategy.pattern) as (outcome, result):
             entries = strategy.load()
             if entries:
                 pipe = self._redis().pipeline(transaction=False)
@@ -266,7 +267,7 @@ class RedisCache:
                     self._expiry[key] = self._expires(strategy.ttl)
                 pipe.execute()
             warmed = len(entries)
-            span.set_attribute("cache.warmup.keys_warmed", warmed)
+            outcome["cache.warmup.keys_warmed"] = warmed
             result.append(True)
         return WarmupMetrics(warmed, (monotonic() - started) * 1000.0, bool(result))
 
@@ -326,14 +327,19 @@ class RedisCache:
         self.observability.record_invalidation(key, reason)
 
     @contextmanager
-    def _operation(self, operation: str, key: str) -> Iterator[tuple[Span, list[Any]]]:
+    def _operation(
+        self, operation: str, key: str
+    ) -> Iterator[tuple[dict[str, AttrValue], list[Any]]]:
         """A ``redis.<operation>`` span with latency and error accounting. The body appends
-        its result to the list; on a Redis error the list stays empty and nothing raises."""
+        its result to the list (on a Redis error it stays empty and nothing raises) and puts
+        the span attributes it learns in the dict: they are set with the latency in one
+        call, as each call on a live span takes its lock."""
         attrs = {"redis.operation": operation, "redis.key": key, "cache.type": "redis",
                  "cache.key_pattern": self.observability.key_pattern(key)}
         with self.tracer.start_as_current_span(f"redis.{operation}", attributes=attrs) as span:
             started = monotonic()
             result: list[Any] = []
+            outcome: dict[str, AttrValue] = {}
             # the round trip to Redis, on the simulated clock
             self.clock.tick(self._rng.uniform(*self.latency))
             breaker = self.breaker
@@ -343,7 +349,7 @@ class RedisCache:
             try:
                 timed_out = False
                 try:
-                    yield span, result
+                    yield outcome, result
                 except CACHE_TIMEOUTS:
                     timed_out = True
                     raise
@@ -365,11 +371,12 @@ class RedisCache:
                         error_type=type(exc).__name__,
                     )
             latency_ms = (monotonic() - started) * 1000.0
-            span.set_attribute("redis.latency_ms", latency_ms)
+            outcome["redis.latency_ms"] = latency_ms
+            span.set_attributes(outcome)
             self.observability.record_latency(operation, latency_ms,
                                               "success" if result else "error")
             if result:
-                span.set_status(Status(StatusCode.OK))
+                span.set_status(STATUS_OK)
 
     def _breaker_moved(self, change: str | None, operation: str) -> None:
         if change == "opened":

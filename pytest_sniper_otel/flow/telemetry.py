@@ -295,6 +295,10 @@ PF = TypeVar("PF", bound=PatternFlowResult)
 EF = TypeVar("EF", bound=ExecutionFlowResult)
 
 
+# One shared OK status: Status is immutable, and building one per span validates again.
+STATUS_OK = Status(StatusCode.OK)
+
+
 def mark_error(span: Span, error: BaseException | str) -> None:
     """Error status (and the exception event) on a span whose error was handled."""
     if isinstance(error, BaseException):
@@ -329,7 +333,7 @@ class TradingOperationTracer:
             if result.error_description:
                 mark_error(span, result.error_description)
             else:
-                span.set_status(Status(StatusCode.OK))
+                span.set_status(STATUS_OK)
             return result
 
     def trace_execution_flow(
@@ -344,7 +348,7 @@ class TradingOperationTracer:
             result = operation()
             span.set_attributes(result.span_attributes())
             if result.ok:
-                span.set_status(Status(StatusCode.OK))
+                span.set_status(STATUS_OK)
             else:
                 mark_error(span, result.error_description)
             return result
