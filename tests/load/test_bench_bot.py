@@ -26,6 +26,8 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
         "  telemetry per cycle: * spans (* attr.), * counter adds (* attr.), *",
         "  no telemetry * us; all signals * us (*x); added by telemetry * us",
         "    = * us per cycle: added / floor *x (per round: *)  goal <= 1.25x  *",
+        "  the same operations at the bot's rates, as many cycles, mean, collector on: * us per "
+        "cycle: added / floor *x (per round: *)  goal <= 1.25x  *",
         "  BotConfig(instrument_redis=False), all signals: * us per cycle: the Redis command "
         "spans cost *% of a cycle",
     ):
@@ -35,6 +37,8 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     # the bot traces every cycle: a safety check at least, with its children
     assert ops["span"] > 1 and ops["span_attributes"] > 0
     assert result["ratio"] > 0 and len(result["ratios"]) == 1
+    assert result["cycle_ratio"] > 0 and len(result["cycle_ratios"]) == 1
+    assert result["cycle_floor_us"][0] > 0
 
 
 def test_bad_sizes_are_refused_before_anything_runs() -> None:
