@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .capture import SessionTelemetry, install_session, metric_reader
-    from .clock import DEFAULT_START, Clock, RealClock, SimClock
+    from .clock import DEFAULT_START, Clock, RealClock, SimClock, monotonic
     from .clock_asyncio import register_in_process_server
     from .durations import parse_duration
     from .errors import (
@@ -47,6 +47,7 @@ _EXPORTS = {
     "RealClock": "clock",
     "register_in_process_server": "clock_asyncio",
     "DEFAULT_START": "clock",
+    "monotonic": "clock",
     "Telemetry": "telemetry",
     "MetricView": "metrics",
     "MetricsSnapshot": "metrics",
@@ -95,6 +96,7 @@ __all__ = [
     "event",
     "install_session",
     "metric_reader",
+    "monotonic",
     "parse_duration",
     "register_in_process_server",
     "span",
