@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -120,35 +117,6 @@ def connect_redis(url: str, **options: Any) -> Any:
     return client
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so that one cleanup path
-    (faults rolled back, the bot's keys removed, a partial journal) serves both."""
-
-    signal_name = "SIGTERM"
-
-
-def interrupt_status(exc: BaseException) -> int:
-    """The shell's exit status for an interrupt: 130 for SIGINT, 143 for SIGTERM."""
-    return 143 if isinstance(exc, Terminated) else 130
-
-
-@contextlib.contextmanager
-def terminable() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _usage() -> str:
     lines = ["usage: sniper-otel [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -179,11 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(missing: {', '.join(MISSING)})", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
+    from .interrupts import handled, interrupt_status, terminable
+
     try:
         with terminable():
             result: int = module.main(rest)
     except KeyboardInterrupt as exc:  # a command that did not handle it itself
-        name_ = getattr(exc, "signal_name", "SIGINT")
+        name_ = handled(exc)
         print(f"sniper-otel {name}: interrupted by {name_}", file=sys.stderr)
         return interrupt_status(exc)
     except BrokenPipeError:

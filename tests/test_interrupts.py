@@ -13,10 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_sniper_otel.interrupts import Terminated, raise_if_interrupted, terminable
 
 QUICK = ("SCENARIO = Scenario(name='quick', title='t', warmup=30.0, duration=60.0, "
          "recovery=10.0, baseline=False, faults=[fault('market.partial_fills', start=10)])\n")
@@ -67,7 +70,7 @@ def _chaos(args: list[str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-# Both signals take one cleanup path (cli.Terminated is a KeyboardInterrupt): locally each
+# Both signals take one cleanup path (interrupts.Terminated is a KeyboardInterrupt): locally each
 # test sends one of them, CI both.
 @pytest.mark.parametrize(("signum", "status"), [
     (signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])
@@ -180,3 +183,186 @@ def test_a_pytest_chaos_test_interrupted_rolls_back_and_keeps_its_journal(
     assert data["status"] == "interrupted"
     assert data["interrupted"] == signal.Signals(signum).name
     assert len(data["rollbacks"]) == 1  # the outage was rolled back
+
+
+# A signal whose handler runs inside a finaliser is dropped by CPython ("Exception ignored
+# in ..."). These children raise it from there before the bot's step number {at}, with no
+# timing involved:
+# signal.raise_signal() runs the handler before it returns, inside the finaliser.
+DROP_AT_STEP = (
+    "import gc, signal, sys, weakref\n"
+    "import pytest_sniper_otel.flow.bot as b\n"
+    "steps = []\n"
+    "def raise_signal():\n"
+    "    try:\n"
+    "        signal.raise_signal({signum})\n"
+    "    except BaseException as exc:\n"
+    "        print(f'dropped: {{type(exc).__name__}}', file=sys.stderr, flush=True)\n"
+    "        raise\n"
+    "class Finalised:\n"
+    "    def __del__(self):\n"
+    "        raise_signal()\n"
+    "def dropped_in_gc():\n"
+    "    cycle = Finalised(); cycle.me = cycle; del cycle; gc.collect()\n"
+    "class Referent: pass\n"
+    "def dropped_in_weakref_callback():\n"
+    "    obj = Referent()\n"
+    "    ref = weakref.ref(obj, lambda _: raise_signal())\n"
+    "    del obj\n"
+    "orig = b.SniperBot.run_for\n"
+    "def run_for(self, s):\n"
+    "    steps.append(s)\n"
+    "    if len(steps) == {at}:\n"
+    "        {drop}()\n"
+    "    return orig(self, s)\n"
+    "b.SniperBot.run_for = run_for\n"
+)
+
+
+def _dropping(signum: int, drop: str = "dropped_in_gc", at: int = 3) -> str:
+    return DROP_AT_STEP.format(signum=int(signum), drop=drop, at=at)
+
+
+def _finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)  # faulthandler prints where it is stuck
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"still running 120 s after the dropped signal:\n{err[-6000:]}")
+
+
+def test_run_stops_at_the_next_step_when_a_finaliser_drops_the_signal(tmp_path: Path) -> None:
+    out_json = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _dropping(signal.SIGTERM) +
+         "from pytest_sniper_otel.cli import main\n"
+         f"sys.exit(main(['run', '--duration', '1h', '--json', {str(out_json)!r}]))\n"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = _finish(proc)
+    # the handler raised inside __del__, where CPython dropped it without a trace
+    assert "dropped: Terminated" in err
+    assert "Traceback" not in out + err
+    assert proc.returncode == 143, err
+    assert "(INTERRUPTED by SIGTERM)" in out.splitlines()[0]
+    assert "sniper-otel run: interrupted by SIGTERM; the bot's keys removed" in err
+    summary = json.loads(out_json.read_text())
+    assert summary["interrupted"] == "SIGTERM"
+    # dropped before the third 5 s step ran: it stops within that step or before the fourth
+    assert 10 <= summary["simulated_seconds"] <= 15
+
+
+@pytest.mark.parametrize("drop", ["dropped_in_gc", "dropped_in_weakref_callback"])
+def test_chaos_stops_at_the_next_step_when_a_finaliser_drops_the_signal(
+    drop: str, tmp_path: Path
+) -> None:
+    suite = _suite(tmp_path / "suite", "fault('redis.outage', start=10)")
+    journal = tmp_path / "journal.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _dropping(signal.SIGINT, drop) +
+         "from pytest_sniper_otel.cli import main\n"
+         f"sys.exit(main(['chaos', '--path', {str(suite)!r}, '--json', {str(journal)!r}]))\n"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = _finish(proc)
+    assert "dropped: KeyboardInterrupt" in err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    assert "sniper-otel chaos: interrupted by SIGINT; faults rolled back" in err
+    assert "; INTERRUPTED by SIGINT after 1 of 2" in out.splitlines()[0]
+    data = json.loads(journal.read_text())
+    [quick] = data["scenarios"][:1]
+    assert quick["status"] == "interrupted" and quick["interrupted"] == "SIGINT"
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_pytest_chaos_test_stops_at_the_next_step_when_a_finaliser_drops_the_signal(
+    signum: int, status: int, tmp_path: Path
+) -> None:
+    (tmp_path / "test_long.py").write_text(
+        _dropping(signum, at=10) +
+        "from pytest_sniper_otel.chaos import Scenario, fault\n\n"
+        "def test_long(chaos):\n"
+        "    chaos.run(Scenario(name='long', title='t', warmup=30.0, duration=3600.0,\n"
+        "                       recovery=10.0, baseline=False,\n"
+        "                       faults=[fault('redis.outage', start=1)]))\n",
+        encoding="utf-8")
+    journals = tmp_path / "journals"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p",
+         "no:pytest_opentelemetry", "-p", "no:logfire", "-p", "no:pytest_logfire", "-q",
+         "test_long.py", f"--sniper-otel-chaos-journal={journals}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = _finish(proc)
+    assert proc.returncode == status, out + err
+    [journal] = journals.glob("*.json")
+    data = json.loads(journal.read_text())
+    assert data["status"] == "interrupted"
+    assert data["interrupted"] == signal.Signals(signum).name
+    # the runner's steps (5 s, plus the fault's start at +31 s): dropped before the one
+    # from +40 s, it stops within that step or before the next
+    assert 40 <= data["simulated_seconds"] <= 45
+    assert len(data["rollbacks"]) == 1  # the outage (from +31 s) was rolled back
+
+
+def _drop_in_weakref_callback(signum: int) -> None:
+    class Referent:
+        pass
+
+    obj = Referent()
+    ref = weakref.ref(obj, lambda _: signal.raise_signal(signum))
+    del obj
+    assert ref() is None
+
+
+def test_a_dropped_signal_with_no_step_after_it_is_raised_when_the_scope_ends() -> None:
+    with pytest.raises(Terminated), terminable():
+        _drop_in_weakref_callback(signal.SIGTERM)
+    raise_if_interrupted()  # handled on its way out: nothing is left to raise later
+
+
+def test_the_bots_loop_raises_a_dropped_signal_at_its_next_step() -> None:
+    from pytest_sniper_otel.clock import SimClock
+    from pytest_sniper_otel.flow import SniperBot
+
+    with SimClock() as clock:
+        bot = SniperBot.create(seed=0, clock=clock)
+        start = clock.time()
+        bot.run_for(30)
+        with pytest.raises(KeyboardInterrupt) as excinfo, terminable():
+            _drop_in_weakref_callback(signal.SIGINT)
+            bot.run_for(3600)
+        assert type(excinfo.value) is KeyboardInterrupt
+        assert clock.time() - start < 60  # the first event after the drop, not an hour
+        bot.close()
+
+
+def test_without_our_handler_pythons_keyboardinterrupt_goes_through_the_loops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Plain pytest installs no SIGINT handler (an xdist worker may ignore SIGINT: the test
+    sets Python's own); the bot's loop must neither mask its KeyboardInterrupt nor add one."""
+    from pytest_sniper_otel.clock import SimClock
+    from pytest_sniper_otel.flow import SniperBot
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with SimClock() as clock:
+            bot = SniperBot.create(seed=0, clock=clock)
+            bot.run_for(30)  # nothing recorded: the checks do nothing
+            execute = bot.orchestrator.execute_workflow
+            calls = []
+
+            def interrupted_workflow(workflow: Any) -> None:
+                calls.append(workflow)
+                if len(calls) == 2:
+                    signal.raise_signal(signal.SIGINT)
+                execute(workflow)
+
+            monkeypatch.setattr(bot.orchestrator, "execute_workflow", interrupted_workflow)
+            with pytest.raises(KeyboardInterrupt):
+                bot.run_for(3600)
+            assert len(calls) == 2
+            monkeypatch.undo()
+            bot.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"seed {result.seed}, {result.backend}, "
                       f"{result.wall_seconds:.1f} s wall", started)
     if result.interrupted:
-        from ..cli import Terminated, interrupt_status
+        from ..interrupts import Terminated, interrupt_status
 
         print(f"sniper-otel chaos: interrupted by {result.interrupted}; faults rolled back, "
               "the bot's keys removed; scorecard and journal are partial", file=sys.stderr)

@@ -30,6 +30,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..interrupts import raise_if_interrupted, terminable
 from .faults import Fault, FaultError, FaultSpec, Schedule
 from .result import ScenarioRun
 from .runner import run_scenario
@@ -178,6 +179,7 @@ class ChaosController:
             grid.append(stop)
             t = stop
         for nxt in grid:
+            raise_if_interrupted()
             dt = nxt - self.now
             if run is not None:
                 run(dt)
@@ -200,8 +202,6 @@ class ChaosController:
             scenario = dataclasses.replace(scenario, faults=(*scenario.faults, *self._pending))
             self._pending = []
         options.setdefault("seed", self.seed)
-        from ..cli import terminable
-
         try:
             # SIGTERM too unwinds like Ctrl-C: faults rolled back, keys removed
             with terminable():

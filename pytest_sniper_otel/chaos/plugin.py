@@ -229,7 +229,7 @@ _INTERRUPT_STATUS: list[int] = []
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-    from ..cli import interrupt_status
+    from ..interrupts import interrupt_status
 
     _INTERRUPT_STATUS[:] = [interrupt_status(excinfo.value)]
 

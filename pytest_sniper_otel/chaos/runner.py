@@ -24,6 +24,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from .. import did_you_mean
+from ..interrupts import handled, raise_if_interrupted
 from .baselines import BASELINES, baseline_key, baseline_run
 from .faults import FaultError
 from .result import AlertResult, ScenarioRun
@@ -83,7 +84,7 @@ def run_scenario(
     except KeyboardInterrupt as exc:
         # SIGINT/SIGTERM: faults were rolled back on the way out; leave nothing behind
         # either, and hand the partial run to whoever reports it
-        run.interrupted = getattr(exc, "signal_name", "SIGINT")
+        run.interrupted = handled(exc)
         _abandon(run)
         run.wall_seconds = _wall() - wall0
         exc.partial_run = run  # type: ignore[attr-defined]
@@ -241,6 +242,8 @@ def _execute(
             for nxt in points:
                 if nxt <= t:
                     continue
+                # an interrupt dropped inside a finaliser or weakref callback surfaces here
+                raise_if_interrupted()
                 dt_ = nxt - t
                 try:
                     bot.run_for(dt_)
@@ -260,6 +263,7 @@ def _execute(
                     progress(scenario.name, t / total)
         finally:
             timeline.rollback_all(t)
+        raise_if_interrupted()  # dropped during the last step: the run is still partial
         run.journal = timeline.journal
         if "before" not in run.hypothesis:
             run.hypothesis["before"] = _hypothesis(evaluator, bot, "before", noise)

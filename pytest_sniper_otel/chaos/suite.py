@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import did_you_mean
+from ..interrupts import handled
 from .faults import FaultError
 from .result import ScenarioRun
 from .runner import run_scenario
@@ -256,7 +257,7 @@ def _run_each(
         try:
             run = run_scenario(scenario, seed=seed, redis=client, progress=report)
         except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: report what ran, marked as such
-            result.interrupted = getattr(exc, "signal_name", "SIGINT")
+            result.interrupted = handled(exc)
             partial = getattr(exc, "partial_run", None)
             if partial is None:  # interrupted before the run began
                 partial = ScenarioRun(scenario, seed)

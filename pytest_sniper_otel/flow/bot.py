@@ -14,6 +14,7 @@ from typing import Any
 import redis as redis_lib
 
 from ..clock import Clock, SimClock
+from ..interrupts import raise_if_interrupted
 from .agents import (
     EXCHANGE_ERRORS,
     Agent,
@@ -98,6 +99,8 @@ class MultiAgentOrchestrator:
 
     def run_until(self, end: float) -> None:
         while self._queue and self._queue[0].at <= end:
+            # an interrupt dropped inside a finaliser or weakref callback surfaces here
+            raise_if_interrupted()
             event = heapq.heappop(self._queue)
             now = self.clock.time()
             if event.at > now:

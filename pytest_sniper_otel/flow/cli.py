@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .. import SpecError, parse_duration
+from ..interrupts import handled, raise_if_interrupted
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,13 +137,16 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
             # on a collector), and an interrupt stops at a step
             progress = _Progress(duration, sys.stderr)
             while (left := start + duration - clock.time()) > 0:
+                raise_if_interrupted()  # one dropped by a finaliser during the last step
                 bot.run_for(min(OTLP_STEP, left))
                 if otlp is not None:
                     otlp.pump(clock.time() - start)
                 progress.update(clock.time() - start)
+            raise_if_interrupted()
             bot.settle()
         except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: a partial, marked summary
             interrupted = exc
+            interrupted_by = handled(exc)
         summary = bot.summary()
         problems = bot.reconcile()
         recorded = set(telemetry.metric_names())  # while the bot still reports its gauges
@@ -151,7 +155,7 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
         else:  # no settling: remove the bot's keys and stop its gauges, nothing more
             bot.cache.close()
             unregister_source(bot)
-            summary["interrupted"] = getattr(interrupted, "signal_name", "SIGINT")
+            summary["interrupted"] = interrupted_by
         if otlp is not None:
             # before reading metrics again: what it failed to deliver is counted in them
             otlp.finish(clock.time() - start)
@@ -171,7 +175,7 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     if json_path is not None:
         json_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if interrupted is not None:
-        from ..cli import interrupt_status
+        from ..interrupts import interrupt_status
 
         print(f"sniper-otel run: interrupted by {summary['interrupted']}; the bot's keys "
               "removed; the summary is partial", file=sys.stderr)
