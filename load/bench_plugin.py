@@ -444,14 +444,16 @@ FIXTURE_ARMS = ("sniper", "handmade", "testbase", "capfire")
 _ARM_NEEDS = {"testbase": "opentelemetry.test.test_base", "capfire": "logfire.testing"}
 
 
-def fixture_arms(n_each: int, rounds: int) -> dict[str, Any]:
+def fixture_arms(
+    n_each: int, rounds: int, only: Sequence[str] = FIXTURE_ARMS
+) -> dict[str, Any]:
     """Added time per test of ``telemetry`` and of the same job done other ways, each arm in
     its own pytest process (global providers can be set once), arms rotated per round;
-    an empty test and one with a 10-span/5-metric/2-log body."""
+    an empty test and one with a 10-span/5-metric/2-log body. ``only``: these arms."""
     import importlib.util
 
     arms = [
-        a for a in FIXTURE_ARMS if a not in _ARM_NEEDS or importlib.util.find_spec(_ARM_NEEDS[a])
+        a for a in only if a not in _ARM_NEEDS or importlib.util.find_spec(_ARM_NEEDS[a])
     ]
     added: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-arms-") as tmp:
@@ -491,7 +493,7 @@ def fixture_arms(n_each: int, rounds: int) -> dict[str, Any]:
         "added_us_per_round": {
             arm: {v: [x * 1e6 for x in xs] for v, xs in by.items()} for arm, by in added.items()
         },
-        "missing_arms": [a for a in FIXTURE_ARMS if a not in arms],
+        "missing_arms": [a for a in only if a not in arms],
     }
 
 
@@ -707,6 +709,10 @@ def _table(results: dict[str, Any]) -> str:
                     _ok(a["sniper"][variant] <= base),
                 )
             )
+            per_round = results["arms"]["added_us_per_round"]
+            ratios = [s / h for s, h in zip(per_round["sniper"][variant],
+                                             per_round["handmade"][variant], strict=True)]
+            rows.append(("  each round", ", ".join(f"{r:.2f}x" for r in ratios), "", ""))
             for arm, label in (("testbase", "opentelemetry-test-utils TestBase"),
                                ("capfire", "logfire capfire")):
                 if arm in a:
@@ -791,6 +797,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         help="run only these parts (repeatable)",
     )
+    p.add_argument(
+        "--arm",
+        choices=FIXTURE_ARMS,
+        action="append",
+        help="the arms part with only these fixtures (repeatable; default all; sniper and "
+        "handmade are always run: the others are compared to them)",
+    )
     args = p.parse_args(argv)
     if args.print_baseline_requirements:
         print("\n".join(baseline_requirements()))
@@ -827,7 +840,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "arms" in parts:
         n_each = 300 if not args.quick else 60
         print(f"telemetry against other fixtures: {n_each} tests each ...", flush=True)
-        results["arms"] = fixture_arms(n_each, max(3, rounds - 2) if not args.quick else 1)
+        results["arms"] = fixture_arms(
+            n_each,
+            max(3, rounds - 2) if not args.quick else 1,
+            tuple(dict.fromkeys(("sniper", "handmade", *args.arm))) if args.arm else FIXTURE_ARMS,
+        )
     if "fixture" in parts:
         print(f"fixture cost: {n_tests} tests with telemetry among {4 * n_tests} ...", flush=True)
         results["fixture"] = fixture_cost(n_tests, max(3, rounds - 2) if not args.quick else 1)
@@ -842,7 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nfixture arms (tests with and without the fixture in blocks of {BLOCK}, "
               "added = median with - median without, same process):")
         for arm, job in ARM_JOBS.items():
-            print(f"  {arm:<9} {job}")
+            if arm in results["arms"]["added_us"]:
+                print(f"  {arm:<9} {job}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nJSON: {args.json}")
