@@ -42,6 +42,9 @@ _READER: InMemoryMetricReader | None = None
 # (level before, level set) while the root logger is left lowered for the next window (a
 # window closed with keep_log_level=True, or lower_root_level()); process-wide like the root.
 _KEPT_ROOT_LEVEL: tuple[int, int] | None = None
+# The logging bridge, left on the root logger by the same windows for the next one (it
+# bridges nothing while no window is open); restore_root_level() takes it off.
+_KEPT_BRIDGE: logging.Handler | None = None
 
 SIGNALS = ("traces", "metrics", "logs")
 # Instrumentation scopes that trace the test run itself, not the code under test.
@@ -330,7 +333,7 @@ class SessionTelemetry:
         which costs more than the rest of a window (the plugin keeps it across consecutive
         tests that use ``telemetry`` and restores it before any other test).
         """
-        global _Telemetry, _KEPT_ROOT_LEVEL
+        global _Telemetry, _KEPT_ROOT_LEVEL, _KEPT_BRIDGE
         outer = self.current
         if outer is not None and not nested:
             raise RuntimeError(
@@ -350,6 +353,7 @@ class SessionTelemetry:
         opened = OpenWindow(self, window, outer, keep_log_level)
         root = logging.root
         kept, _KEPT_ROOT_LEVEL = _KEPT_ROOT_LEVEL, None
+        kept_bridge, _KEPT_BRIDGE = _KEPT_BRIDGE, None
         # Lowered by a window that closed since: what to restore is what it found.
         old_level = kept[0] if kept is not None and root.level == kept[1] else root.level
         opened.old_level = old_level
@@ -357,14 +361,20 @@ class SessionTelemetry:
             if self._bridge is None:
                 from .logs import bridge_handler
 
-                self._bridge = bridge_handler(self.logger_provider)
+                self._bridge = bridge_handler(
+                    self.logger_provider, active=lambda: self.current is not None
+                )
             handler = opened.handler = self._bridge
-            opened.attached = handler in root.handlers  # by the outer window
-            opened.handler_level = handler.level
+            if handler is kept_bridge and handler in root.handlers:
+                pass  # left attached by the window before: this one's to take off
+            else:
+                opened.attached = handler in root.handlers  # by the outer window
+                opened.handler_level = handler.level
+                root.addHandler(handler)
             # The handler's own level enforces log_level: the root logger may already be
             # lower (pytest --log-level=DEBUG, a conftest's basicConfig).
-            handler.setLevel(log_level)
-            root.addHandler(handler)
+            if handler.level != log_level:
+                handler.setLevel(log_level)
             # Records below the root's level never reach a handler: lower it for the test
             # (NOTSET, 0, already lets everything through).
             wanted = log_level if old_level > log_level else old_level
@@ -373,6 +383,8 @@ class SessionTelemetry:
             opened.set_level = wanted
         elif kept is not None and root.level == kept[1]:
             root.setLevel(old_level)
+        if kept_bridge is not None and kept_bridge is not opened.handler:
+            root.removeHandler(kept_bridge)  # the bridge of a provider replaced since
         self.current = window
         self.last_window = window
         return opened
@@ -423,7 +435,7 @@ class OpenWindow:
         self.old_level = self.set_level = logging.NOTSET
 
     def close(self) -> None:
-        global _KEPT_ROOT_LEVEL
+        global _KEPT_ROOT_LEVEL, _KEPT_BRIDGE
         if self._closed:
             return
         self._closed = True
@@ -443,6 +455,10 @@ class OpenWindow:
             root = logging.root
             if self.attached:
                 handler.setLevel(self.handler_level)
+            elif self._keep_log_level and outer is None:
+                # Left attached for the next window, as the root's level is left lowered:
+                # adding and removing a handler take logging's module lock.
+                _KEPT_BRIDGE = handler
             else:
                 root.removeHandler(handler)
             level = root.level
@@ -476,11 +492,15 @@ def lower_root_level(level: int) -> None:
 
 def restore_root_level() -> None:
     """Put the root logger's level back where :func:`lower_root_level` or a window closed
-    with ``keep_log_level=True`` found it (unless someone changed it since)."""
-    global _KEPT_ROOT_LEVEL
+    with ``keep_log_level=True`` found it (unless someone changed it since), and take the
+    logging bridge such a window left attached off it."""
+    global _KEPT_ROOT_LEVEL, _KEPT_BRIDGE
     kept, _KEPT_ROOT_LEVEL = _KEPT_ROOT_LEVEL, None
     if kept is not None and logging.root.level == kept[1]:
         logging.root.setLevel(kept[0])
+    bridge, _KEPT_BRIDGE = _KEPT_BRIDGE, None
+    if bridge is not None:
+        logging.root.removeHandler(bridge)
 
 
 def _span_router(session: SessionTelemetry) -> Any:

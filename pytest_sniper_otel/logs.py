@@ -7,7 +7,7 @@ of it lives in this module so that a rename upstream touches one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -90,14 +90,20 @@ class _BridgeFilter(logging.Filter):
     * A record that another OTel logging handler on its way up the logger tree already
       sends to the same provider: an app that bridged stdlib logging itself would otherwise
       see every record twice.
+    * Every record while ``active()`` says no (no capture window open).
     """
 
-    def __init__(self, provider: object, ours: logging.Handler) -> None:
+    def __init__(
+        self, provider: object, ours: logging.Handler, active: Callable[[], bool] | None
+    ) -> None:
         super().__init__()
         self._provider = provider
         self._ours = ours
+        self._active = active
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._active is not None and not self._active():
+            return False
         name = record.name
         if name.startswith(("opentelemetry", "pytest_sniper_otel._internal")):
             return False
@@ -129,13 +135,19 @@ class _BridgeFilter(logging.Filter):
 _NO_ATTRIBUTES: dict[str, Any] = {}
 
 
-def bridge_handler(provider: LoggerProvider, level: int = logging.NOTSET) -> logging.Handler:
+def bridge_handler(
+    provider: LoggerProvider,
+    level: int = logging.NOTSET,
+    *,
+    active: Callable[[], bool] | None = None,
+) -> logging.Handler:
     """The stdlib -> OTel handler of opentelemetry-instrumentation-logging (not the deprecated
     SDK one); it stamps the active span's trace_id/span_id on each record. Records below
     ``level`` are not bridged, whatever the root logger's level is, nor records another
-    OTel handler already sends to ``provider``."""
+    OTel handler already sends to ``provider``, nor any record while ``active()`` (when
+    given) returns False."""
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
     handler = LoggingHandler(level=level, logger_provider=provider)
-    handler.addFilter(_BridgeFilter(provider, handler))
+    handler.addFilter(_BridgeFilter(provider, handler, active))
     return handler

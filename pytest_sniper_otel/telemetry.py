@@ -42,8 +42,18 @@ if TYPE_CHECKING:
 _NOT_STARTED_HERE = 1 << 62
 
 
+def _wall_clock_ns() -> int:
+    # Looked up per call: a clock frozen after the window opened is followed.
+    return time.time_ns()
+
+
 class Telemetry:
     """Spans, metrics and logs recorded during one capture window (one test)."""
+
+    # One per test: slots, and the parts most tests never use (the secrets' masker, the
+    # metric series) made on first use.
+    __slots__ = ("_accumulator", "_clock", "_closed", "_color", "_forest", "_logs",
+                 "_masker", "_open", "_session", "_spans", "_start_seq", "_verbose")
 
     def __init__(
         self,
@@ -56,16 +66,32 @@ class Telemetry:
         self._session = session
         self._color = color
         self._verbose = verbose  # -vv: full trees in failures and report sections
-        self._mask = Masker()  # the values given to assert_no_secrets, hidden in all we print
-        # Looked up per call, so a clock frozen after this window opened is followed.
-        self._clock = clock or (lambda: time.time_ns())
+        # The values given to assert_no_secrets, hidden in all we print (see _mask).
+        self._masker: Masker | None = None
+        self._clock = clock or _wall_clock_ns
         self._spans: list[ReadableSpan] = []
         self._start_seq: dict[int, int] = {}
         self._open: dict[int, str] = {}  # started in this window and not ended (yet)
         self._logs: list[Any] = []
-        self._metrics = MetricAccumulator()
+        self._accumulator: MetricAccumulator | None = None  # see _metrics
         self._forest = Forest()
         self._closed = False
+
+    @property
+    def _mask(self) -> Masker:
+        masker = self._masker
+        if masker is None:
+            masker = self._masker = Masker()
+        return masker
+
+    @property
+    def _metrics(self) -> MetricAccumulator:
+        # Filled by metric collections (windows opening and closing, metrics_snapshot), not
+        # by the span and log routing that other threads run.
+        accumulator = self._accumulator
+        if accumulator is None:
+            accumulator = self._accumulator = MetricAccumulator()
+        return accumulator
 
     # routing (called by the session's processors, from any thread) --------------------
     def _span_started(self, s: Span, seq: int, span_id: int) -> None:
@@ -398,7 +424,7 @@ class Telemetry:
     @property
     def redacts(self) -> bool:
         """Whether :meth:`redact` hides anything (``assert_no_secrets`` was called)."""
-        return bool(self._mask)
+        return self._masker is not None and bool(self._masker)
 
     def redact(self, text: str) -> str:
         """``text`` with every value given to ``assert_no_secrets`` so far replaced by ``***``."""

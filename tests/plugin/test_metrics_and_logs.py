@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .pytester_helpers import assert_failures, failure, run_inprocess
+from .pytester_helpers import assert_failures, failure, run_inprocess, run_subprocess
 
 METRICS_PASSING = """
 import math
@@ -648,6 +648,66 @@ def test_root_logger_level_survives_pytest_log_level(app: pytest.Pytester) -> No
             "at unconfigure: CRITICAL",
         ]
     )
+
+
+def test_bridge_left_attached_between_telemetry_tests_bridges_nothing(
+    app: pytest.Pytester,
+) -> None:
+    # Between two telemetry tests the bridge stays on the root logger (as its level stays
+    # lowered), yet a record written then (a module fixture's) reaches no OTel processor,
+    # the user's exporter included; any other test, and the end of the run, finds the root
+    # logger without it.
+    app.makeconftest(
+        """
+        import logging
+
+        import pytest
+        from opentelemetry._logs import set_logger_provider
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import (
+            InMemoryLogRecordExporter,
+            SimpleLogRecordProcessor,
+        )
+
+        EXPORTED = InMemoryLogRecordExporter()
+        provider = LoggerProvider()
+        provider.add_log_record_processor(SimpleLogRecordProcessor(EXPORTED))
+        set_logger_provider(provider)
+
+        def bridges():
+            return [type(h).__module__ for h in logging.getLogger().handlers
+                    if "opentelemetry" in type(h).__module__]
+
+        def pytest_unconfigure(config):
+            print("exported:", sorted(r.log_record.body for r in EXPORTED.get_finished_logs()))
+            print("bridges at the end:", bridges())
+        """
+    )
+    app.makepyfile(
+        test_between="""
+        import pytest
+
+        from app import log
+        from conftest import bridges
+
+        @pytest.fixture(scope="module")
+        def shared():
+            log.info("between")
+
+        def test_1(telemetry):
+            log.info("one")
+
+        def test_2(shared, telemetry):
+            log.info("two")
+            assert [r.body for r in telemetry.logs] == ["two"]
+
+        def test_3_plain():
+            assert bridges() == []
+        """
+    )
+    result = run_subprocess(app, "-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["exported: ['one', 'two']", "bridges at the end: []"])
 
 
 NESTED = """
