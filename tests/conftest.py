@@ -6,7 +6,10 @@ classes that no longer match the installed providers. Installing here, in the ou
 process, keeps the plugin's modules and the OTel SDK loaded and shared by every in-process
 run (tests/plugin, tests/chaos), as they are by the tests of one session. The same holds
 for the lab's modules and redis, which tests/chaos's in-process runs load: a fault's
-ConnectionError must be the class the bot's cache catches.
+ConnectionError must be the class the bot's cache catches. And the asyncio clock: a second
+copy of clock_asyncio would keep its own list of running clocks while the first copy's
+patch of BaseEventLoop.run_forever stays in place, and later loops would follow a clock
+that has stopped.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 from hypothesis import settings
 
 import pytest_sniper_otel.chaos.fixture  # with the runner and every fault
+import pytest_sniper_otel.clock_asyncio
 import pytest_sniper_otel.flow  # with redis
 import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
