@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .capture import SessionTelemetry, install_session, metric_reader
-    from .clock import DEFAULT_START, Clock, RealClock, SimClock, monotonic
+    from .clock import (
+        DEFAULT_START,
+        Clock,
+        RealClock,
+        SimClock,
+        monotonic,
+        real_monotonic,
+        real_monotonic_ns,
+    )
     from .clock_asyncio import register_in_process_server
     from .durations import parse_duration
     from .errors import (
@@ -48,6 +56,8 @@ _EXPORTS = {
     "register_in_process_server": "clock_asyncio",
     "DEFAULT_START": "clock",
     "monotonic": "clock",
+    "real_monotonic": "clock",
+    "real_monotonic_ns": "clock",
     "Telemetry": "telemetry",
     "MetricView": "metrics",
     "MetricsSnapshot": "metrics",
@@ -98,6 +108,8 @@ __all__ = [
     "metric_reader",
     "monotonic",
     "parse_duration",
+    "real_monotonic",
+    "real_monotonic_ns",
     "register_in_process_server",
     "span",
 ]

@@ -294,3 +294,21 @@ def monotonic() -> float:
         if factories and factories[-1] is clock._factory:
             return clock._read()[3]
     return _time.monotonic()
+
+
+def real_monotonic_ns() -> int:
+    """Real monotonic nanoseconds, whatever clock is frozen or moved: for how long a test
+    really waits (deadlines, export budgets, progress lines), unlike :func:`monotonic`,
+    which reads the simulated clock. Read through ``freezegun.api`` at each call: freezegun
+    swaps its saved real functions for fakes in every other module it scans when it starts,
+    a name imported from it included."""
+    api: Any = sys.modules.get("freezegun.api")
+    if api is None:  # freezegun not loaded: nothing froze time
+        return _time.monotonic_ns()
+    ns: int = api.real_monotonic_ns()
+    return ns
+
+
+def real_monotonic() -> float:
+    """:func:`real_monotonic_ns` in seconds, as ``time.monotonic()`` reads when unfrozen."""
+    return real_monotonic_ns() / 1_000_000_000

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import freezegun.api
+from .clock import real_monotonic_ns
 
 if TYPE_CHECKING:
     from .clock import SimClock
@@ -52,12 +52,6 @@ _NS = 1_000_000_000
 ANSWER_WAIT = 1.0  # real seconds a written request waits for its answer's first byte
 READ_SETTLE = 0.25  # real seconds after received bytes that more of the answer may follow
 _SERVER_POLL = 0.005  # real seconds between looks at a busy in-process server
-
-
-def _real_ns() -> int:
-    # Read through freezegun's module: freezegun swaps its real functions for fakes in
-    # every other module loaded when it starts, this one included.
-    return freezegun.api.real_monotonic_ns()
 
 
 @dataclass
@@ -96,7 +90,7 @@ class _LoopOnClock:
     def now_ns(self) -> int:
         if self.clock is not None:
             return self.offset_ns + self.clock.monotonic_ns()
-        return self.offset_ns + _real_ns()
+        return self.offset_ns + real_monotonic_ns()
 
     def time(self) -> float:
         return self.now_ns() / _NS
@@ -106,21 +100,21 @@ class _LoopOnClock:
         ``fresh`` loop, with nothing scheduled, starts at zero."""
         now = 0 if fresh else self.now_ns()
         self.clock = clock
-        source = clock.monotonic_ns() if clock is not None else _real_ns()
+        source = clock.monotonic_ns() if clock is not None else real_monotonic_ns()
         self.offset_ns = now - source
 
     # I/O in flight ----------------------------------------------------------------------
     def sent(self, fd: int, peer: Any) -> None:
         """A transport of this loop wrote bytes on ``fd``: an answer may be on its way."""
-        self.in_flight[fd] = _Flight(_real_ns() + round(ANSWER_WAIT * _NS), peer)
+        self.in_flight[fd] = _Flight(real_monotonic_ns() + round(ANSWER_WAIT * _NS), peer)
 
     def received(self, ready: list[Any]) -> None:
         for key, events in ready:
             if events & selectors.EVENT_READ and key.fd != self.self_pipe_fd:
                 peer = self._peer_of(key.fd)
                 if peer is not None:  # None: a listening socket, or one with no transport
-                    self.in_flight[key.fd] = _Flight(_real_ns() + round(READ_SETTLE * _NS),
-                                                     peer)
+                    settle_ns = round(READ_SETTLE * _NS)
+                    self.in_flight[key.fd] = _Flight(real_monotonic_ns() + settle_ns, peer)
 
     def _peer_of(self, fd: int) -> Any:
         transport = getattr(self.loop(), "_transports", {}).get(fd)
@@ -131,7 +125,7 @@ class _LoopOnClock:
         A socket talking to an in-process server is left to that server's ``is_busy``; one
         talking to another socket of this loop (a test server on the same loop) is not
         waited for: its answer comes from this loop's own callbacks and timers."""
-        now = _real_ns()
+        now = real_monotonic_ns()
         latest: int | None = None
         own: set[Any] | None = None
         for fd, flight in list(self.in_flight.items()):
@@ -173,8 +167,8 @@ class _LoopOnClock:
         timer_ns = _ns_from_seconds(timeout)
         if quiet_at is not None:
             # I/O in flight: wait for it in real time, up to the timer or until it is quiet.
-            return self._wait_for_real(max(0, min(timer_ns, quiet_at - _real_ns())) / _NS,
-                                       clock, at_most_ns=timer_ns)
+            wait_ns = max(0, min(timer_ns, quiet_at - real_monotonic_ns()))
+            return self._wait_for_real(wait_ns / _NS, clock, at_most_ns=timer_ns)
         # Only timers are pending: jump to the earliest.
         clock.advance_ns(timer_ns)
         return []
@@ -183,9 +177,9 @@ class _LoopOnClock:
                        at_most_ns: int | None = None) -> list[Any]:
         """select() for real; the clock moves by the time waited, never past a timer
         ``at_most_ns`` ahead."""
-        started = _real_ns()
+        started = real_monotonic_ns()
         ready = self.original_select(timeout)
-        waited = _real_ns() - started
+        waited = real_monotonic_ns() - started
         if not ready and timeout is not None:
             waited = max(waited, _ns_from_seconds(timeout))
         if at_most_ns is not None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import real_monotonic
 from .faults import FaultError
 from .result import ScenarioRun
 from .scenario import Scenario
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if progress is not None:
         progress.done()
     print(scorecard(result), file=out)
-    started = _now()
+    started = real_monotonic()
     journal = result.to_json() if args.json or args.html else {}
     if args.json:
         Path(args.json).write_text(json.dumps(journal, indent=2, default=str) + "\n",
@@ -129,14 +130,8 @@ def _write_report(journal: Journal, path: str, out: TextIO, subtitle: str,
 
     written = report.write(path, journal.runs, subtitle=subtitle, not_run=journal.not_run)
     size = written.stat().st_size
-    print(f"report: {path} ({size / 1024:.0f} KiB, drawn in {_now() - started:.1f} s)", file=out)
-
-
-def _now() -> float:
-    """Real seconds, even under a frozen clock."""
-    from .export import _real_perf_counter
-
-    return _real_perf_counter()()
+    drawn = real_monotonic() - started
+    print(f"report: {path} ({size / 1024:.0f} KiB, drawn in {drawn:.1f} s)", file=out)
 
 
 def _report_from_journals(journals: Sequence[str], html: str | None, out: TextIO) -> int:
@@ -154,7 +149,7 @@ def _report_from_journals(journals: Sequence[str], html: str | None, out: TextIO
     except FaultError as exc:
         print(f"sniper-otel chaos: {exc}", file=sys.stderr)
         return 2
-    _write_report(journal, html, out, f"from {', '.join(journals)}", _now())
+    _write_report(journal, html, out, f"from {', '.join(journals)}", real_monotonic())
     ok = all(r["status"] == "completed" for r in journal.runs)
     return 0 if ok and all(r["result"] == "SKIP" for r in journal.not_run) else 1
 

@@ -39,6 +39,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .. import real_monotonic
+
 SIGNALS = ("traces", "logs")
 REASONS = ("queue_full", "export_failed", "export_timeout", "shutdown")
 
@@ -144,7 +146,7 @@ class ExportPipeline(SpanProcessor):
         self.max_queue = max_queue
         # real seconds for export deadlines and the drain budget: a simulated clock never
         # moves while a pump waits on an exporter
-        self.real_time = real_time or _real_perf_counter()
+        self.real_time = real_time or real_monotonic
         self._threads = _ExportThreads()
         # blocking=False: pump starts an export and returns at once; the next pump settles
         # it (or counts it as export_timeout once export_timeout real seconds have passed)
@@ -354,18 +356,6 @@ class ExportPipeline(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
-
-
-def _real_perf_counter() -> Callable[[], float]:
-    try:
-        from freezegun import api
-
-        real: Callable[[], float] = api.real_perf_counter
-        return real
-    except Exception:  # pragma: no cover - freezegun is a dependency
-        import time
-
-        return time.perf_counter
 
 
 def _count_drop(signal: str, reason: str, n: int) -> None:

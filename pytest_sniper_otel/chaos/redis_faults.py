@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import redis
 
+from .. import real_monotonic
 from .faults import Fault, FaultError, positive, register, require
 
 
@@ -192,7 +193,7 @@ class ClientPause(Fault):
         self._admin = admin
         self._until = 0.0
         if self.mode == "ALL":
-            self._until = _real_time() + self.max_pause
+            self._until = real_monotonic() + self.max_pause
             admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), "ALL")
         else:
             self._pause()
@@ -214,15 +215,9 @@ class ClientPause(Fault):
                 import threading
 
                 # time.sleep may be frozen-aware; an Event wait is real time
-                threading.Event().wait(max(0.0, self._until - _real_time()))
+                threading.Event().wait(max(0.0, self._until - real_monotonic()))
         finally:
             self._admin.close()
-
-
-def _real_time() -> float:
-    from .export import _real_perf_counter
-
-    return _real_perf_counter()()
 
 
 def _client(target: Any, fault: str) -> tuple[Any, Any]:

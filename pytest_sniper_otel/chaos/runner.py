@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from .. import did_you_mean
+from .. import did_you_mean, real_monotonic
 from ..interrupts import handled, raise_if_interrupted
 from .baselines import BASELINES, baseline_key, baseline_run
 from .faults import FaultError
@@ -72,12 +72,12 @@ def run_scenario(
     for i, spec in enumerate(scenario.faults):
         spec.build(i, run_seed)
     run = ScenarioRun(scenario, run_seed, started=dt.datetime.now(dt.UTC).isoformat())
-    wall0 = _wall()
+    wall0 = real_monotonic()
     try:
         configured(scenario)  # a hook that raises, or sets nothing real, fails this scenario
     except FaultError as exc:
         run.error = str(exc)
-        run.wall_seconds = _wall() - wall0
+        run.wall_seconds = real_monotonic() - wall0
         return run
     try:
         _run(run, scenario, run_seed, telemetry, clock, redis, rules, progress, step)
@@ -86,10 +86,10 @@ def run_scenario(
         # either, and hand the partial run to whoever reports it
         run.interrupted = handled(exc)
         _abandon(run)
-        run.wall_seconds = _wall() - wall0
+        run.wall_seconds = real_monotonic() - wall0
         exc.partial_run = run  # type: ignore[attr-defined]
         raise
-    run.wall_seconds = _wall() - wall0
+    run.wall_seconds = real_monotonic() - wall0
     return run
 
 
@@ -184,12 +184,6 @@ def _unknown_settings(obj: Any, path: str) -> list[str]:
     for name in fields:
         found += _unknown_settings(getattr(obj, name), f"{path}.{name}")
     return found
-
-
-def _wall() -> float:
-    from .export import _real_perf_counter
-
-    return _real_perf_counter()()
 
 
 def _execute(

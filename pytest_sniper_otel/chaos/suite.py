@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import did_you_mean
+from .. import did_you_mean, real_monotonic
 from ..interrupts import handled
 from .faults import FaultError
 from .result import ScenarioRun
@@ -217,10 +217,8 @@ def run_suite(
 ) -> SuiteResult:
     """Run ``scenarios`` one after the other; ``redis_factory`` gives each a real client.
     ``unloadable`` modules (from :func:`load_suite`) are reported with the result."""
-    from .export import _real_perf_counter
-
     validate(scenarios)
-    wall = _real_perf_counter()
+    wall = real_monotonic
     result = SuiteResult(seed, backend="redis" if redis_factory else "fakeredis",
                          unloadable=list(unloadable), planned=len(scenarios))
     t0 = wall()

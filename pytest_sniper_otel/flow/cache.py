@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -46,7 +45,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from ..clock import Clock, monotonic
+from ..clock import Clock, monotonic, real_monotonic
 from .telemetry import (
     INSTRUMENTATION_VERSION,
     STATUS_OK,
@@ -91,12 +90,6 @@ class WarmupMetrics:
 
 class CacheBypassed(redis.RedisError):
     """The cache breaker is open: the operation skipped Redis."""
-
-
-def real_monotonic() -> float:
-    """Real seconds, even under the simulated clock (freezegun patches ``time.monotonic``,
-    not ``clock_gettime``): how long a server has been silent is real time."""
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 @dataclass

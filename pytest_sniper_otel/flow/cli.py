@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .. import SpecError, parse_duration
+from .. import SpecError, parse_duration, real_monotonic
 from ..interrupts import handled, raise_if_interrupted
 
 
@@ -229,10 +229,8 @@ class _Progress:
     run got, so a run slowed by a hung dependency is visibly alive."""
 
     def __init__(self, duration: float, stream: Any, every: float = 5.0) -> None:
-        from ..chaos.export import _real_perf_counter
-
         self.duration, self.stream, self.every = duration, stream, every
-        self._real = _real_perf_counter()
+        self._real = real_monotonic
         self._next = self._real() + every
 
     def update(self, simulated: float) -> None:
@@ -305,9 +303,7 @@ class _Otlp:
         self.pipeline.pump(now)
 
     def finish(self, now: float) -> None:
-        from ..chaos.export import _real_perf_counter
-
-        real = _real_perf_counter()
+        real = real_monotonic
         started = real()
         self.pipeline.drain(now, rounds=1024, budget=self.SHUTDOWN_BUDGET)
         self._metrics.shutdown(timeout_millis=self.EXPORT_TIMEOUT * 1000)

@@ -30,7 +30,6 @@ import socket
 import socketserver
 import struct
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from ..clock import Clock, RealClock
+from ..clock import Clock, RealClock, real_monotonic
 from .exchange import (
     ApiRequest,
     ApiResponse,
@@ -55,11 +54,6 @@ from .exchange import (
 
 DEFAULT_API_KEY = "sniper-otel-key"
 DEFAULT_API_SECRET = "sniper-otel-secret"  # a well-known test secret: the simulator holds no money
-
-
-def _real_monotonic() -> float:
-    # freezegun patches time.monotonic; holding a connection must follow real time
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
 
 
 @dataclass(frozen=True)
@@ -324,9 +318,9 @@ class _HttpServer(ThreadingHTTPServer):
 
     def join_handlers(self, timeout: float) -> None:
         threads = list(getattr(self, "_threads", None) or ())
-        deadline = _real_monotonic() + timeout
+        deadline = real_monotonic() + timeout
         for t in threads:
-            t.join(max(0.0, deadline - _real_monotonic()))
+            t.join(max(0.0, deadline - real_monotonic()))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -449,8 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         owner = self.server.owner
         owner._answering(self.connection, False)  # the client's own timeout decides now
-        deadline = _real_monotonic() + limit
-        while not owner.closing.is_set() and _real_monotonic() < deadline:
+        deadline = real_monotonic() + limit
+        while not owner.closing.is_set() and real_monotonic() < deadline:
             try:
                 readable, _, _ = select.select([self.connection], [], [], 0.05)
                 if readable and not self.connection.recv(4096):

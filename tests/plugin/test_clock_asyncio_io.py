@@ -18,10 +18,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 import aiohttp
-import freezegun.api
 import pytest
 
-from pytest_sniper_otel.clock import SimClock
+from pytest_sniper_otel.clock import SimClock, real_monotonic
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
 BODY = b'{"last": 1.5}'
@@ -29,8 +28,7 @@ SERVER_BOUND = 5.0  # real seconds any server thread lives at most
 
 
 def real_seconds() -> float:
-    # freezegun swaps time functions in every module, but not in its own
-    return freezegun.api.real_monotonic()
+    return real_monotonic()
 
 
 def read_request(conn: socket.socket) -> None:

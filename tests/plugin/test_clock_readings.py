@@ -6,8 +6,12 @@ import datetime as dt
 import importlib
 import logging
 import random
+import sys
+import threading
 import time
+import types
 
+import freezegun.api
 import pytest
 from freezegun import freeze_time
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
@@ -20,7 +24,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pytest_sniper_otel import SimClock
-from pytest_sniper_otel.clock import _OTEL_STAMPING_MODULES, monotonic
+from pytest_sniper_otel.clock import (
+    _OTEL_STAMPING_MODULES,
+    monotonic,
+    real_monotonic,
+    real_monotonic_ns,
+)
 
 
 def test_readings_equal_freezegun_on_any_tick() -> None:
@@ -52,6 +61,49 @@ def test_monotonic_is_real_without_a_clock_and_follows_a_freeze_inside_one() -> 
         assert monotonic() == clock.time()
     after = monotonic()
     assert before <= after < before + 60  # real seconds again, not the simulated epoch
+
+
+def test_real_monotonic_moves_with_real_time_whatever_the_clock_does() -> None:
+    def unpatched_ns() -> int:  # freezegun patches neither clock_gettime nor its callers
+        return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+    # a module that took freezegun's saved real function by name: freezegun's scan on
+    # start swaps it for the fake, the trap real_monotonic_ns avoids
+    leaky: types.ModuleType = types.ModuleType("leaky_real_time")
+    exec("from freezegun.api import real_monotonic_ns", leaky.__dict__)
+    sys.modules[leaky.__name__] = leaky
+    try:
+        readings: list[tuple[int, int, int]] = []  # (before, real_monotonic_ns, after)
+
+        def read() -> None:
+            before = unpatched_ns()
+            reading = real_monotonic_ns()
+            readings.append((before, reading, unpatched_ns()))
+
+        read()
+        with SimClock("2026-03-01T09:30:00+00:00") as clock:
+            assert leaky.real_monotonic_ns is freezegun.api.fake_monotonic_ns
+            read()
+            clock.tick(3600)
+            read()
+            clock.jump(-86_400)
+            read()
+            clock.move_to("1990-01-01T00:00:00+00:00")
+            read()
+            simulated = (clock.monotonic_ns(), time.monotonic())
+            real_before = real_monotonic()
+            threading.Event().wait(0.05)  # a real wait: time.sleep would tick the clock
+            assert real_monotonic() - real_before >= 0.05
+            assert (clock.monotonic_ns(), time.monotonic()) == simulated
+            with freeze_time("2030-01-01 00:00:00"):  # someone else's freeze inside
+                read()
+        read()
+    finally:
+        del sys.modules[leaky.__name__]
+    for before, reading, after in readings:
+        assert before <= reading <= after
+    assert [r for _, r, _ in readings] == sorted(r for _, r, _ in readings)
+    assert abs(real_monotonic() - unpatched_ns() / 1e9) < 1.0
 
 
 def test_every_stamping_module_takes_time_ns_from_the_clock() -> None:
