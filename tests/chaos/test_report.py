@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# numpy refuses a second import in one process: load it here, before an in-process pytester
-# run imports it first and then drops it from sys.modules
-import matplotlib  # noqa: F401
+# numpy refuses a second import in one process, and a figure module imported afresh meets
+# the gridspec classes the kept `matplotlib` package still holds: load what the report draws
+# with here, before an in-process pytester run imports it first and drops it from sys.modules
+import matplotlib.backends.backend_svg
+import matplotlib.figure  # noqa: F401
 import pytest
 
 from pytest_sniper_otel.chaos import Scenario, expect_alert, fault, run_scenario
