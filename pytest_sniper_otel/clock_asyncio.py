@@ -152,7 +152,7 @@ class _LoopOnClock:
         if ready or timeout == 0:
             self.received(ready)
             return ready
-        if any(server.is_busy() for server in list(_IN_PROCESS_SERVERS)):
+        if any(server.is_busy() for server in list(_SHARED.in_process_servers)):
             # An in-process server is answering: poll for its bytes without moving time;
             # the loop calls select() again with the same timeout.
             ready = self.original_select(_SERVER_POLL if timeout is None
@@ -195,9 +195,6 @@ class _InProcessServer:
     address: tuple[str, int] | None
 
 
-_IN_PROCESS_SERVERS: list[_InProcessServer] = []
-
-
 def register_in_process_server(
     is_busy: Callable[[], bool], address: tuple[str, int] | None = None
 ) -> Callable[[], None]:
@@ -209,11 +206,12 @@ def register_in_process_server(
     seconds for the answer to a request before a timer may jump. Returns the function that
     unregisters it."""
     server = _InProcessServer(is_busy, address)
-    _IN_PROCESS_SERVERS.append(server)
+    servers = _SHARED.in_process_servers
+    servers.append(server)
 
     def unregister() -> None:
-        if server in _IN_PROCESS_SERVERS:
-            _IN_PROCESS_SERVERS.remove(server)
+        if server in servers:
+            servers.remove(server)
 
     return unregister
 
@@ -222,7 +220,7 @@ def _served_in_process(peer: Any) -> bool:
     if not isinstance(peer, tuple) or len(peer) < 2:
         return False
     return any(server.address is not None and server.address == (peer[0], peer[1])
-               for server in _IN_PROCESS_SERVERS)
+               for server in list(_SHARED.in_process_servers))
 
 
 def _ns_from_seconds(seconds: float) -> int:
@@ -230,21 +228,44 @@ def _ns_from_seconds(seconds: float) -> int:
     return max(1, round(seconds * _NS))
 
 
-_ADOPTED: weakref.WeakKeyDictionary[asyncio.BaseEventLoop, _LoopOnClock] = (
-    weakref.WeakKeyDictionary()
-)
-# SimClocks running, innermost last, with the thread that started each.
-_CLOCKS: list[tuple[SimClock, int]] = []
-_original_run_forever: Callable[[asyncio.BaseEventLoop], None] | None = None
+class _ProcessWide:
+    """The state of the process, not of one copy of this module: pytester's in-process runs
+    restore ``sys.modules`` and can load a second copy, which must see the clocks the first
+    started and the originals it saved, not wrap its patch of ``run_forever`` again."""
+
+    def __init__(self) -> None:
+        # SimClocks running, innermost last, with the thread that started each
+        self.clocks: list[tuple[SimClock, int]] = []
+        self.adopted: weakref.WeakKeyDictionary[asyncio.BaseEventLoop, _LoopOnClock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.in_process_servers: list[_InProcessServer] = []
+        # BaseEventLoop.run_forever and the transport's sending methods (writelines: 3.12+)
+        # as found before a clock started; None while no clock runs
+        self.original_run_forever: Callable[[asyncio.BaseEventLoop], None] | None = None
+        self.original_sends: dict[str, Callable[..., None]] = {}
+
+
+def _process_wide() -> _ProcessWide:
+    """The one ``_ProcessWide``, kept on the class this module patches."""
+    shared: _ProcessWide | None = vars(asyncio.BaseEventLoop).get(_SHARED_ON_LOOP_CLASS)
+    if shared is None:
+        shared = _ProcessWide()
+        setattr(asyncio.BaseEventLoop, _SHARED_ON_LOOP_CLASS, shared)
+    return shared
+
+
+_SHARED_ON_LOOP_CLASS = "_pytest_sniper_otel_clock_asyncio"
+_SHARED = _process_wide()
+
+
 _SOCKET_TRANSPORT: Any = asyncio.selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
-# the transport methods that send, as found before a clock started (writelines: 3.12+)
-_original_sends: dict[str, Callable[..., None]] = {}
 
 
 def _noting_what_is_sent(name: str, send: Callable[..., None]) -> Callable[..., None]:
     def sending(transport: Any, data: Any) -> None:
         send(transport, data)
-        state = _ADOPTED.get(transport._loop)
+        state = _SHARED.adopted.get(transport._loop)
         if state is not None and state.clock is not None and transport._sock is not None:
             state.sent(transport._sock_fd, transport.get_extra_info("peername"))
 
@@ -254,16 +275,16 @@ def _noting_what_is_sent(name: str, send: Callable[..., None]) -> Callable[..., 
 
 def _clock_of_this_thread() -> SimClock | None:
     me = threading.get_ident()
-    for clock, thread in reversed(_CLOCKS):
+    for clock, thread in reversed(_SHARED.clocks):
         if thread == me:
             return clock
     return None
 
 
 def _adopt(loop: asyncio.BaseEventLoop, clock: SimClock) -> None:
-    state = _ADOPTED.get(loop)
+    state = _SHARED.adopted.get(loop)
     if state is None:
-        state = _ADOPTED[loop] = _LoopOnClock(loop)
+        state = _SHARED.adopted[loop] = _LoopOnClock(loop)
         # A loop with timers pending keeps their due times (real-time based): it goes on
         # from its current real time. Otherwise it starts at zero, where the resolution is.
         state.attach(clock, fresh=not loop._scheduled)  # type: ignore[attr-defined]
@@ -275,22 +296,23 @@ def _run_forever(loop: asyncio.BaseEventLoop) -> None:
     clock = _clock_of_this_thread()
     if clock is not None:
         _adopt(loop, clock)
-    assert _original_run_forever is not None
-    _original_run_forever(loop)
+    original = _SHARED.original_run_forever
+    assert original is not None
+    original(loop)
 
 
 def clock_started(clock: SimClock) -> None:
     """Called by SimClock.start: loops run in this thread from now on follow ``clock``."""
-    global _original_run_forever
-    _CLOCKS.append((clock, threading.get_ident()))
-    if _original_run_forever is None:
-        _original_run_forever = asyncio.BaseEventLoop.run_forever
+    shared = _SHARED
+    shared.clocks.append((clock, threading.get_ident()))
+    if shared.original_run_forever is None:
+        shared.original_run_forever = asyncio.BaseEventLoop.run_forever
         asyncio.BaseEventLoop.run_forever = _run_forever  # type: ignore[method-assign,assignment]
         for name in ("write", "writelines"):
             if name in vars(_SOCKET_TRANSPORT):
-                _original_sends[name] = getattr(_SOCKET_TRANSPORT, name)
+                shared.original_sends[name] = getattr(_SOCKET_TRANSPORT, name)
                 setattr(_SOCKET_TRANSPORT, name,
-                        _noting_what_is_sent(name, _original_sends[name]))
+                        _noting_what_is_sent(name, shared.original_sends[name]))
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -302,17 +324,17 @@ def clock_started(clock: SimClock) -> None:
 def clock_stopped(clock: SimClock) -> None:
     """Called by SimClock.stop: loops that followed ``clock`` go on from where it left them,
     in real time (or on an outer clock of the same thread)."""
-    global _original_run_forever
-    _CLOCKS[:] = [entry for entry in _CLOCKS if entry[0] is not clock]
-    for state in list(_ADOPTED.values()):
+    shared = _SHARED
+    shared.clocks[:] = [entry for entry in shared.clocks if entry[0] is not clock]
+    for state in list(shared.adopted.values()):
         if state.clock is clock:
             state.attach(None)
             outer = _clock_of_this_thread()
             if outer is not None:
                 state.attach(outer)
-    if not _CLOCKS and _original_run_forever is not None:
-        asyncio.BaseEventLoop.run_forever = _original_run_forever  # type: ignore[method-assign,assignment]
-        _original_run_forever = None
-        for name, send in _original_sends.items():
+    if not shared.clocks and shared.original_run_forever is not None:
+        asyncio.BaseEventLoop.run_forever = shared.original_run_forever  # type: ignore[method-assign,assignment]
+        shared.original_run_forever = None
+        for name, send in shared.original_sends.items():
             setattr(_SOCKET_TRANSPORT, name, send)
-        _original_sends.clear()
+        shared.original_sends.clear()
