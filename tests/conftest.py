@@ -6,10 +6,8 @@ classes that no longer match the installed providers. Installing here, in the ou
 process, keeps the plugin's modules and the OTel SDK loaded and shared by every in-process
 run (tests/plugin, tests/chaos), as they are by the tests of one session. The same holds
 for the lab's modules and redis, which tests/chaos's in-process runs load: a fault's
-ConnectionError must be the class the bot's cache catches. And the asyncio clock: a second
-copy of clock_asyncio would keep its own list of running clocks while the first copy's
-patch of BaseEventLoop.run_forever stays in place, and later loops would follow a clock
-that has stopped.
+ConnectionError must be the class the bot's cache catches. The asyncio clock shares its
+state between copies of its module, but one copy is simpler to reason about.
 """
 
 from __future__ import annotations
