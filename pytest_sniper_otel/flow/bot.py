@@ -7,6 +7,7 @@ import copy
 import functools
 import heapq
 import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +98,17 @@ class MultiAgentOrchestrator:
             self.tracer.trace_workflow_execution(workflow_id, workflow.name, workflow.steps, run)
         self.executed += 1
 
+    def _next_run(self, at: float, every: float) -> float:
+        """The next slot of a periodic workflow after one that ran at ``at``. A run that
+        overran its period skips the slots it missed, as a real loop that sleeps between
+        runs would: running them back to back (each as slow, say every order-status poll
+        timing out) would put the clock ever further ahead of the schedule."""
+        due = at + every
+        now = self.clock.time()
+        if due < now:
+            due += every * math.ceil((now - due) / every)
+        return due
+
     def run_until(self, end: float) -> None:
         while self._queue and self._queue[0].at <= end:
             # an interrupt dropped inside a finaliser or weakref callback surfaces here
@@ -107,7 +119,8 @@ class MultiAgentOrchestrator:
                 self.clock.tick(event.at - now)
             self.execute_workflow(event.workflow)
             if event.every is not None:
-                self.schedule(event.at + event.every, event.workflow, every=event.every)
+                self.schedule(self._next_run(event.at, event.every), event.workflow,
+                              every=event.every)
         now = self.clock.time()
         if now < end:
             self.clock.tick(end - now)

@@ -3,6 +3,7 @@ nothing, and its telemetry says what happened."""
 
 from __future__ import annotations
 
+import itertools
 from typing import NoReturn
 
 import fakeredis
@@ -19,6 +20,7 @@ from pytest_sniper_otel.flow import (
     ModelKnobs,
     Outcome,
     SniperBot,
+    Workflow,
 )
 
 from .flowkit import Faults, install, listings, one_listing
@@ -360,3 +362,27 @@ def test_knobs_turned_on_one_bot_do_not_reach_another_from_the_same_config(clock
     finally:
         a.close()
         b.close()
+
+
+def test_a_periodic_workflow_that_overruns_skips_the_slots_it_missed(
+    sniper_bot: SniperBot, clock: SimClock
+) -> None:
+    """A run longer than its period (every order-status poll timing out, say) must not be
+    followed by its missed runs back to back: each would be as slow, and the clock would
+    run ever further ahead of the schedule (a chaos run once never returned)."""
+    runs: list[float] = []
+
+    def slow() -> None:
+        runs.append(clock.time())
+        clock.tick(60)
+
+    start = clock.time()
+    sniper_bot.orchestrator.schedule(start + 1, Workflow("slow", ("poll",), slow), every=5)
+    for _ in range(3):
+        sniper_bot.run_for(5)
+    # one run per call once the clock is ahead of the schedule (the missed slots would
+    # make 12 more runs in the second call alone), each a full 60 s apart
+    assert len(runs) == 3
+    assert runs[0] == pytest.approx(start + 1)
+    assert all(later - earlier >= 60 for earlier, later in itertools.pairwise(runs))
+    assert clock.time() - start < 3 * 60 + 3 * 5
