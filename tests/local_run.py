@@ -10,7 +10,9 @@ tests/test_local_run.py's inner runs.
   which, and the summary how many were left out (under xdist too, where pytest's own
   "deselected" count only exists in the workers).
 - Workers: a run of the whole suite (no paths given) uses two workers unless `-n` or
-  `-p no:xdist` says otherwise; `--pdb`, `--trace` and `--collect-only` keep one process.
+  `-p no:xdist` says otherwise; `--pdb`, `--trace` and `--collect-only` keep one process,
+  and so does a run with the real-Redis leg on (SNIPER_OTEL_REDIS_URL, as in CI): its
+  tests share one server, and one of them pauses it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
 
 
 def _default_workers_apply(config: pytest.Config) -> bool:
+    # The real-Redis leg (SNIPER_OTEL_REDIS_URL, as in CI) shares one server between its
+    # tests, and redis_pause pauses its writes: on two workers another test's SET timed out.
     return (config.pluginmanager.hasplugin("xdist")
+            and not os.environ.get("SNIPER_OTEL_REDIS_URL")
             and not hasattr(config, "workerinput")
             and getattr(config.option, "numprocesses", 0) is None
             and config.args_source == pytest.Config.ArgsSource.TESTPATHS

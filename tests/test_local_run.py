@@ -35,7 +35,7 @@ WORKERS_HEADER = "workers: 2, the suite's default (-n 0: one process)"
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A suite of two tests and a slow one, outside CI (whatever the outer run's setting);
     `python -m pytest` without paths runs it from `testpaths`, as in this repository."""
-    for name in ("CI", "SNIPER_OTEL_SLOW"):
+    for name in ("CI", "SNIPER_OTEL_SLOW", "SNIPER_OTEL_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_suite=SUITE)
     pytester.makeini("[pytest]\ntestpaths = test_suite.py\n"
@@ -130,6 +130,17 @@ def test_one_process_when_asked(suite: pytest.Pytester, args: tuple[str, ...]) -
         "=* 2 passed, 1 deselected in *",
     ])
     result.stdout.no_fnmatch_line("*workers*")
+
+
+def test_the_real_redis_leg_keeps_one_process(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its tests share one server and one of them pauses it: never on two workers at once
+    monkeypatch.setenv("SNIPER_OTEL_REDIS_URL", "redis://127.0.0.1:6391/0")
+    result = suite.runpytest_inprocess(*PLUGIN)
+    result.stdout.fnmatch_lines([LOCAL_HEADER, "collected 3 items / 1 deselected / 2 selected"])
+    result.stdout.no_fnmatch_line("*workers*")
+    assert result.ret == pytest.ExitCode.OK
 
 
 @pytest.mark.parametrize("debugger", ["--pdb", "--trace"])
