@@ -15,7 +15,7 @@ traces, metrics, logs, all, all-otlp), ``--sniper-latency`` (SNIPER_LOAD_LATENCY
 ``--sniper-result`` (write this process's measurement as JSON; ``{pid}`` is replaced, for
 ``--processes``), ``--sniper-warmup`` (seconds excluded from the measurement).
 Distributed runs work as usual: ``--processes N``, or ``--master`` / ``--worker``.
-The ``all-otlp`` variant exports to a receiver: start one with ``python load/receiver.py``.
+The ``all-otlp`` variant exports to a receiver: start one with ``sniper-otel collector``.
 """
 
 from __future__ import annotations

@@ -38,11 +38,11 @@ sys.path.insert(0, str(HERE))
 import bench  # noqa: E402
 from driver import latency_scale  # noqa: E402
 from otel_setup import BASELINE, VARIANTS  # noqa: E402
-from receiver import Receiver  # noqa: E402
 from stats import median_ratio  # noqa: E402
 
 from pytest_sniper_otel import SpecError  # noqa: E402
 from pytest_sniper_otel import parse_duration as parse_any_duration  # noqa: E402
+from pytest_sniper_otel.flow.collector import OtlpCollector  # noqa: E402
 
 LOCUSTFILE = HERE / "locustfile.py"
 LATENCIES = ("zero", "realistic")
@@ -535,8 +535,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "overhead") -> int:
     order = plan.runs()
     progress = Progress(len(order))
     runs: list[dict[str, Any]] = []
-    receiver = Receiver().start() if "all-otlp" in plan.variants else None
-    endpoint = receiver.endpoint if receiver else "http://127.0.0.1:4318"
+    receiver = OtlpCollector().start() if "all-otlp" in plan.variants else None
+    endpoint = receiver.url if receiver else "http://127.0.0.1:4318"
     try:
         for r, lat, v in order:
             runs.append(run_locust(plan, r, lat, v, endpoint, progress))

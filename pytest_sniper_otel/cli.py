@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "telemetry overhead under locust; --locustfile prints its path"),
     "exchange": ("pytest_sniper_otel.flow.exchange_cli",
                  "serve the exchange simulator as MEXC spot REST v3 on loopback"),
+    "collector": ("pytest_sniper_otel.flow.collector",
+                  "an OTLP/HTTP collector on loopback that counts exports and can misbehave"),
 }
 
 

@@ -17,7 +17,7 @@ from pytest_sniper_otel.cli import main
 def test_usage_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("run", "chaos", "rules", "load", "exchange"):
+    for name in ("run", "chaos", "rules", "load", "exchange", "collector"):
         assert f"  {name} " in out
 
 
@@ -36,11 +36,12 @@ def test_every_option_of_every_command_has_help(monkeypatch: pytest.MonkeyPatch)
         raise SystemExit(0)
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", caught)
-    for command in ("run", "chaos", "rules", "load"):
+    for command in ("run", "chaos", "rules", "load", "collector"):
         with contextlib.suppress(SystemExit):  # some commands return argparse's exit code
             main([command])
     assert [p.prog for p in parsers] == [
-        "sniper-otel run", "sniper-otel chaos", "sniper-otel rules", "sniper-otel load"]
+        "sniper-otel run", "sniper-otel chaos", "sniper-otel rules", "sniper-otel load",
+        "sniper-otel collector"]
     missing = []
     for parser in parsers:
         assert "``" not in (parser.description or ""), parser.prog  # no raw reST in --help

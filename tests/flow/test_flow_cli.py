@@ -7,16 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from collections import Counter
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pytest_sniper_otel import parse_duration
 from pytest_sniper_otel.cli import main as sniper_otel
+from pytest_sniper_otel.flow.collector import OtlpCollector
 
 
 def test_run_prints_orders_pnl_and_telemetry_and_writes_json(
@@ -41,46 +38,18 @@ def test_run_prints_orders_pnl_and_telemetry_and_writes_json(
     assert summary["wall_seconds"] > 0
 
 
-@pytest.fixture
-def otlp_receiver() -> Iterator[tuple[str, Counter[str]]]:
-    """A loopback OTLP/HTTP endpoint that accepts every export and counts them by path."""
-    posts: Counter[str] = Counter()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            posts[self.path] += 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", posts
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_otlp_endpoint_receives_spans_logs_and_metrics(
-    otlp_receiver: tuple[str, Counter[str]],
-) -> None:
-    endpoint, posts = otlp_receiver
-    # A subprocess: the run installs its own global providers, as from the shell.
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest_sniper_otel.cli", "run", "--seed", "1",
-         "--duration", "2m", "--otlp-endpoint", endpoint],
-        capture_output=True, text=True, timeout=120,
-    )
+def test_otlp_endpoint_receives_spans_logs_and_metrics() -> None:
+    with OtlpCollector() as collector:
+        endpoint = collector.url
+        # A subprocess: the run installs its own global providers, as from the shell.
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_sniper_otel.cli", "run", "--seed", "1",
+             "--duration", "2m", "--otlp-endpoint", endpoint],
+            capture_output=True, text=True, timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     assert f"OTLP export to {endpoint} (shutdown budget 7 s, took " in done.stdout
-    assert set(posts) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
+    assert set(collector.requests) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -11,82 +11,15 @@ import json
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from pytest_sniper_otel.flow.collector import MODES, OtlpCollector
 
 SIGNALS = ("traces", "logs", "metrics")
-
-
-def _items(path: str, body: bytes) -> tuple[str, int]:
-    if path == "/v1/traces":
-        req = ExportTraceServiceRequest.FromString(body)
-        return "traces", sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-    if path == "/v1/logs":
-        logs = ExportLogsServiceRequest.FromString(body)
-        return "logs", sum(len(sl.log_records) for rl in logs.resource_logs
-                           for sl in rl.scope_logs)
-    points = 0
-    for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                kind = m.WhichOneof("data")
-                points += len(getattr(m, kind).data_points) if kind else 0
-    return "metrics", points
-
-
-class Collector:
-    """A loopback OTLP/HTTP collector: ``ok``, ``slow`` (0.3 s per request), ``hung`` (never
-    answers), ``reset`` (drops the connection)."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.received: Counter[str] = Counter()
-        self.released = threading.Event()
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if collector.mode == "reset":
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                    self.connection.close()
-                    return
-                if collector.mode == "hung":
-                    collector.released.wait(60)
-                    return
-                if collector.mode == "slow":
-                    time.sleep(0.3)
-                signal, n = _items(self.path, body)
-                collector.received[signal] += n
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _closed_port() -> str:
@@ -95,20 +28,17 @@ def _closed_port() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-@pytest.fixture(params=["ok", "slow", "hung", "reset", "closed"])
-def endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, Collector | None]]:
+@pytest.fixture(params=[*MODES, "closed"])
+def endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, OtlpCollector | None]]:
     if request.param == "closed":
         yield "closed", _closed_port(), None
         return
-    collector = Collector(request.param)
-    try:
+    with OtlpCollector(mode=request.param, count_items=True) as collector:
         yield request.param, collector.url, collector
-    finally:
-        collector.close()
 
 
 def test_every_item_not_delivered_is_counted(
-    endpoint: tuple[str, str, Collector | None], tmp_path: Path
+    endpoint: tuple[str, str, OtlpCollector | None], tmp_path: Path
 ) -> None:
     mode, url, collector = endpoint
     out = tmp_path / "summary.json"
@@ -121,7 +51,7 @@ def test_every_item_not_delivered_is_counted(
     assert "Traceback" not in done.stderr
     summary = json.loads(out.read_text())
     signals = summary["otlp"]["signals"]
-    received = collector.received if collector is not None else Counter()
+    received = collector.items if collector is not None else Counter()
     for signal in SIGNALS:
         n = signals[signal]
         assert n["accepted"] > 0, (signal, n)
@@ -134,6 +64,8 @@ def test_every_item_not_delivered_is_counted(
         line = (f"  {signal}: {n['accepted']} accepted = {n['exported']} exported + "
                 f"{sum(n['dropped'].values())} dropped")
         assert line in done.stdout
+    if collector is not None:  # a hung or resetting collector still saw every signal's exports
+        assert set(collector.requests) == {f"/v1/{signal}" for signal in SIGNALS}
     dropped_any = any(signals[s]["dropped"] for s in SIGNALS)
     assert ("telemetry_dropped_total" in summary["telemetry"]["metrics"]) == dropped_any
     # what the bot recorded does not depend on the collector
