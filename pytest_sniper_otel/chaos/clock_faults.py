@@ -7,12 +7,14 @@ attribute (the exchange simulator, the model, the cache...).
 freezegun moves ``time.monotonic`` with the wall clock when it jumps, so a jump is seen by
 every component at once. Skew between components is modelled in the fault itself: the
 skewed component's ``clock`` is swapped for a :class:`SkewedClock` that reads the real
-simulated clock plus an offset, and ticks through to it.
+simulated clock plus an offset, and ticks through to it. Its hits are the readings the
+component takes of that clock (``now()``, ``time()``) while skewed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +23,29 @@ from .faults import Fault, FaultError, register, require
 
 
 class SkewedClock:
-    """A view of ``inner`` shifted by ``offset`` seconds; ticking moves the real clock."""
+    """A view of ``inner`` shifted by ``offset`` seconds; ticking moves the real clock.
+    ``reads`` counts the skewed readings it gave (``now``, ``time``), and ``on_read`` is
+    called at each."""
 
-    def __init__(self, inner: Any, offset: float) -> None:
+    def __init__(self, inner: Any, offset: float,
+                 on_read: Callable[[], None] | None = None) -> None:
         self.inner = inner
         self.offset = offset
+        self.on_read = on_read
+        self.reads = 0
+
+    def _read(self) -> None:
+        self.reads += 1
+        if self.on_read is not None:
+            self.on_read()
 
     def now(self) -> dt.datetime:
+        self._read()
         now: dt.datetime = self.inner.now() + dt.timedelta(seconds=self.offset)
         return now
 
     def time(self) -> float:
+        self._read()
         return float(self.inner.time()) + self.offset
 
     def tick(self, seconds: float) -> None:
@@ -91,6 +105,7 @@ class ClockSkew(Fault):
         require(isinstance(self.component, str) and bool(self.component),
                 f"component must be a component name, got {self.component!r}")
         _number(self.offset, "offset")
+        require(self.offset != 0, "offset must not be 0 (that is no skew)")
 
     def apply(self, target: Any) -> None:
         components = getattr(target, "components", None) or {}
@@ -101,9 +116,10 @@ class ClockSkew(Fault):
             )
         owner = components[self.component]
         self._owner = owner
-        # skew relative to the real clock, not to another skew fault's view of it
-        layers.push(owner, "clock", self, SkewedClock(layers.base(owner, "clock"), self.offset))
-        self.struck()  # the component's clock stays skewed for the whole window
+        # skew relative to the real clock, not to another skew fault's view of it; a hit per
+        # reading the component takes of its skewed clock
+        skewed = SkewedClock(layers.base(owner, "clock"), self.offset, on_read=self.struck)
+        layers.push(owner, "clock", self, skewed)
 
     def revert(self, target: Any) -> None:
         layers.pop(self._owner, "clock", self)

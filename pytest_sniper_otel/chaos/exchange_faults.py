@@ -22,7 +22,7 @@ from typing import Any
 from .. import did_you_mean
 from ..flow.exchange import ENDPOINTS, ApiRequest, ApiResponse, TransportError, TransportTimeout
 from . import layers
-from .faults import Fault, FaultError, chance, positive, register, require
+from .faults import Fault, FaultError, chance, counted_push, positive, register, require
 
 Call = Callable[[ApiRequest], ApiResponse]
 
@@ -294,8 +294,13 @@ class PartialFills(Fault):
 
     def apply(self, target: Any) -> None:
         conditions = _attr(target, "conditions", self.name)
-        layers.push(conditions, "partial_fill_rate", self, self.rate)
-        self.struck()  # the exchange's conditions stay changed for the whole window
+        self._base_rate = layers.base(conditions, "partial_fill_rate")
+        # a hit per order settled at the changed rate (the rate is read once per fill)
+        counted_push(self, conditions, "partial_fill_rate", self.rate, self._read)
+
+    def _read(self) -> None:
+        if self.rate != self._base_rate:
+            self.struck()
 
     def revert(self, target: Any) -> None:
         layers.pop(target.conditions, "partial_fill_rate", self)

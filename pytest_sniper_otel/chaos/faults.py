@@ -21,7 +21,8 @@ feed       ``.disconnect(reason, down_for=...)`` and ``.connect()``
 redis      a redis-py client (sync ``Redis``, ``FakeRedis`` included), or an object with
            ``.client`` (and ``.clock`` to charge latency on)
 clock      ``.clock`` with ``jump``/``time``, ``.components``: name -> object with ``.clock``
-model      attributes ``confidence_bias``, ``inference_delay``, ``false_positive_rate``
+model      ``.knobs`` (an instance of a class: its reads are counted) with
+           ``confidence_drift``, ``inference_slowdown``, ``false_positive_burst``
 telemetry  a :class:`~pytest_sniper_otel.chaos.export.ExportPipeline`
 ========== ===================================================================
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .. import SpecError, did_you_mean, parse_duration
+from . import layers
 
 TARGETS = ("exchange", "market", "feed", "redis", "clock", "model", "telemetry")
 
@@ -464,3 +466,13 @@ def positive(value: Any, name: str, *, allow_zero: bool = False) -> None:
     ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
     ok = ok and (value >= 0 if allow_zero else value > 0)
     require(ok, f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def counted_push(fault: Fault, owner: Any, attribute: str, value: Any,
+                 on_read: Callable[[], None]) -> None:
+    """For :meth:`Fault.apply`: show ``value`` in ``owner.attribute`` as ``fault``'s layer
+    (:mod:`.layers`), calling ``on_read`` at each read of it while it shows."""
+    try:
+        layers.push(owner, attribute, fault, value, on_read=on_read)
+    except TypeError as exc:
+        raise FaultError(f"{fault.name}: {exc}") from None

@@ -5,7 +5,9 @@ score), ``inference_slowdown`` (latency multiplier) and ``false_positive_burst``
 listing without a ready signal is scored as ready). Each fault pushes a value onto its
 knob at inject and pops it at rollback (:mod:`.layers`), so overlapping faults unwind in
 any order. ``ramp`` (seconds) grows the drift linearly, the way a model drifts, instead of
-stepping.
+stepping. A fault's hits are the model's reads of its knob while the knob shows the fault's
+value and that value is not the knob's own: each score shifted, each inference slowed, each
+listing without a ready signal put to the burst's chance.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from . import layers
-from .faults import Fault, FaultError, chance, positive, register, require
+from .faults import Fault, FaultError, chance, counted_push, positive, register, require
 
 
 @dataclass
@@ -27,13 +29,23 @@ class _KnobFault(Fault):
 
     def apply(self, target: Any) -> None:
         knobs = getattr(target, "knobs", None)
-        if knobs is None or not hasattr(knobs, self.knob):
+        try:
+            # not hasattr(): a read through another fault's layer would count as its hit
+            self._base = layers.base(knobs, self.knob)
+        except AttributeError:
             raise FaultError(
                 f"{self.name}: target {type(target).__name__} has no knobs.{self.knob}"
-            )
-        self._base = layers.base(knobs, self.knob)
-        layers.push(knobs, self.knob, self, self.value())
-        self.struck()  # the knob stays turned for the whole window
+            ) from None
+        self._shown = self.value()
+        counted_push(self, knobs, self.knob, self._shown, self._read)
+
+    def _read(self) -> None:
+        if self._shown != self._base:  # a knob at its own value changes nothing
+            self.struck()
+
+    def show(self, target: Any, value: float) -> None:
+        self._shown = value
+        layers.update(target.knobs, self.knob, self, value)
 
     def revert(self, target: Any) -> None:
         layers.pop(target.knobs, self.knob, self)
@@ -63,7 +75,7 @@ class ConfidenceDrift(_KnobFault):
         if self.ramp > 0:
             self._elapsed += dt
             done = min(1.0, self._elapsed / self.ramp)
-            layers.update(target.knobs, self.knob, self, self._base + self.shift * done)
+            self.show(target, self._base + self.shift * done)
 
 
 @register

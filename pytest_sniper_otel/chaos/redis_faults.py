@@ -45,6 +45,29 @@ class _PoolHook:
             del self.pool.get_connection  # back to the class's method
 
 
+class _CommandHook:
+    """Replaces ``execute_command`` on one client instance, to count the commands that
+    active pauses hold; pauses join and leave it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.original = client.execute_command
+        self.pauses: list[ClientPause] = []
+        client.execute_command = self
+
+    def __call__(self, *args: Any, **options: Any) -> Any:
+        for pause in self.pauses:
+            if pause.holds(args[0] if args else ""):
+                pause.struck()
+        return self.original(*args, **options)
+
+    def remove(self, pause: ClientPause) -> None:
+        if pause in self.pauses:
+            self.pauses.remove(pause)
+        if not self.pauses and vars(self.client).get("execute_command") is self:
+            del self.client.execute_command  # back to the class's method
+
+
 @dataclass
 class _ConnectionFault(Fault):
     target = "redis"
@@ -151,6 +174,11 @@ class Eviction(Fault):
                 pool.get_connection = hook
 
 
+# held by CLIENT PAUSE WRITE although not flagged write (Redis' CLIENT PAUSE documentation)
+PAUSED_BY_NAME = frozenset({"eval", "evalsha", "fcall", "publish", "spublish", "pfcount",
+                            "wait"})
+
+
 @register
 @dataclass
 class ClientPause(Fault):
@@ -162,6 +190,11 @@ class ClientPause(Fault):
 
     ``mode="ALL"`` pauses every command, the admin connection's too, so it can neither be
     renewed nor lifted: it lasts ``max_pause`` *real* seconds and rollback waits them out.
+
+    Its hits are the commands the pause held: each command the client sent while paused
+    that the server pauses (in WRITE mode those it flags ``write`` or ``may_replicate``,
+    asked once per command name with ``COMMAND INFO``; in ALL mode every one). Commands
+    sent in a pipeline are not seen.
     """
 
     mode: str = "WRITE"
@@ -191,13 +224,28 @@ class ClientPause(Fault):
             connection_class=pool.connection_class, **kwargs))
         admin.ping()
         self._admin = admin
+        self._held: dict[str, bool] = {}  # command name -> does a WRITE pause hold it
         self._until = 0.0
         if self.mode == "ALL":
             self._until = real_monotonic() + self.max_pause
             admin.execute_command("CLIENT", "PAUSE", int(self.max_pause * 1000), "ALL")
         else:
             self._pause()
-        self.struck()  # the pause is not drawn: it holds for the whole window
+        hook = vars(client).get("execute_command")
+        if not isinstance(hook, _CommandHook):
+            hook = _CommandHook(client)
+        hook.pauses.append(self)
+        self._hook = hook
+
+    def holds(self, command: Any) -> bool:
+        """Does the pause hold ``command`` (its name) sent now?"""
+        if self.mode == "ALL":
+            return real_monotonic() < self._until  # the pause lapses by itself
+        name = (command.decode() if isinstance(command, bytes) else str(command)).lower()
+        held = self._held.get(name)
+        if held is None:
+            held = self._held[name] = name in PAUSED_BY_NAME or _flagged_write(self._admin, name)
+        return held
 
     def _pause(self) -> None:
         self._admin.execute_command("CLIENT", "PAUSE", self.RENEW_MS, "WRITE")
@@ -205,9 +253,9 @@ class ClientPause(Fault):
     def step(self, target: Any, at: float, dt: float) -> None:
         if self.mode == "WRITE":
             self._pause()
-            self.struck()
 
     def revert(self, target: Any) -> None:
+        self._hook.remove(self)
         try:
             if self.mode == "WRITE":
                 self._admin.execute_command("CLIENT", "UNPAUSE")
@@ -218,6 +266,16 @@ class ClientPause(Fault):
                 threading.Event().wait(max(0.0, self._until - real_monotonic()))
         finally:
             self._admin.close()
+
+
+def _flagged_write(admin: Any, name: str) -> bool:
+    """Does the server flag command ``name`` as a write (what CLIENT PAUSE WRITE holds)?"""
+    try:
+        info = admin.execute_command("COMMAND", "INFO", name)
+    except (redis.RedisError, TypeError):  # redis-py's parser fails on an unknown command
+        return False
+    flags = (info.get(name) or {}).get("flags", ()) if isinstance(info, dict) else ()
+    return bool({str(f) for f in flags} & {"write", "may_replicate"})
 
 
 def _client(target: Any, fault: str) -> tuple[Any, Any]:

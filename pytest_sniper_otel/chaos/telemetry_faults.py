@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import layers
 from .export import ExportPipeline
-from .faults import Fault, FaultError, positive, register, require
+from .faults import Fault, FaultError, counted_push, positive, register, require
 
 _SIGNALS = ("traces", "logs", "all")
 Export = Callable[[Sequence[Any]], Any]
@@ -166,9 +166,14 @@ class QueueOverflow(Fault):
     def apply(self, target: Any) -> None:
         pipeline = _pipeline(target)
         batch = max(1, min(layers.base(pipeline, "max_batch"), self.max_queue // 2 or 1))
-        layers.push(pipeline, "max_queue", self, self.max_queue)
+        self._base_queue = layers.base(pipeline, "max_queue")
+        # a hit per span or log record offered to the shrunk queue (it reads the limit)
+        counted_push(self, pipeline, "max_queue", self.max_queue, self._read)
         layers.push(pipeline, "max_batch", self, batch)
-        self.struck()  # the queue stays shrunk for the whole window
+
+    def _read(self) -> None:
+        if self.max_queue < self._base_queue:
+            self.struck()
 
     def revert(self, target: Any) -> None:
         pipeline = _pipeline(target)

@@ -78,22 +78,6 @@ def test_may_miss_must_be_a_bool() -> None:
         fault("redis.outage", may_miss="yes")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("spec", "hits"),
-    [
-        # state faults act for their whole window: one hit at inject
-        (fault("market.partial_fills", start=10, duration=30), 1),
-        (fault("clock.skew", start=10, duration=30), 1),
-        (fault("model.inference_slowdown", start=10, duration=30), 1),
-        (fault("telemetry.queue_overflow", start=10, duration=30), 1),
-    ],
-)
-def test_faults_that_act_without_a_draw_count_their_hit(spec: FaultSpec, hits: int) -> None:
-    run = run_scenario(_scenario(spec), seed=0)
-    assert run.ok, run.failure_message()
-    assert run.faults[0].total_hits() == hits
-
-
 def test_a_flush_counts_every_key_it_evicted() -> None:
     run = run_scenario(_scenario(fault("redis.eviction", start=10, duration=30, flush=True)),
                        seed=0)
