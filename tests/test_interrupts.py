@@ -21,8 +21,9 @@ import pytest
 
 from pytest_sniper_otel.interrupts import Terminated, raise_if_interrupted, terminable
 
+# its fault must strike in 50 s: no market order settles that early (partial_fills would not)
 QUICK = ("SCENARIO = Scenario(name='quick', title='t', warmup=30.0, duration=60.0, "
-         "recovery=10.0, baseline=False, faults=[fault('market.partial_fills', start=10)])\n")
+         "recovery=10.0, baseline=False, faults=[fault('redis.latency', start=10)])\n")
 LONG = ("SCENARIO = Scenario(name='long', title='t', warmup=30.0, duration=36000.0, "
         "recovery=10.0, baseline=False, faults=[{faults}], tags={tags})\n")
 
