@@ -31,6 +31,7 @@ from .local_run import (  # noqa: F401  (hooks, found here by pytest)
     pytest_terminal_summary,
     pytest_testnodedown,
 )
+from .plugin.pytester_helpers import INNER_RUN_ADDOPTS
 
 install_session()
 
@@ -42,13 +43,8 @@ settings.register_profile("dev", max_examples=25)
 settings.load_profile(os.environ.get(
     "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "dev"))
 
-# Installed by the test extra, these plugins load in every run and trace it. Inner pytester
-# runs leave them out unless a test clears PYTEST_ADDOPTS to test the plugin with them.
-FOREIGN_OTEL_PLUGINS = "-p no:pytest_opentelemetry -p no:logfire -p no:pytest_logfire"
-
-
 @pytest.fixture(autouse=True)
-def _inner_runs_without_foreign_otel_plugins(request: pytest.FixtureRequest) -> None:
+def _inner_run_options(request: pytest.FixtureRequest) -> None:
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS: set ours after
-        request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", FOREIGN_OTEL_PLUGINS)
+        request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", INNER_RUN_ADDOPTS)

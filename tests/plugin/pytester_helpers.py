@@ -79,13 +79,19 @@ def assert_failures(
         )
 
 
-# Plugins with nothing to do with ours, kept out of the inner runs: the cache writes files,
-# and Hypothesis' plugin imports all of Hypothesis at session end (~0.5 s a run);
-# pytest-asyncio warns in every run without an ini file that sets its loop scope.
-QUIET = (
-    "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-    "-o", "asyncio_default_fixture_loop_scope=function",
-)
+# What every inner run gets (tests/conftest.py puts it in PYTEST_ADDOPTS, which pytester
+# clears): the OTel plugins the test extra installs would trace the run, so they stay out
+# unless a test asks for them; pytest-asyncio, which loads in every run, warns in each one
+# whose configuration leaves its fixture loop scope unset, and that warning is the inner
+# run's configuration-time warning, which no filter of the outer run sees.
+FOREIGN_OTEL_PLUGINS = "-p no:pytest_opentelemetry -p no:logfire -p no:pytest_logfire"
+ASYNCIO_LOOP_SCOPE = "-o asyncio_default_fixture_loop_scope=function"
+INNER_RUN_ADDOPTS = f"{FOREIGN_OTEL_PLUGINS} {ASYNCIO_LOOP_SCOPE}"
+
+# Plugins with nothing to do with ours, kept out of the inner runs that use these helpers:
+# the cache writes files, and Hypothesis' plugin imports all of Hypothesis at session end
+# (~0.5 s a run).
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
 def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from .pytester_helpers import assert_failures, literal, run_inprocess, run_subprocess
+from .pytester_helpers import (
+    FOREIGN_OTEL_PLUGINS,
+    QUIET,
+    assert_failures,
+    literal,
+    run_inprocess,
+    run_subprocess,
+)
 
 HEADER = (
     "sniper-otel clock: asyncio event loops of the test's thread run on the simulated clock "
@@ -147,12 +154,13 @@ def test_event_loop_runs_on_the_simulated_clock(
 
 
 def run_unconfigured(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """A run whose configuration names no asyncio runner (run_inprocess sets a default
-    fixture loop scope); pytest-asyncio warns that the scope is unset."""
-    return pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly",
-        "-W", "ignore::pytest.PytestDeprecationWarning", *args,
-    )
+    """A run whose configuration names no asyncio runner (every other inner run sets a
+    default fixture loop scope); pytest-asyncio warns that the scope is unset."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTEST_ADDOPTS", FOREIGN_OTEL_PLUGINS)
+        return pytester.runpytest_inprocess(
+            *QUIET, "-p", "no:randomly", "-W", "ignore::pytest.PytestDeprecationWarning", *args,
+        )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from .pytester_helpers import assert_failures, failure, literal, run_subprocess
+from .pytester_helpers import (
+    ASYNCIO_LOOP_SCOPE,
+    assert_failures,
+    failure,
+    literal,
+    run_subprocess,
+)
 
 SDK_TRACER = "opentelemetry.sdk.trace.TracerProvider"
 SDK_METER = "opentelemetry.sdk.metrics._internal.MeterProvider"
@@ -153,7 +159,7 @@ def test_log_outside_the_codes_spans(telemetry):
 def test_pytest_opentelemetry_spans_are_not_the_tests(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PYTEST_ADDOPTS")  # with pytest-opentelemetry's plugin
+    monkeypatch.setenv("PYTEST_ADDOPTS", ASYNCIO_LOOP_SCOPE)  # with pytest-opentelemetry's plugin
     pytester.makepyfile(test_traced_run=PYTEST_OTEL_TESTS)
     result = run_subprocess(pytester, "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
@@ -180,7 +186,7 @@ def test_pytest_opentelemetry_spans_are_not_the_tests(
 def test_pytest_opentelemetry_with_metrics_through_the_plugins_reader(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PYTEST_ADDOPTS")
+    monkeypatch.setenv("PYTEST_ADDOPTS", ASYNCIO_LOOP_SCOPE)
     # conftest.py runs before pytest-opentelemetry configures its providers: the
     # MeterProvider set here wins, the tracer and logger providers stay pytest-opentelemetry's.
     pytester.makeconftest(
