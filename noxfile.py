@@ -64,7 +64,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def bot_overhead(session: nox.Session) -> None:
     """The reference bot's telemetry cost per cycle against the floor of the same bare SDK
-    operations (goal <= 1.25x), and what its Redis command spans cost;
+    operations (goal <= 1.25x), what its Redis command spans cost, and where the rest goes;
     `-- --rounds 5 --bots 4 --cycles 150 --json out.json`."""
     session.install("-e", ".[load]")
     session.run("python", "load/bench_bot.py", *session.posargs)

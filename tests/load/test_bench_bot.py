@@ -30,6 +30,12 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
         "cycle: added / floor *x (per round: *)  goal <= 1.25x  *",
         "  BotConfig(instrument_redis=False), all signals: * us per cycle: the Redis command "
         "spans cost *% of a cycle",
+        "  where the rest goes (a diagnostic, not the goal's floor): the second floor's "
+        "operations run between the cycles of a bot without telemetry, on SDK providers of "
+        "their own: * us per cycle over that bot (* us against back to back); added / that *x "
+        "(per round: *)",
+        "  garbage collections, CPU per cycle: no telemetry * us, all signals * us, second "
+        "floor * us, none+bare * us",
     ):
         assert fnmatch.filter(lines, pattern), (pattern, proc.stdout)
     result = json.loads(out.read_text())
@@ -39,6 +45,9 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     assert result["ratio"] > 0 and len(result["ratios"]) == 1
     assert result["cycle_ratio"] > 0 and len(result["cycle_ratios"]) == 1
     assert result["cycle_floor_us"][0] > 0
+    assert len(result["interleaved_floor_us"]) == len(result["interleaved_ratios"]) == 1
+    assert set(result["collector_us"]) == {"none", "all", "all-redis-uninstrumented",
+                                           "none+bare", "cycle floor"}
 
 
 def test_bad_sizes_are_refused_before_anything_runs() -> None:
