@@ -123,7 +123,18 @@ class SimClock:
 
     def stop(self) -> None:
         if self._factory is not None:
+            from freezegun import api as freezegun_api
+
             from . import clock_asyncio
+
+            # freezegun stops whichever freezer started last, so stopping out of order would
+            # leave the later clock's time in force and break its own stop() later on
+            started = freezegun_api.freeze_factories
+            if self._factory in started and started[-1] is not self._factory:
+                raise RuntimeError(
+                    "SimClock.stop(): a clock or freeze_time started after this one is still "
+                    "running; stop clocks in reverse order of start (nest them)"
+                )
 
             clock_asyncio.clock_stopped(self)
             _SLEEP.clock_stopped(self)

@@ -202,3 +202,23 @@ def test_a_clock_started_inside_another_stamps_otel_until_it_stops() -> None:
     assert wall <= real_span.start_time < wall + 60 * 10**9
     assert outer_span.start_time == 1767225600 * 10**9  # 2026-01-01
     assert outer_span.end_time == outer_span.start_time + 2 * 10**9
+
+
+def test_stopping_clocks_out_of_order_is_refused_and_leaves_both_running() -> None:
+    freezers_before = len(freezegun.api.freeze_factories)
+    outer = SimClock("2026-01-01T00:00:00+00:00").start()
+    inner = SimClock("2030-06-01T00:00:00+00:00").start()
+    try:
+        with pytest.raises(RuntimeError, match=r"SimClock.stop\(\): a clock or freeze_time "
+                           r"started after this one is still running; stop clocks in reverse "
+                           r"order of start \(nest them\)"):
+            outer.stop()
+        assert outer.running and inner.running
+        assert dt.datetime.now(dt.UTC).year == 2030  # the inner clock still rules
+        with freeze_time("2040-01-01"), pytest.raises(RuntimeError, match="freeze_time"):
+            inner.stop()
+    finally:
+        inner.stop()
+        outer.stop()
+    assert not outer.running and not inner.running
+    assert len(freezegun.api.freeze_factories) == freezers_before
