@@ -51,4 +51,5 @@ class CaptureUnavailable(SniperOtelError, RuntimeError):
 
 class SniperOtelWarning(UserWarning):
     """The capture changed under the test's feet (a reset provider set back, a provider that
-    drops spans): captured telemetry may differ from what the code emitted."""
+    drops spans): captured telemetry may differ from what the code emitted. Also a run set up
+    so that tests may interfere (real-Redis tests spread over xdist workers)."""

@@ -23,10 +23,13 @@ import pytest_sniper_otel.flow  # with redis
 import pytest_sniper_otel.telemetry  # noqa: F401  (with spans, metrics, logs)
 from pytest_sniper_otel.capture import install_session
 
-# Two workers and no `slow` tests for a developer's `python -m pytest`; the full depth in CI.
+# Two workers (--dist loadgroup) and no `slow` tests for a developer's `python -m pytest`; the
+# full depth in CI.
 from .local_run import (  # noqa: F401  (hooks, found here by pytest)
     pytest_cmdline_main,
     pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_configure_node,
     pytest_report_header,
     pytest_terminal_summary,
     pytest_testnodedown,

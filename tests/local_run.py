@@ -10,9 +10,11 @@ tests/test_local_run.py's inner runs.
   which, and the summary how many were left out (under xdist too, where pytest's own
   "deselected" count only exists in the workers).
 - Workers: a run of the whole suite (no paths given) uses two workers unless `-n` or
-  `-p no:xdist` says otherwise; `--pdb`, `--trace` and `--collect-only` keep one process,
-  and so does a run with the real-Redis leg on (SNIPER_OTEL_REDIS_URL, as in CI): its
-  tests share one server, and one of them pauses it.
+  `-p no:xdist` says otherwise; `--pdb`, `--trace` and `--collect-only` keep one process.
+- Distribution: any run on workers without `--dist` uses `--dist loadgroup`, under which the
+  lab plugin keeps the real-Redis tests (SNIPER_OTEL_REDIS_URL, as in CI) on one worker: they
+  share one server, and one of them pauses it. The workers parse the command line, not the
+  controller's options, so the controller hands the setting over.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ DEFAULT_WORKERS = 2
 _WORKER_OUTPUT_KEY = "sniper_otel_slow_deselected"  # what a worker sends its controller
 _deselected = pytest.StashKey[int]()
 _workers_defaulted = pytest.StashKey[bool]()
+_dist_defaulted = pytest.StashKey[bool]()
+_WORKER_LOADGROUP_KEY = "sniper_otel_loadgroup"  # what the controller sends its workers
 
 
 def full_depth_reason(config: pytest.Config) -> str | None:
@@ -47,14 +51,16 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
     if _default_workers_apply(config):
         config.option.numprocesses = DEFAULT_WORKERS
         config.stash[_workers_defaulted] = True
+    if (config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and config.option.numprocesses and config.option.dist == "no"):
+        # xdist would pick "load", which spreads the real-Redis tests over the workers
+        config.option.dist = "loadgroup"
+        config.stash[_dist_defaulted] = True
     return (yield)
 
 
 def _default_workers_apply(config: pytest.Config) -> bool:
-    # The real-Redis leg (SNIPER_OTEL_REDIS_URL, as in CI) shares one server between its
-    # tests, and redis_pause pauses its writes: on two workers another test's SET timed out.
     return (config.pluginmanager.hasplugin("xdist")
-            and not os.environ.get("SNIPER_OTEL_REDIS_URL")
             and not hasattr(config, "workerinput")
             and getattr(config.option, "numprocesses", 0) is None
             and config.args_source == pytest.Config.ArgsSource.TESTPATHS
@@ -63,12 +69,28 @@ def _default_workers_apply(config: pytest.Config) -> bool:
             and not config.getoption("collectonly"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None and worker_input.get(_WORKER_LOADGROUP_KEY):
+        # an xdist worker: its loadgroup option came from the command line, which had none
+        config.option.loadgroup = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller hook, before a worker starts."""
+    if node.config.stash.get(_dist_defaulted, False):
+        node.workerinput[_WORKER_LOADGROUP_KEY] = True
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     reason = full_depth_reason(config)
     lines = [f"suite depth: full, slow tests included ({reason})" if reason else
              "suite depth: local, slow tests left out (SNIPER_OTEL_SLOW=1 runs them, as CI does)"]
     if config.stash.get(_workers_defaulted, False):
         lines.append(f"workers: {DEFAULT_WORKERS}, the suite's default (-n 0: one process)")
+    if config.stash.get(_dist_defaulted, False):
+        lines.append("dist: loadgroup, the suite's default (the real-Redis tests on one worker)")
     return lines
 
 

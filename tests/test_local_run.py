@@ -3,6 +3,7 @@ says about it, what CI runs, and the two default workers."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,24 @@ def test_deep():
 LOCAL_HEADER = "suite depth: local, slow tests left out (SNIPER_OTEL_SLOW=1 runs them, as CI does)"
 LEFT_OUT = "1 slow test left out: SNIPER_OTEL_SLOW=1 python -m pytest runs them (CI does)"
 WORKERS_HEADER = "workers: 2, the suite's default (-n 0: one process)"
+DIST_HEADER = "dist: loadgroup, the suite's default (the real-Redis tests on one worker)"
+# tests sharing the real server: with SNIPER_OTEL_REDIS_URL set, on one worker, in order
+REAL_REDIS = """
+import os
+import pytest
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.sniper_otel_real_redis)])
+def leg(request):
+    return request.param
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_cache(leg, n):
+    print("ran on", os.environ["PYTEST_XDIST_WORKER"])
+
+@pytest.mark.sniper_otel_real_redis
+def test_pause():
+    print("ran on", os.environ["PYTEST_XDIST_WORKER"])
+"""
 
 
 @pytest.fixture
@@ -112,6 +131,7 @@ def test_the_whole_suite_runs_on_two_workers_and_counts_what_they_left_out(
     result.stdout.fnmatch_lines([
         LOCAL_HEADER,
         WORKERS_HEADER,
+        DIST_HEADER,
         "created: 2/2 workers",
         "2 workers [2 items]",
         LEFT_OUT,
@@ -132,15 +152,42 @@ def test_one_process_when_asked(suite: pytest.Pytester, args: tuple[str, ...]) -
     result.stdout.no_fnmatch_line("*workers*")
 
 
-def test_the_real_redis_leg_keeps_one_process(
+def test_the_real_redis_leg_runs_on_one_of_the_two_workers(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # its tests share one server and one of them pauses it: never on two workers at once
+    """Its tests share one server and one of them pauses it: --dist loadgroup, which the
+    workers learn from the controller, keeps them on one worker while the rest spread out."""
     monkeypatch.setenv("SNIPER_OTEL_REDIS_URL", "redis://127.0.0.1:6391/0")
-    result = suite.runpytest_inprocess(*PLUGIN)
-    result.stdout.fnmatch_lines([LOCAL_HEADER, "collected 3 items / 1 deselected / 2 selected"])
-    result.stdout.no_fnmatch_line("*workers*")
+    suite.makepyfile(test_redis=REAL_REDIS)
+    suite.makeini("[pytest]\ntestpaths = test_suite.py test_redis.py\n"
+                  "markers =\n    slow: a deep run\n")
+    result = suite.runpytest_inprocess(*PLUGIN, "-v")
+    result.stdout.fnmatch_lines([LOCAL_HEADER, WORKERS_HEADER, DIST_HEADER,
+                                 "2 workers [9 items]", "=* 9 passed in *"])
+    ran = _workers_by_test(result)
+    group = "@sniper_otel_real_redis"
+    assert sorted(ran) == sorted([
+        "test_suite.py::test_fast", "test_suite.py::test_also_fast",
+        *(f"test_redis.py::test_cache[fake-{n}]" for n in (1, 2, 3)),
+        *(f"test_redis.py::test_cache[real-{n}]{group}" for n in (1, 2, 3)),
+        f"test_redis.py::test_pause{group}",
+    ])
+    assert len({worker for test, worker in ran.items() if test.endswith(group)}) == 1
+    assert set(ran.values()) == {"gw0", "gw1"}
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_an_explicit_dist_is_kept(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_inprocess(*PLUGIN, "-n", "2", "--dist", "load")
+    result.stdout.fnmatch_lines([LOCAL_HEADER, "created: 2/2 workers", "=* 2 passed in *"])
+    result.stdout.no_fnmatch_line("dist:*")
+
+
+def _workers_by_test(result: pytest.RunResult) -> dict[str, str]:
+    """Each test's worker, from pytest-xdist's verbose lines ("[gw1] [ 20%] PASSED id")."""
+    lines = (re.match(r"\[(gw\d)\] \[ *\d+%\] PASSED (\S+)$", line.strip())
+             for line in result.outlines)
+    return {m.group(2): m.group(1) for m in lines if m}
 
 
 @pytest.mark.parametrize("debugger", ["--pdb", "--trace"])

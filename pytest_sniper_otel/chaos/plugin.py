@@ -37,7 +37,8 @@ MARKERS = (
     "hold_limit=30.0): options of the `exchange_server` fixture (the exchange simulator served "
     "as MEXC spot REST v3 on a loopback port)",
     f"{REAL_REDIS_MARKER}: needs a real Redis server (SNIPER_OTEL_REDIS_URL); deselect with "
-    f"-m 'not {REAL_REDIS_MARKER}'",
+    f"-m 'not {REAL_REDIS_MARKER}'; under pytest-xdist --dist loadgroup these tests run one "
+    "after another on one worker (xdist_group sniper_otel_real_redis)",
 )
 
 
@@ -83,6 +84,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 '"pytest-sniper-otel[report]"'
             )
     _configure_seed(config)
+    if hasattr(config, "workerinput"):  # an xdist worker
+        from .xdist_group import RealRedisGroup
+
+        config.pluginmanager.register(RealRedisGroup(config), RealRedisGroup.name)
 
 
 _WORKER_SEED = "sniper_otel_chaos_seed"

@@ -1,0 +1,108 @@
+"""The lab plugin keeps the tests that share one real Redis server on one pytest-xdist worker
+(``--dist loadgroup``), through pytester runs on two workers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ..plugin.pytester_helpers import QUIET
+
+GROUP = "@sniper_otel_real_redis"
+# Two modules, as in a real suite: a cache test with a fakeredis and a real-server leg (the
+# marker on the fixture's param), and scenario-like tests marked themselves.
+CACHE = """
+import pytest
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.sniper_otel_real_redis)])
+def leg(request):
+    return request.param
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_cache(leg, n):
+    pass
+
+def test_free():
+    pass
+"""
+SCENARIOS = """
+import pytest
+
+@pytest.mark.sniper_otel_real_redis
+def test_pause():
+    pass
+
+@pytest.mark.sniper_otel_real_redis
+def test_outage():
+    pass
+
+def test_offline():
+    pass
+"""
+WARNING = (
+    "SniperOtelWarning: sniper-otel: 4 tests marked sniper_otel_real_redis share one Redis "
+    "server (SNIPER_OTEL_REDIS_URL) and may run at once on the 2 xdist workers, where one "
+    "that pauses the server makes the others time out; --dist loadgroup runs them one after "
+    "another on one worker"
+)
+ARGS = (*QUIET, "-p", "no:randomly", "-n", "2", "-v")
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("SNIPER_OTEL_REDIS_URL", "redis://127.0.0.1:6391/0")  # never reached
+    pytester.makepyfile(test_cache=CACHE, test_scenarios=SCENARIOS)
+    return pytester
+
+
+def _workers_by_test(result: pytest.RunResult) -> dict[str, str]:
+    """Each test's worker, from pytest-xdist's verbose lines ("[gw1] [ 20%] PASSED id")."""
+    lines = (re.match(r"\[(gw\d)\] \[ *\d+%\] PASSED (\S+)$", line.strip())
+             for line in result.outlines)
+    return {m.group(2): m.group(1) for m in lines if m}
+
+
+def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_inprocess(*ARGS, "--dist", "loadgroup")
+    result.stdout.fnmatch_lines([
+        "created: 2/2 workers",
+        "2 workers [8 items]",
+        "scheduling tests via LoadGroupScheduling",
+        "=* 8 passed in *",
+    ])
+    ran = _workers_by_test(result)
+    assert sorted(ran) == sorted([
+        "test_cache.py::test_cache[fake-1]", "test_cache.py::test_cache[fake-2]",
+        f"test_cache.py::test_cache[real-1]{GROUP}", f"test_cache.py::test_cache[real-2]{GROUP}",
+        "test_cache.py::test_free",
+        f"test_scenarios.py::test_pause{GROUP}", f"test_scenarios.py::test_outage{GROUP}",
+        "test_scenarios.py::test_offline",
+    ])
+    shared = {worker for test, worker in ran.items() if test.endswith(GROUP)}
+    assert len(shared) == 1, ran  # both modules' shared tests, one worker
+    assert set(ran.values()) == {"gw0", "gw1"}, ran  # the others go to the other one too
+    result.stdout.no_fnmatch_line("*SniperOtelWarning*")
+
+
+@pytest.mark.slow  # two more workers
+def test_another_distribution_warns_that_they_may_run_at_once(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_inprocess(*ARGS)  # xdist's default: --dist load
+    result.stdout.fnmatch_lines([
+        "scheduling tests via LoadScheduling",
+        "test_cache.py:*",
+        f"  test_cache.py:*: {WARNING}",
+        "=* 8 passed, 1 warning in *",
+    ])
+    assert not any(test.endswith(GROUP) for test in _workers_by_test(result))
+
+
+@pytest.mark.slow  # two more workers
+def test_no_warning_without_a_server(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without SNIPER_OTEL_REDIS_URL the real-Redis tests skip: nothing to share
+    monkeypatch.delenv("SNIPER_OTEL_REDIS_URL")
+    result = suite.runpytest_inprocess(*ARGS)
+    result.stdout.fnmatch_lines(["=* 8 passed in *"])
+    result.stdout.no_fnmatch_line("*SniperOtelWarning*")
