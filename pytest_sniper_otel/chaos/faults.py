@@ -227,7 +227,8 @@ class Fault:
 
     def struck(self, times: int = 1) -> None:
         """Count ``times`` hits that took no draw: a fault acting on everything at once (a
-        flush), or one that changes its target's state for its whole window."""
+        flush), or each occurrence that a state the fault changed for its window touched
+        (a read of a turned knob, of a skewed clock): never the change itself."""
         if self.records:
             self.records[-1].hits += times
 

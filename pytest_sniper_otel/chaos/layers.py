@@ -133,7 +133,8 @@ def _count_reads(owner: Any, entry: _Owner, attribute: str) -> None:
         if not hasattr(owner, "__dict__"):
             raise TypeError(f"{refused}: its instances keep no __dict__")
         try:
-            counted = type(cls.__name__, (cls,), {
+            metaclass: Any = type(cls)  # an ABC's is ABCMeta
+            counted = metaclass(cls.__name__, (cls,), {
                 "__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
             })
             owner.__class__ = counted

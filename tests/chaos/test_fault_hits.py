@@ -325,3 +325,20 @@ def test_knobs_whose_reads_cannot_be_counted_are_refused_at_inject() -> None:
         drift.inject(model, at=0.0)
     assert model.knobs.confidence_drift == 0.0 and not drift.active
     assert layers.base(model.knobs, "confidence_drift") == 0.0
+
+
+def test_knobs_of_an_abstract_base_class_are_counted_too() -> None:
+    import abc
+
+    class Knobs(abc.ABC):  # noqa: B024 - a metaclass of its own is the point
+        def __init__(self) -> None:
+            self.inference_slowdown = 1.0
+
+    model = SimpleNamespace(knobs=Knobs())
+    slow = fault("model.inference_slowdown", factor=3.0).build(0, 0)
+    slow.inject(model, at=0.0)
+    assert type(model.knobs) is not Knobs and isinstance(model.knobs, Knobs)
+    assert type(model.knobs).__qualname__ == Knobs.__qualname__
+    assert model.knobs.inference_slowdown == 3.0 and slow.total_hits() == 1
+    slow.rollback(at=1.0)
+    assert type(model.knobs) is Knobs and model.knobs.inference_slowdown == 1.0
