@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -23,9 +25,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy strict on the package, its tests and examples/, with every extra they use installed."""
+    """mypy strict on the package, its tests, examples/ and the load scripts, with every extra
+    they use installed."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+    # the load scripts import each other as top-level modules from their own directory
+    scripts = sorted(p.name for p in Path("load").glob("*.py"))
+    with session.chdir("load"):
+        session.run("mypy", "--explicit-package-bases", "--config-file", "../pyproject.toml",
+                    *scripts, env={"MYPYPATH": ".."})
 
 
 @nox.session

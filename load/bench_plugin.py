@@ -43,13 +43,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 UNRELATED = ("-p", "no:cacheprovider")
 # plugins of the OTel tools a team may have installed: they would trace every arm's tests
 FOREIGN_PLUGINS_OFF = ("-p", "no:randomly", "-p", "no:pytest_opentelemetry", "-p", "no:logfire")
-MATCH_SIZES = (1_000, 10_000, 20_000, 50_000, 100_000)
+MATCH_SIZES: tuple[int, ...] = (1_000, 10_000, 20_000, 50_000, 100_000)
 
 
 # -- 1. suite overhead ----------------------------------------------------------------------
@@ -592,10 +593,11 @@ def matching(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
 
         cases: dict[str, Callable[[Telemetry], None]] = {
             # one flow among all: every other root is rejected on its attributes
-            "pass_one_flow": lambda t, last=last: t.assert_span_tree(flow_spec(last)),
+            "pass_one_flow": partial(_assert_tree, spec=flow_spec(last)),
             # a check over the whole capture
-            "pass_whole_capture": lambda t, n=n: t.assert_span_tree(
-                descendant("place-order", status="ERROR", count=2 * (n // 10))
+            "pass_whole_capture": partial(
+                _assert_tree,
+                spec=descendant("place-order", status="ERROR", count=2 * (n // 10)),
             ),
             # a flow that isn't there: the closest candidate and the rendered diff
             "fail_with_diff": lambda t: _expect_failure(t, flow_spec(-1)),
@@ -623,6 +625,10 @@ def matching(sizes: Sequence[int], repeats: int) -> dict[str, Any]:
         sized["span_end_us_per_span"] = min(feeds) * 1e6 / n
         results[str(n)] = sized
     return results
+
+
+def _assert_tree(window: Any, spec: Any) -> None:
+    window.assert_span_tree(spec)
 
 
 def _expect_failure(window: Any, spec: Any) -> None:

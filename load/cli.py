@@ -22,6 +22,8 @@ def main(argv: Sequence[str]) -> int:
             return 2
         print(LOCUSTFILE)
         return 0
-    from . import overhead
+    # the load scripts import each other as top-level modules, from their own directory
+    sys.path.insert(0, str(LOCUSTFILE.parent))
+    import overhead
 
     return overhead.main(args, prog="sniper-otel load")

@@ -103,7 +103,8 @@ class BotDriver:
             if orchestrator.errors != errors:
                 self.failed.append(workflow.name)
 
-        orchestrator.execute_workflow = execute_workflow
+        # wraps this one orchestrator's method, to count the workflows that failed in a cycle
+        orchestrator.execute_workflow = execute_workflow  # type: ignore[method-assign]
 
     def cycle(self) -> int:
         """Run one cycle; returns the orders it opened. Raises if a workflow failed."""

@@ -268,7 +268,9 @@ def _stop_and_report(environment: Environment, **_: Any) -> None:
     assert isinstance(runner, WorkerRunner)
     runner.stop()
     data: dict[str, Any] = {}
-    environment.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    environment.events.report_to_master.fire(  # type: ignore[no-untyped-call]
+        client_id=runner.client_id, data=data
+    )
     runner.send_message("stats", data)
     runner.send_message(FINAL_REPORT)
 
