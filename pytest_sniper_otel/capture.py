@@ -179,15 +179,18 @@ class SessionTelemetry:
 
                 return TracerProvider(sampler=ALWAYS_ON)
             if signal == "metrics":
-                from opentelemetry.sdk.metrics import MeterProvider
+                from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 
                 # Views and resource of the provider it replaces, read where the SDK keeps
                 # them (no public accessor), so its histograms keep their aggregation.
                 config = getattr(like, "_sdk_config", None)
                 views = (*getattr(config, "views", ()), *self._metric_views)
                 resource = getattr(config, "resource", None)
+                # No exemplars: no view of a capture shows them, and sampling them costs
+                # every measurement a reservoir offer and every collection a bucket walk.
                 return MeterProvider(
-                    metric_readers=[metric_reader()], views=views, resource=resource
+                    metric_readers=[metric_reader()], views=views, resource=resource,
+                    exemplar_filter=AlwaysOffExemplarFilter(),
                 )
             from .logs import new_logger_provider
 
