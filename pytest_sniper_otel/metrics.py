@@ -484,6 +484,60 @@ class MetricAccumulator:
         for p in points:
             self.add(p)
 
+    def add_metrics_data(self, data: Any) -> None:
+        """Fold one collection of the SDK's ``MetricsData`` (DELTA) in, as :meth:`add` folds
+        each of its points; a series seen before is updated from the SDK's point directly:
+        one new point instead of two (a scrape updates every series that changed, and a
+        frozen point costs an ``object.__setattr__`` per field to build)."""
+        from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
+
+        if data is None:
+            return
+        series = self._series
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    d = metric.data
+                    kind: MetricKind
+                    if isinstance(d, Histogram):
+                        kind = "histogram"
+                    elif isinstance(d, Gauge):
+                        kind = "gauge"
+                    elif isinstance(d, Sum):
+                        kind = "counter" if d.is_monotonic else "updowncounter"
+                    else:  # exponential histograms: merged through their points
+                        self.add_all(_points_of(metric))
+                        continue
+                    name = metric.name
+                    for dp in d.data_points:
+                        key = series_key(name, dp.attributes or {})
+                        old = series.get(key)
+                        if old is None or old.kind != kind or old.exponential is not None:
+                            self.add(_point_of(metric, kind, dp))
+                        elif kind == "histogram":
+                            self._update(key, old, _merged_histogram(old, dp))
+                        elif kind == "gauge":
+                            self._update(key, old, {
+                                "attributes": dict(dp.attributes or {}),
+                                "unit": metric.unit or "",
+                                "description": metric.description or "",
+                                "value": float(dp.value),
+                                "time_unix_nano": dp.time_unix_nano,
+                            })
+                        else:
+                            self._update(key, old, {
+                                "value": (old.value or 0.0) + (float(dp.value) or 0.0),
+                                "time_unix_nano": dp.time_unix_nano,
+                            })
+
+    def _update(self, key: SeriesKey, old: SeriesPoint, changes: dict[str, Any]) -> None:
+        # dataclasses.replace(old, **changes) without the frozen __init__ (same fields)
+        point = object.__new__(SeriesPoint)
+        point.__dict__.update(old.__dict__)
+        point.__dict__.update(changes)
+        point.__dict__["key"] = key  # SeriesPoint.key, cached
+        self._series[key] = point
+
     def snapshot(self, time_unix_nano: int) -> MetricsSnapshot:
         return MetricsSnapshot(
             time_unix_nano,
@@ -491,71 +545,63 @@ class MetricAccumulator:
         )
 
 
-def points_from_metrics_data(data: Any) -> list[SeriesPoint]:
-    """Convert the SDK's ``MetricsData`` (as read with DELTA temporality) to series points."""
+def _points_of(metric: Any) -> list[SeriesPoint]:
     from opentelemetry.sdk.metrics.export import ExponentialHistogram, Gauge, Histogram, Sum
 
-    out: list[SeriesPoint] = []
-    if data is None:
-        return out
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                d = metric.data
-                common = {
-                    "name": metric.name,
-                    "unit": metric.unit or "",
-                    "description": metric.description or "",
-                }
-                if isinstance(d, Histogram):
-                    for hp in d.data_points:
-                        out.append(
-                            SeriesPoint(
-                                kind="histogram",
-                                attributes=dict(hp.attributes or {}),
-                                count=hp.count,
-                                sum=hp.sum,
-                                min=hp.min,
-                                max=hp.max,
-                                bucket_counts=tuple(hp.bucket_counts),
-                                boundaries=tuple(hp.explicit_bounds),
-                                time_unix_nano=hp.time_unix_nano,
-                                **common,
-                            )
-                        )
-                elif isinstance(d, ExponentialHistogram):
-                    for ep in d.data_points:
-                        exponential = ExponentialBuckets.of(ep)
-                        boundaries, bucket_counts = exponential.explicit()
-                        out.append(
-                            SeriesPoint(
-                                kind="histogram",
-                                attributes=dict(ep.attributes or {}),
-                                count=ep.count,
-                                sum=ep.sum,
-                                min=ep.min,
-                                max=ep.max,
-                                bucket_counts=bucket_counts,
-                                boundaries=boundaries,
-                                time_unix_nano=ep.time_unix_nano,
-                                exponential=exponential,
-                                **common,
-                            )
-                        )
-                elif isinstance(d, Sum | Gauge):
-                    kind: MetricKind = (
-                        "gauge"
-                        if isinstance(d, Gauge)
-                        else ("counter" if d.is_monotonic else "updowncounter")
-                    )
-                    for np_ in d.data_points:
-                        out.append(
-                            SeriesPoint(
-                                kind=kind,
-                                attributes=dict(np_.attributes or {}),
-                                value=float(np_.value),
-                                time_unix_nano=np_.time_unix_nano,
-                                **common,
-                            )
-                        )
-    return out
+    d = metric.data
+    kind: MetricKind
+    if isinstance(d, Histogram | ExponentialHistogram):
+        kind = "histogram"
+    elif isinstance(d, Gauge):
+        kind = "gauge"
+    elif isinstance(d, Sum):
+        kind = "counter" if d.is_monotonic else "updowncounter"
+    else:
+        return []
+    return [_point_of(metric, kind, dp) for dp in d.data_points]
+
+
+def _point_of(metric: Any, kind: MetricKind, dp: Any) -> SeriesPoint:
+    """One SDK data point of ``metric`` as a series point."""
+    from opentelemetry.sdk.metrics.export import ExponentialHistogram
+
+    common: dict[str, Any] = {
+        "name": metric.name,
+        "kind": kind,
+        "attributes": dict(dp.attributes or {}),
+        "unit": metric.unit or "",
+        "description": metric.description or "",
+        "time_unix_nano": dp.time_unix_nano,
+    }
+    if kind != "histogram":
+        return SeriesPoint(value=float(dp.value), **common)
+    if isinstance(metric.data, ExponentialHistogram):
+        exponential = ExponentialBuckets.of(dp)
+        boundaries, bucket_counts = exponential.explicit()
+        return SeriesPoint(
+            count=dp.count, sum=dp.sum, min=dp.min, max=dp.max, bucket_counts=bucket_counts,
+            boundaries=boundaries, exponential=exponential, **common,
+        )  # fmt: skip
+    return SeriesPoint(
+        count=dp.count, sum=dp.sum, min=dp.min, max=dp.max,
+        bucket_counts=tuple(dp.bucket_counts), boundaries=tuple(dp.explicit_bounds), **common,
+    )  # fmt: skip
+
+
+def _merged_histogram(old: SeriesPoint, dp: Any) -> dict[str, Any]:
+    """What :meth:`MetricAccumulator.add` changes in ``old`` for the explicit-bucket
+    histogram point ``dp`` of the same series."""
+    boundaries = tuple(dp.explicit_bounds)
+    return {
+        "count": old.count + dp.count,
+        "sum": old.sum + dp.sum,
+        "min": min(old.min, dp.min),
+        "max": max(old.max, dp.max),
+        "bucket_counts": tuple(
+            a + b for a, b in zip(old.bucket_counts, dp.bucket_counts, strict=True)
+        )
+        if old.boundaries == boundaries
+        else tuple(dp.bucket_counts),
+        "boundaries": boundaries,
+        "time_unix_nano": dp.time_unix_nano,
+    }

@@ -19,7 +19,6 @@ from .metrics import (
     MetricsSnapshot,
     MetricView,
     format_attributes,
-    points_from_metrics_data,
 )
 from .render import Masker, render_captured, render_mismatch, render_spans, short_path
 from .spans import (
@@ -113,7 +112,7 @@ class Telemetry:
 
     def _collect_pending_metrics(self) -> None:
         if self._session.reader is not None:
-            self._metrics.add_all(points_from_metrics_data(self._session.collect_metrics()))
+            self._metrics.add_metrics_data(self._session.collect_metrics())
 
     # spans -----------------------------------------------------------------------------
     @property
