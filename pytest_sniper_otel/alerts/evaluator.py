@@ -216,6 +216,9 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     return start + (end - start) * _float_div(rank, count)
 
 
+_Samples = tuple[list[int], list[SeriesPoint]]
+
+
 class _History:
     """The observed snapshots, newest last, with times in integer milliseconds.
 
@@ -228,6 +231,9 @@ class _History:
         self._times: list[int] = []
         self._selections: dict[Selector, list[list[SeriesPoint] | None]] = {}
         self._matches: dict[Selector, dict[Hashable, bool]] = {}
+        # per selector: how many snapshots are folded in, and each matching series' times
+        # and points in those snapshots (a range reads its slice instead of every snapshot)
+        self._series: dict[Selector, tuple[list[int], dict[Hashable, _Samples]]] = {}
 
     def add(self, t_ms: int, snapshot: MetricsSnapshot) -> None:
         self.samples.append((t_ms, snapshot))
@@ -252,11 +258,29 @@ class _History:
     def ranges(
         self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]
     ) -> list[list[tuple[int, float]]]:
-        by_series: dict[Hashable, list[tuple[int, float]]] = {}
-        for ts, points in self.window(selector, t_ms - window_ms, t_ms):
-            for p in points:
-                by_series.setdefault(p.key, []).append((ts, value(p)))
-        return list(by_series.values())
+        """Per series with samples in ``[t_ms - window_ms, t_ms]``: its (time, value) pairs.
+        Series come in the order they first matched, not the order they enter the window."""
+        out = []
+        for times, points in self._series_of(selector).values():
+            lo = bisect.bisect_left(times, t_ms - window_ms)
+            hi = bisect.bisect_right(times, t_ms, lo)
+            if lo < hi:
+                out.append([(times[i], value(points[i])) for i in range(lo, hi)])
+        return out
+
+    def _series_of(self, selector: Selector) -> dict[Hashable, _Samples]:
+        folded = self._series.get(selector)
+        if folded is None:
+            folded = self._series[selector] = ([0], {})
+        done, by_series = folded
+        for i in range(done[0], len(self.samples)):
+            ts = self._times[i]
+            for p in self._selected(selector, i):
+                times, points = by_series.setdefault(p.key, ([], []))
+                times.append(ts)
+                points.append(p)
+        done[0] = len(self.samples)
+        return by_series
 
     def _selected(self, selector: Selector, index: int) -> list[SeriesPoint]:
         memo = self._selections.get(selector)
