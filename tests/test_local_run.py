@@ -207,3 +207,35 @@ def test_this_repositorys_options_stay_out_of_inner_runs(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["collected 1 item", "=* 1 passed in *"])
     result.stdout.no_fnmatch_line("*workers*")
     result.stdout.no_fnmatch_line("suite depth*")
+
+
+@pytest.mark.slow  # a third worker replaces the one ended
+def test_a_hung_test_fails_by_name_on_a_worker(
+    pytester: pytest.Pytester, pytestconfig: pytest.Config
+) -> None:
+    """This repository's timeout method (pyproject.toml), with a one-second bound: the hung
+    test's worker is ended and the run goes on, naming the test, instead of hanging."""
+    pytester.makepyfile(test_hang="""
+import threading
+
+def test_before():
+    pass
+
+def test_hang():
+    threading.Event().wait()
+
+def test_after():
+    pass
+""")
+    method = pytestconfig.getini("timeout_method")
+    assert method == "thread"
+    result = pytester.runpytest_inprocess(*QUIET, "-p", "no:randomly", "-n", "2",
+                                          "-o", "timeout=1", "-o", f"timeout_method={method}")
+    result.stdout.fnmatch_lines([
+        "timeout: 1.0s",
+        "timeout method: thread",
+        "replacing crashed worker gw?",
+        "worker 'gw?' crashed while running 'test_hang.py::test_hang'",
+        "FAILED test_hang.py::test_hang - worker 'gw?' crashed while running*",
+        "=* 1 failed, 2 passed in *",
+    ])

@@ -81,6 +81,7 @@ def _with_examples(test: TestFunction) -> TestFunction:
     return test
 
 
+@pytest.mark.timeout(300 * max(1, CASES // 300))  # the suite's bound per 300 cases
 def test_evaluator_agrees_with_promtool(promtool: str, tmp_path: Path) -> None:
     generated: list[tuple[Case, Path]] = []
 
