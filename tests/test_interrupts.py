@@ -164,9 +164,15 @@ def test_a_pytest_chaos_test_interrupted_rolls_back_and_keeps_its_journal(
 ) -> None:
     (tmp_path / "test_long.py").write_text(
         "import sys\n"
-        "from pytest_sniper_otel.chaos import Scenario, fault\n\n"
-        "def test_long(chaos):\n"
+        "from pytest_sniper_otel.chaos import Scenario, fault\n"
+        "from pytest_sniper_otel.chaos.redis_faults import Outage\n\n"
+        # the signal must come once the outage is in force, or there is nothing to roll back
+        "apply = Outage.apply\n"
+        "def apply_and_tell(self, target):\n"
+        "    apply(self, target)\n"
         "    print('started', file=sys.stderr, flush=True)\n"
+        "Outage.apply = apply_and_tell\n\n"
+        "def test_long(chaos):\n"
         "    chaos.run(Scenario(name='long', title='t', warmup=30.0, duration=36000.0,\n"
         "                       recovery=10.0, baseline=False,\n"
         "                       faults=[fault('redis.outage', start=10)]))\n",
