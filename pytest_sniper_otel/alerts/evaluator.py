@@ -216,7 +216,39 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     return start + (end - start) * _float_div(rank, count)
 
 
-_Samples = tuple[list[int], list[SeriesPoint]]
+class _Series:
+    """One series' samples under one selector, oldest first: the scrape times, the series'
+    position among that scrape's matches, and what rates read (the counter's value; the
+    cumulative bucket counts of a histogram, one column per bucket)."""
+
+    __slots__ = ("boundaries", "buckets", "columns", "positions", "times", "values")
+
+    def __init__(self) -> None:
+        self.times: list[int] = []
+        self.positions: list[int] = []
+        self.values: list[float] = []
+        self.boundaries: list[tuple[float, ...]] = []
+        self.buckets: list[int] = []  # each sample's number of buckets (+Inf included)
+        self.columns: list[list[float]] = []
+
+    def append(self, t_ms: int, position: int, p: SeriesPoint) -> None:
+        self.times.append(t_ms)
+        self.positions.append(position)
+        self.values.append(_counter_value(p))
+        self.boundaries.append(p.boundaries)
+        counts = p.bucket_counts
+        self.buckets.append(len(counts))
+        columns = self.columns
+        while len(columns) < len(counts):  # a bucket first seen now: absent before
+            columns.append([math.nan] * (len(self.times) - 1))
+        for i, running in enumerate(accumulate(counts)):
+            columns[i].append(float(running))
+        for column in columns[len(counts):]:
+            column.append(math.nan)
+
+    def span(self, start_ms: int, end_ms: int) -> tuple[int, int]:
+        lo = bisect.bisect_left(self.times, start_ms)
+        return lo, bisect.bisect_right(self.times, end_ms, lo)
 
 
 class _History:
@@ -231,21 +263,13 @@ class _History:
         self._times: list[int] = []
         self._selections: dict[Selector, list[list[SeriesPoint] | None]] = {}
         self._matches: dict[Selector, dict[Hashable, bool]] = {}
-        # per selector: how many snapshots are folded in, and each matching series' times
-        # and points in those snapshots (a range reads its slice instead of every snapshot)
-        self._series: dict[Selector, tuple[list[int], dict[Hashable, _Samples]]] = {}
+        # per selector: how many snapshots are folded in, and each matching series' samples
+        # in them (a range reads its slice instead of every snapshot of its window)
+        self._series: dict[Selector, tuple[list[int], dict[Hashable, _Series]]] = {}
 
     def add(self, t_ms: int, snapshot: MetricsSnapshot) -> None:
         self.samples.append((t_ms, snapshot))
         self._times.append(t_ms)
-
-    def window(
-        self, selector: Selector, start_ms: int, end_ms: int
-    ) -> list[tuple[int, list[SeriesPoint]]]:
-        """The matching series of each snapshot in ``[start_ms, end_ms]``, with its time."""
-        lo = bisect.bisect_left(self._times, start_ms)
-        hi = bisect.bisect_right(self._times, end_ms)
-        return [(self._times[i], self._selected(selector, i)) for i in range(lo, hi)]
 
     def instant(self, selector: Selector, t_ms: int) -> list[SeriesPoint]:
         """The matching series of the latest snapshot at or before ``t_ms``, within the
@@ -255,32 +279,34 @@ class _History:
             return []
         return self._selected(selector, i - 1)
 
-    def ranges(
-        self, selector: Selector, t_ms: int, window_ms: int, value: Callable[[SeriesPoint], float]
-    ) -> list[list[tuple[int, float]]]:
-        """Per series with samples in ``[t_ms - window_ms, t_ms]``: its (time, value) pairs.
-        Series come in the order they first matched, not the order they enter the window."""
+    def counter_ranges(self, selector: Selector, t_ms: int, window_ms: int) -> list[
+        list[tuple[int, float]]
+    ]:
+        """Per series with samples in ``[t_ms - window_ms, t_ms]``: its (time, counter value)
+        pairs (a histogram's count). Series come in the order they first matched, not the
+        order they enter the window."""
         out = []
-        for times, points in self._series_of(selector).values():
-            lo = bisect.bisect_left(times, t_ms - window_ms)
-            hi = bisect.bisect_right(times, t_ms, lo)
+        for series in self.series(selector).values():
+            lo, hi = series.span(t_ms - window_ms, t_ms)
             if lo < hi:
-                out.append([(times[i], value(points[i])) for i in range(lo, hi)])
+                out.append(list(zip(series.times[lo:hi], series.values[lo:hi], strict=True)))
         return out
 
-    def _series_of(self, selector: Selector) -> dict[Hashable, _Samples]:
+    def series(self, selector: Selector) -> dict[Hashable, _Series]:
+        """The series matching ``selector`` over every snapshot so far, by key."""
         folded = self._series.get(selector)
         if folded is None:
             folded = self._series[selector] = ([0], {})
-        done, by_series = folded
+        done, by_key = folded
         for i in range(done[0], len(self.samples)):
             ts = self._times[i]
-            for p in self._selected(selector, i):
-                times, points = by_series.setdefault(p.key, ([], []))
-                times.append(ts)
-                points.append(p)
+            for position, p in enumerate(self._selected(selector, i)):
+                found = by_key.get(p.key)
+                if found is None:
+                    found = by_key[p.key] = _Series()
+                found.append(ts, position, p)
         done[0] = len(self.samples)
-        return by_series
+        return by_key
 
     def _selected(self, selector: Selector, index: int) -> list[SeriesPoint]:
         memo = self._selections.get(selector)
@@ -371,7 +397,7 @@ def _rate_term(term: RateTerm, history: _History, t_ms: int) -> float | None:
     window_ms = round(term.window * 1000)
     rates = [
         extrapolated_rate(s, t_ms - window_ms, t_ms, is_rate=term.func == "rate")
-        for s in history.ranges(term.selector, t_ms, window_ms, _counter_value)
+        for s in history.counter_ranges(term.selector, t_ms, window_ms)
     ]
     present = [r for r in rates if r is not None]
     return aggregate("sum", present) if present else None
@@ -391,20 +417,28 @@ def _quantile(v: Quantile, history: _History, t_ms: int) -> float | None:
     window_ms = round(v.window * 1000)
     per_bound: dict[float, float] = {}
     start = t_ms - window_ms
-    points: dict[Hashable, list[tuple[int, SeriesPoint]]] = {}
-    for ts, selected in history.window(v.selector, start, t_ms):
-        for p in selected:
-            points.setdefault(p.key, []).append((ts, p))
-    for samples in points.values():
-        bounds = (*samples[-1][1].boundaries, math.inf)
-        running = [
-            (ts, list(accumulate(p.bucket_counts)))
-            for ts, p in samples
-            if len(p.bucket_counts) == len(bounds)
-        ]
-        for i, upper in enumerate(bounds):
-            cumulative = [(ts, float(counts[i])) for ts, counts in running]
-            r = extrapolated_rate(cumulative, start, t_ms, is_rate=True)
+    # series in the order they enter the window (per bound, the rates add up in it)
+    entering = []
+    for series in history.series(v.selector).values():
+        lo, hi = series.span(start, t_ms)
+        if lo < hi:
+            entering.append(((series.times[lo], series.positions[lo]), series, lo, hi))
+    entering.sort(key=lambda e: e[0])
+    for _, series, lo, hi in entering:
+        bounds = (*series.boundaries[hi - 1], math.inf)  # the last sample's
+        n = len(bounds)
+        times = series.times[lo:hi]
+        if series.buckets[lo:hi].count(n) == hi - lo:
+            columns = [column[lo:hi] for column in series.columns[:n]]
+        else:  # a sample with another number of buckets is left out
+            kept = [k for k in range(lo, hi) if series.buckets[k] == n]
+            if not kept:
+                continue
+            times = [series.times[k] for k in kept]
+            columns = [[column[k] for k in kept] for column in series.columns[:n]]
+        for upper, column in zip(bounds, columns, strict=True):
+            r = extrapolated_rate(list(zip(times, column, strict=True)), start, t_ms,
+                                  is_rate=True)
             if r is not None:
                 per_bound[upper] = per_bound.get(upper, 0.0) + r
     if not per_bound:
