@@ -80,10 +80,22 @@ class SimClock:
 
     Use it as a context manager, or through the ``clock`` fixture which starts it for one
     test. Time only moves when told to: :meth:`tick`, :meth:`jump` or :meth:`move_to`.
+
+    freezegun gives real time to a call of a frozen ``time`` function made from a module
+    it ignores (pytest's timing, OTLP exporters, ``threading``, ``queue``...), which it
+    tells by inspecting the caller's stack on every call. ``real_time_callers=False`` skips
+    that inspection, so every such call reads the simulated clock: for a run that takes
+    real time only from clocks it is given (as :func:`real_monotonic`), like the chaos
+    runner, whose export worker does. Those modules still keep the real functions they
+    imported by name (``from time import monotonic``).
     """
 
     def __init__(
-        self, start: dt.datetime | str | None = None, *, otel_follows: bool = True
+        self,
+        start: dt.datetime | str | None = None,
+        *,
+        otel_follows: bool = True,
+        real_time_callers: bool = True,
     ) -> None:
         if isinstance(start, str):
             start = dt.datetime.fromisoformat(start)
@@ -91,6 +103,7 @@ class SimClock:
         if self._start.tzinfo is None:
             self._start = self._start.replace(tzinfo=dt.UTC)
         self.otel_follows = otel_follows
+        self.real_time_callers = real_time_callers
         self._freezer: Any = None
         self._factory: Any = None
         self._thread = 0
@@ -114,6 +127,10 @@ class SimClock:
         # of this thread follow this clock (clock_asyncio).
         self._freezer = freeze_time(self._start, tick=False, ignore=ignore, real_asyncio=True)
         self._factory = self._freezer.start()
+        if not self.real_time_callers:
+            # freezegun inspects the stack only while its innermost ignore list is not
+            # empty; its stop() drops the list, whatever it holds
+            sys.modules["freezegun.api"].ignore_lists[-1] = ()
         self._thread = threading.get_ident()
         self._monotonic_ns = 0
         self._stamp_otel()

@@ -53,7 +53,7 @@ def baseline_run(
     )
     with ExitStack() as stack:
         if clock is None:
-            clock = stack.enter_context(SimClock())
+            clock = stack.enter_context(SimClock(real_time_callers=False))
         # A window of its own: the control run must not pollute the test's telemetry.
         window = stack.enter_context(install_session().capture(nested=True))
         result = run_scenario(control, seed=seed, telemetry=window, clock=clock,

@@ -131,7 +131,7 @@ def _run(
         if clock is None:
             from ..clock import SimClock
 
-            clock = stack.enter_context(SimClock())
+            clock = stack.enter_context(SimClock(real_time_callers=False))
         if telemetry is None:
             from ..capture import install_session
 

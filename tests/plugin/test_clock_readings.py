@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import types
+from typing import Any
 
 import freezegun.api
 import pytest
@@ -222,3 +223,32 @@ def test_stopping_clocks_out_of_order_is_refused_and_leaves_both_running() -> No
         outer.stop()
     assert not outer.running and not inner.running
     assert len(freezegun.api.freeze_factories) == freezers_before
+
+
+def _time_read_from(module_name: str) -> float:
+    """``time.time()`` called by code of the module ``module_name`` (as freezegun sees it)."""
+    scope: dict[str, Any] = {"__name__": module_name, "time": time}
+    exec("def read():\n    return time.time()\n", scope)
+    reading: float = scope["read"]()
+    return reading
+
+
+def test_without_real_time_callers_an_ignored_module_reads_the_simulated_clock() -> None:
+    exporter = "opentelemetry.exporter.otlp.example"  # on the clock's ignore list
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+
+    def is_real(reading: float) -> bool:
+        return abs(reading - freezegun.api.real_time()) < 60
+
+    with SimClock() as clock:
+        clock.tick(7)
+        assert is_real(_time_read_from(exporter))
+        assert _time_read_from("bot") == start + 7
+    with SimClock(real_time_callers=False) as clock:
+        clock.tick(7)
+        assert _time_read_from(exporter) == start + 7
+        assert _time_read_from("bot") == start + 7
+        with SimClock():  # a clock inside it inspects the callers again
+            assert is_real(_time_read_from(exporter))
+        assert _time_read_from(exporter) == start + 7
+    assert freezegun.api.ignore_lists == []
