@@ -1,6 +1,6 @@
 """Span trees: captured trees, the expected-tree builder :func:`span`, matching and diffs.
 
-A captured tree is built by parent id as spans end (:class:`Forest`); siblings are ordered
+A captured tree is built by parent id from ended spans (:class:`Forest`); siblings are ordered
 by start time, then by the order in which they started (under a frozen clock siblings often
 share a start time). An expected tree is built with :func:`span`; matching reports the
 first divergence; :mod:`.render` renders it.
@@ -113,10 +113,10 @@ _start_order = operator.attrgetter("start", "seq")
 
 
 class Forest:
-    """Span trees built as spans end, so asking for them costs nothing per span.
+    """Span trees, built by parent id from ended spans, in any order and from any thread.
 
     Children usually end before their parent: they wait under their parent's id until it
-    ends. Spans whose parent never ends here are the roots. Spans end in any thread.
+    ends. Spans whose parent never ends here are the roots.
     """
 
     def __init__(self) -> None:
@@ -125,38 +125,56 @@ class Forest:
         self._waiting: dict[int, list[SpanNode]] = {}  # parent span id -> ended children
         self._top: list[SpanNode] = []  # spans without a parent
         self._roots: list[SpanNode] | None = None
+        self._fed = 0  # how many spans of the list given to add_ended are in the trees
 
     def add(self, span: ReadableSpan, seq: int, span_id: int | None = None) -> None:
         """Add an ended span (``span_id``: its id, when the caller has read it already)."""
-        node = SpanNode(span, seq)
         if span_id is None:
             span_id = span.context.span_id if span.context is not None else 0
-        parent = span.parent
-        parent_id = parent.span_id if parent is not None else 0
         with self._lock:
-            self._roots = None
-            self._nodes[span_id] = node
-            early = self._waiting.pop(span_id, None)
-            if early is not None:
-                up = weakref.ref(node)
-                for child in early:
-                    child._parent = up
-                if len(early) > 1:
-                    early.sort(key=_start_order)
-                node.children = early
-            if parent is None:
-                self._top.append(node)
-                return
-            owner = self._nodes.get(parent_id)
-            if owner is None:
-                self._waiting.setdefault(parent_id, []).append(node)
-                return
-            node._parent = weakref.ref(owner)
-            siblings = owner.children
-            if not siblings or _start_order(siblings[-1]) <= _start_order(node):
-                siblings.append(node)
-            else:
-                bisect.insort(siblings, node, key=_start_order)
+            self._add(span, seq, span_id)
+
+    def add_ended(
+        self, spans: Sequence[ReadableSpan], start_seq: Mapping[int, int], unknown_seq: int
+    ) -> None:
+        """Add the spans of ``spans`` (a list that only grows, in the order spans ended) not
+        added by an earlier call. A span missing from ``start_seq`` (span id -> start
+        sequence) gets ``unknown_seq`` + its index: after every span that started here."""
+        with self._lock:
+            fed, ended = self._fed, len(spans)
+            for i in range(fed, ended):
+                span = spans[i]
+                span_id = span.context.span_id if span.context is not None else 0
+                self._add(span, start_seq.get(span_id, unknown_seq + i), span_id)
+            self._fed = max(fed, ended)
+
+    def _add(self, span: ReadableSpan, seq: int, span_id: int) -> None:
+        node = SpanNode(span, seq)
+        parent = span.parent
+        self._roots = None
+        self._nodes[span_id] = node
+        early = self._waiting.pop(span_id, None)
+        if early is not None:
+            up = weakref.ref(node)
+            for child in early:
+                child._parent = up
+            if len(early) > 1:
+                early.sort(key=_start_order)
+            node.children = early
+        if parent is None:
+            self._top.append(node)
+            return
+        parent_id = parent.span_id
+        owner = self._nodes.get(parent_id)
+        if owner is None:
+            self._waiting.setdefault(parent_id, []).append(node)
+            return
+        node._parent = weakref.ref(owner)
+        siblings = owner.children
+        if not siblings or _start_order(siblings[-1]) <= _start_order(node):
+            siblings.append(node)
+        else:
+            bisect.insort(siblings, node, key=_start_order)
 
     def roots(self) -> list[SpanNode]:
         """Root nodes (spans whose parent was not captured), in start order."""

@@ -8,6 +8,7 @@ shows what was captured.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 
 
 _NOT_STARTED_HERE = 1 << 62
+# A test's span trees are built when first asked for (most tests never ask); from this many
+# ended spans on, as spans end, so the first assertion on a large capture stays cheap.
+_TREES_AS_SPANS_END_FROM = 256
+_FOREST_LOCK = threading.Lock()
 
 
 def _wall_clock_ns() -> int:
@@ -73,7 +78,7 @@ class Telemetry:
         self._open: dict[int, str] = {}  # started in this window and not ended (yet)
         self._logs: list[Any] = []
         self._accumulator: MetricAccumulator | None = None  # see _metrics
-        self._forest = Forest()
+        self._forest: Forest | None = None  # see _trees
         self._closed = False
 
     @property
@@ -98,11 +103,26 @@ class Telemetry:
         self._open[span_id] = s.name
 
     def _span_ended(self, s: ReadableSpan, span_id: int) -> None:
-        self._spans.append(s)
+        spans = self._spans
+        spans.append(s)
         self._open.pop(span_id, None)
+        forest = self._forest
+        if forest is not None:
+            forest.add_ended(spans, self._start_seq, _NOT_STARTED_HERE)
+        elif len(spans) >= _TREES_AS_SPANS_END_FROM:
+            self._trees()
+
+    def _trees(self) -> Forest:
+        """The span trees, up to date with every span ended so far."""
+        forest = self._forest
+        if forest is None:
+            with _FOREST_LOCK:  # spans end in any thread: one forest per window
+                forest = self._forest
+                if forest is None:
+                    forest = self._forest = Forest()
         # Spans started before this window opened sort after those started in it.
-        seq = self._start_seq.get(span_id, _NOT_STARTED_HERE + len(self._spans))
-        self._forest.add(s, seq, span_id)
+        forest.add_ended(self._spans, self._start_seq, _NOT_STARTED_HERE)
+        return forest
 
     def _log_emitted(self, record: Any) -> None:
         self._logs.append(record)
@@ -129,7 +149,7 @@ class Telemetry:
         __tracebackhide__ = True
         self._session.require("traces")
         self._session.warn_if_dropping()
-        return self._forest.roots()
+        return self._trees().roots()
 
     @property
     def open_spans(self) -> list[str]:
@@ -437,7 +457,7 @@ class Telemetry:
         self._open.clear()
         self._logs.clear()
         self._metrics.clear()
-        self._forest = Forest()
+        self._forest = None
         if self._owns_reader():
             self._discard_pending_metrics()
 

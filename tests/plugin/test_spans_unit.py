@@ -164,6 +164,40 @@ def test_forest_is_the_same_whatever_order_spans_end_in(data: st.DataObject) -> 
         assert all(c.parent is node for node in root.walk() for c in node.children)
 
 
+@pytest.mark.parametrize("flows", [1, 40])  # 10 spans: built when asked; 400: as they end
+def test_a_windows_trees_are_the_same_built_late_or_as_spans_end(flows: int) -> None:
+    # A window builds its trees when first asked for, or as spans end once it holds many
+    # (the first assertion on a large capture stays cheap); spans ending after the first
+    # look are added to the trees already built. The same trees either way.
+    from pytest_sniper_otel.capture import install_session
+    from pytest_sniper_otel.telemetry import Telemetry
+
+    t = Trace()
+    for f in range(flows):
+        root = t.add("flow", start_ms=f)
+        for _ in range(3):
+            t.add("call", t.add("step", root, start_ms=f), start_ms=f)
+        t.add("settle", root, start_ms=f)
+        t.add("orphan", SpanContext(trace_id=1, span_id=10**9 + f, is_remote=False))
+    window = Telemetry(install_session())
+    for s in t.spans:
+        assert s.context is not None
+        # A finished span stands in for the live one the span processor passes.
+        window._span_started(s, t.start_seq[s.context.span_id], s.context.span_id)  # type: ignore[arg-type]
+    # Children end before their parents; the last flow ends after the first look.
+    ended = sorted(t.spans, key=lambda s: -(s.context.span_id if s.context else 0))
+    late = [s for s in ended if s.start_time == (flows - 1) * MS]
+    for s in ended:
+        if s not in late:
+            window._span_ended(s, s.context.span_id if s.context else 0)
+    assert shape(window.roots) == shape(build_forest([s for s in ended if s not in late],
+                                                     t.start_seq))
+    for s in late:
+        window._span_ended(s, s.context.span_id if s.context else 0)
+    assert shape(window.roots) == shape(t.roots())
+    assert len(window.roots) == 2 * flows
+
+
 def test_node_views() -> None:
     t = Trace()
     t.add(
