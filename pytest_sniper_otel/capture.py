@@ -117,6 +117,8 @@ class SessionTelemetry:
         self._metric_views = tuple(metric_views)
         self._views_warned = False
         self._metrics_sdk: Any = None
+        # The exemplar filter of a MeterProvider the plugin built: it notices measurements.
+        self._measurements: Any = None
         # What each global provider was when we last looked, to notice a reset or a swap.
         self._globals: dict[str, Any] = {}
         self._bridge: logging.Handler | None = None  # one stdlib -> OTel handler, reused
@@ -160,6 +162,8 @@ class SessionTelemetry:
         elif signal == "metrics":
             self.reader = None if action == "unavailable" else metric_reader()
             self._metrics_sdk = sdk
+            if action not in ("install", "fill"):
+                self._measurements = None
         else:
             from .logs import routing_processor
 
@@ -188,9 +192,10 @@ class SessionTelemetry:
                 resource = getattr(config, "resource", None)
                 # No exemplars: no view of a capture shows them, and sampling them costs
                 # every measurement a reservoir offer and every collection a bucket walk.
+                watch = self._measurements = _measurement_watch(AlwaysOffExemplarFilter())
                 return MeterProvider(
                     metric_readers=[metric_reader()], views=views, resource=resource,
-                    exemplar_filter=AlwaysOffExemplarFilter(),
+                    exemplar_filter=watch,
                 )
             from .logs import new_logger_provider
 
@@ -220,7 +225,7 @@ class SessionTelemetry:
         someone installed is attached to or read like at the start.
         """
         # Every window asks: nothing changed (the same globals, and the same provider inside
-        # a wrapper) is answered with three reads and identity checks.
+        # a wrapper) is answered with three reads and identity checks, without the lock.
         for read, seen, inner in self._watched:
             now = read()
             if now is not seen or (
@@ -229,6 +234,10 @@ class SessionTelemetry:
                 break
         else:
             return
+        with _INSTALL_LOCK:
+            self._follow_changed_providers()
+
+    def _follow_changed_providers(self) -> None:
         for signal in SIGNALS:
             before = self._globals[signal]
             now = _global_provider(signal)
@@ -288,9 +297,31 @@ class SessionTelemetry:
     # windows -------------------------------------------------------------------------
     def collect_metrics(self) -> Any:
         """One collection from the reader (DELTA since the previous one), or None."""
-        if self.reader is None:
+        reader = self.reader
+        if reader is None:
             return None
-        return self.reader.get_metrics_data()
+        watch = self._measurements
+        if watch is not None:
+            watch.recorded = False  # before: one recorded during the collection is new
+        return reader.get_metrics_data()
+
+    def discard_metrics(self) -> None:
+        """Drop what was recorded so far (a window opens): collected (DELTA) and not kept.
+
+        Skipped when the collection would return nothing: no measurement reached the
+        MeterProvider the plugin built since the last collection, and it has no
+        asynchronous instrument (their callbacks run at collection time). A collection
+        costs as much as the rest of a window, more with every instrument created.
+        """
+        watch = self._measurements
+        if watch is not None and not watch.recorded and not self._has_observables():
+            return
+        self.collect_metrics()
+
+    def _has_observables(self) -> bool:
+        # Where SDK 1.45 keeps them: no public accessor. Unreadable counts as "yes".
+        consumer = getattr(self._metrics_sdk, "_measurement_consumer", None)
+        return bool(getattr(consumer, "_async_instruments", True))
 
     @contextmanager
     def capture(
@@ -345,14 +376,13 @@ class SessionTelemetry:
             )
         if outer is not None:
             outer._collect_pending_metrics()
-        with _INSTALL_LOCK:
-            self._follow_global_providers()
+        self._follow_global_providers()
         if _Telemetry is None:
             from .telemetry import Telemetry
 
             _Telemetry = Telemetry
         window = _Telemetry(self, color=color, clock=clock, verbose=verbose)
-        window._discard_pending_metrics()
+        self.discard_metrics()
         opened = OpenWindow(self, window, outer, keep_log_level)
         root = logging.root
         kept, _KEPT_ROOT_LEVEL = _KEPT_ROOT_LEVEL, None
@@ -504,6 +534,26 @@ def restore_root_level() -> None:
     bridge, _KEPT_BRIDGE = _KEPT_BRIDGE, None
     if bridge is not None:
         logging.root.removeHandler(bridge)
+
+
+def _measurement_watch(wrapped: Any) -> Any:
+    """An exemplar filter that notes each measurement (the SDK asks its filter about every
+    one) and leaves the sampling decision to ``wrapped``."""
+    from opentelemetry.sdk.metrics import ExemplarFilter
+
+    sample = wrapped.should_sample
+
+    class MeasurementWatch(ExemplarFilter):
+        def __init__(self) -> None:
+            self.recorded = True  # until the first collection
+
+        def should_sample(
+            self, value: float, time_unix_nano: int, attributes: Any, context: Any
+        ) -> bool:
+            self.recorded = True
+            return bool(sample(value, time_unix_nano, attributes, context))
+
+    return MeasurementWatch()
 
 
 def _span_router(session: SessionTelemetry) -> Any:

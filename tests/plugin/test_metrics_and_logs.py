@@ -173,6 +173,54 @@ def test_metric_views(app: pytest.Pytester) -> None:
     result.assert_outcomes(passed=7)
 
 
+METRICS_BETWEEN_WINDOWS = """
+from opentelemetry import metrics
+from opentelemetry.metrics import Observation
+
+from app import orders
+
+jobs = {"done": 0}
+
+
+def test_records_after_its_last_read(telemetry):
+    orders.add(1)
+    assert telemetry.metric("orders_total").value == 1
+    orders.add(10)  # after the test's last collection
+
+
+def test_records_without_telemetry():
+    orders.add(100)
+
+
+def test_sees_none_of_it(telemetry):
+    assert telemetry.metric_names() == []
+
+
+def test_creates_an_observable_between_windows():
+    metrics.get_meter("app").create_observable_counter(
+        "jobs_total", callbacks=[lambda options: [Observation(jobs["done"])]]
+    )
+    jobs["done"] = 7
+
+
+def test_sees_only_its_own_jobs(telemetry):
+    # Nothing was recorded since the last collection, but the observable's callback runs
+    # at collection time: the window still collects (and drops) the 7 done before it.
+    jobs["done"] = 10
+    assert telemetry.metric("jobs_total").value == 3
+"""
+
+
+def test_what_was_recorded_between_windows_stays_out(app: pytest.Pytester) -> None:
+    # A window skips collecting when nothing can have been recorded since the last
+    # collection: anything recorded after a test's last read, by a test without telemetry,
+    # or by an observable instrument must still be dropped. A fresh process: the observable
+    # instrument stays on the session's MeterProvider.
+    app.makepyfile(test_between=METRICS_BETWEEN_WINDOWS)
+    result = run_subprocess(app, "-p", "no:randomly")
+    result.assert_outcomes(passed=5)
+
+
 def test_metric_errors(app: pytest.Pytester) -> None:
     app.makepyfile(test_metrics=METRICS_FAILING)
     result = run_inprocess(app, "--sniper-otel-show=never")
