@@ -9,6 +9,7 @@ import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,9 +38,6 @@ class _Settings:
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
-_TELEMETRY = pytest.StashKey["Telemetry"]()
-_WINDOW = pytest.StashKey["OpenWindow"]()
-_SESSION = pytest.StashKey["SessionTelemetry"]()
 _WINDOWS = pytest.StashKey["_Windows"]()
 
 
@@ -151,27 +149,6 @@ def _configures_pytest_asyncio(config: pytest.Config) -> bool:
             or bool(config.getini("asyncio_default_fixture_loop_scope")))
 
 
-def _open_window(item: pytest.Item) -> None:
-    config = item.config
-    settings = config.stash[_SETTINGS]
-    session: SessionTelemetry | None = config.stash.get(_SESSION, None)
-    if session is None:  # the first window of the run: install (or attach) once
-        from .capture import install_session
-
-        plugins = config.pluginmanager
-        if not plugins.has_plugin(_ReportSections.name):
-            plugins.register(_ReportSections(settings.show), _ReportSections.name)
-        session = config.stash[_SESSION] = install_session(metric_views=_metric_views(config))
-    # The root logger stays lowered after the window, for the next test's: restored before
-    # a test that doesn't use telemetry (pytest_runtest_setup) and at the session's end.
-    window: OpenWindow = session.open_window(
-        log_level=settings.log_level, color=settings.color, verbose=settings.verbose,
-        keep_log_level=True,
-    )
-    item.stash[_TELEMETRY] = window.window
-    item.stash[_WINDOW] = window
-
-
 # The test being set up or run: the `telemetry` fixture reads it instead of asking for
 # `request`, for which pytest builds a fixture definition on every request. A run inside a
 # test (pytester, in-process) sets the outer test back when it ends.
@@ -202,11 +179,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     # lowering done in the setup phase would not last to the test's call, and a level put
     # back inside a phase would be undone at its end.
     if "telemetry" in getattr(item, "fixturenames", ()):
-        from .capture import lower_root_level
-
-        lower_root_level(item.config.stash[_SETTINGS].log_level)
+        # Not an import statement: its lookup would cost every test.
+        capture = sys.modules.get("pytest_sniper_otel.capture") or _import_capture()
+        capture.lower_root_level(item.config.stash[_SETTINGS].log_level)
     else:
         _restore_log_level(item.config)
+
+
+def _import_capture() -> ModuleType:
+    from . import capture
+
+    return capture
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -228,19 +211,49 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _windows(config: pytest.Config) -> _Windows:
     windows = config.stash.get(_WINDOWS, None)
     if windows is None:
-        windows = config.stash[_WINDOWS] = _Windows()
+        windows = config.stash[_WINDOWS] = _Windows(config)
         config.pluginmanager.register(windows, _Windows.name)
     return windows
 
 
 class _Windows:
-    """Opens a test's capture window at its first function-scoped fixture and closes it
-    after its last teardown. Registered by the first test that uses ``telemetry``."""
+    """Opens a test's capture window at its first function-scoped fixture, closes it after
+    its last teardown, and adds "Captured telemetry <when>" to its reports. Registered by
+    the first test that uses ``telemetry``, so a suite that never does pays no per-test hook.
+
+    One test runs at a time in a process: what it captured is kept here, not in the test's
+    stash (each stash access costs a typed lookup, and every test pays them)."""
 
     name = "sniper-otel-windows"
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.settings = config.stash[_SETTINGS]
+        self.session: SessionTelemetry | None = None
         self.pending: pytest.Item | None = None
+        # The test whose window was opened last, the window (until it is closed after the
+        # test's last teardown) and what it captured (until the test's teardown report).
+        self.item: pytest.Item | None = None
+        self.window: OpenWindow | None = None
+        self.captured: Telemetry | None = None
+
+    def open(self, item: pytest.Item) -> Telemetry:
+        session = self.session
+        if session is None:  # the first window of the run: install (or attach) once
+            from .capture import install_session
+
+            session = self.session = install_session(metric_views=_metric_views(self.config))
+        settings = self.settings
+        # The root logger stays lowered after the window, for the next test's: restored
+        # before a test that doesn't use telemetry (pytest_runtest_setup) and at the
+        # session's end.
+        window = session.open_window(
+            log_level=settings.log_level, color=settings.color, verbose=settings.verbose,
+            keep_log_level=True,
+        )
+        self.item, self.window = item, window
+        captured = self.captured = window.window
+        return captured
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_fixture_setup(
@@ -249,7 +262,7 @@ class _Windows:
         item = self.pending
         if item is not None and fixturedef.scope == "function" and request.node is item:
             self.pending = None
-            _open_window(item)
+            self.open(item)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, None, None]:
@@ -257,10 +270,29 @@ class _Windows:
             return (yield)
         finally:
             self.pending = None
-            window = item.stash.get(_WINDOW, None)
-            if window is not None:
-                del item.stash[_WINDOW]
+            window = self.window
+            if window is not None and self.item is item:
+                self.window = None
                 window.close()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        captured = self.captured
+        if captured is None or self.item is not item:
+            return report
+        when = report.when
+        if when == "teardown":
+            # Don't keep the test's spans alive until the next one opens its window.
+            self.captured = None
+        if captured.redacts:
+            _redact_report(report, captured)
+        show = self.settings.show
+        if (show == "failed" and report.failed) or (show == "always" and when == "call"):
+            report.sections.append((f"Captured telemetry {when}", _rendered(captured)))
+        return report
 
 
 @pytest.fixture
@@ -269,12 +301,13 @@ def telemetry() -> Telemetry:
     # Not a yield fixture: the window closes after the test's last teardown (_Windows).
     item = _running_item
     assert item is not None, "the telemetry fixture outside a test"
-    if _WINDOW not in item.stash:
+    windows = _windows(item.config)
+    captured = windows.captured
+    if captured is None or windows.item is not item or windows.window is None:
         # Requested dynamically (request.getfixturevalue): the window opens now and closes
         # like any other, after the test's last teardown.
-        _windows(item.config)
-        _open_window(item)
-    return item.stash[_TELEMETRY]
+        captured = windows.open(item)
+    return captured
 
 
 @pytest.fixture
@@ -286,35 +319,6 @@ def clock(request: pytest.FixtureRequest) -> Iterator[SimClock]:
     args, kwargs = (marker.args, marker.kwargs) if marker else ((), {})
     with SimClock(*args, **kwargs) as sim:
         yield sim
-
-
-class _ReportSections:
-    """Adds "Captured telemetry <when>" to reports. Registered by the first test that asks
-    for ``telemetry``, so a suite that never does pays no per-test hook."""
-
-    name = "sniper-otel-report-sections"
-
-    def __init__(self, show: str) -> None:
-        self.show = show
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, Any, Any]:
-        report = yield
-        captured = item.stash.get(_TELEMETRY, None)
-        if captured is None:
-            return report
-        when = report.when
-        if when == "teardown":
-            # Don't keep every test's spans alive until the session ends.
-            del item.stash[_TELEMETRY]
-        if captured.redacts:
-            _redact_report(report, captured)
-        show = self.show
-        if (show == "failed" and report.failed) or (show == "always" and when == "call"):
-            report.sections.append((f"Captured telemetry {when}", _rendered(captured)))
-        return report
 
 
 def _redact_report(report: pytest.TestReport, captured: Telemetry) -> None:

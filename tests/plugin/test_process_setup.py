@@ -118,7 +118,7 @@ def test_header_before_opentelemetry_is_imported(pytester: pytest.Pytester) -> N
                 "pytest_sniper_otel.lab_plugin",
                 "pytest_sniper_otel.plugin",
             ]
-            assert not request.config.pluginmanager.has_plugin("sniper-otel-report-sections")
+            assert not request.config.pluginmanager.has_plugin("sniper-otel-windows")
 
         def test_installs_on_first_use(telemetry):
             from pytest_sniper_otel.capture import installed_session
