@@ -21,7 +21,12 @@ Attributes = Mapping[str, Any]
 SeriesKey = tuple[str, tuple[tuple[str, Any], ...]]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _hashable(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most attribute values: no ABC check
+        return value
     if isinstance(value, list | tuple):
         return tuple(_hashable(v) for v in value)
     if isinstance(value, Mapping):
@@ -423,20 +428,31 @@ def _check_quantile(q: object) -> None:
         raise SpecError(f"quantile(q): q must be within [0, 1], got {q!r}")
 
 
+_MAX_KNOWN_KEYS = 100_000
+
+
 class MetricAccumulator:
     """Folds DELTA (and gauge) points from successive collections into cumulative series."""
 
     def __init__(self) -> None:
         self._series: dict[SeriesKey, SeriesPoint] = {}
         self._order: dict[str, list[SeriesKey]] = {}
+        # each metric's series as the last snapshot gave them, until one of them changes
+        self._snapshotted: dict[str, tuple[SeriesPoint, ...]] = {}
+        # (name, id) of the attributes mapping the SDK hands for a series -> (it, its key):
+        # the SDK hands the same mapping (its aggregation's) at every collection
+        self._keys: dict[tuple[str, int], tuple[Any, SeriesKey]] = {}
 
     def clear(self) -> None:
         self._series.clear()
         self._order.clear()
+        self._snapshotted.clear()
+        self._keys.clear()
 
     def add(self, point: SeriesPoint) -> None:
         key = point.key
         old = self._series.get(key)
+        self._snapshotted.pop(point.name, None)
         if old is None:
             self._series[key] = point
             self._order.setdefault(point.name, []).append(key)
@@ -510,7 +526,7 @@ class MetricAccumulator:
                         continue
                     name = metric.name
                     for dp in d.data_points:
-                        key = series_key(name, dp.attributes or {})
+                        key = self._key_of(name, dp.attributes)
                         old = series.get(key)
                         if old is None or old.kind != kind or old.exponential is not None:
                             self.add(_point_of(metric, kind, dp))
@@ -530,6 +546,18 @@ class MetricAccumulator:
                                 "time_unix_nano": dp.time_unix_nano,
                             })
 
+    def _key_of(self, name: str, attributes: Any) -> SeriesKey:
+        if attributes is None:
+            return series_key(name, {})
+        known = self._keys.get((name, id(attributes)))
+        if known is not None and known[0] is attributes:
+            return known[1]
+        if len(self._keys) >= _MAX_KNOWN_KEYS:  # an SDK handing a fresh mapping each time
+            self._keys.clear()
+        key = series_key(name, attributes)
+        self._keys[name, id(attributes)] = (attributes, key)  # kept alive: its id stays its
+        return key
+
     def _update(self, key: SeriesKey, old: SeriesPoint, changes: dict[str, Any]) -> None:
         # dataclasses.replace(old, **changes) without the frozen __init__ (same fields)
         point = object.__new__(SeriesPoint)
@@ -537,12 +565,14 @@ class MetricAccumulator:
         point.__dict__.update(changes)
         point.__dict__["key"] = key  # SeriesPoint.key, cached
         self._series[key] = point
+        self._snapshotted.pop(old.name, None)
 
     def snapshot(self, time_unix_nano: int) -> MetricsSnapshot:
-        return MetricsSnapshot(
-            time_unix_nano,
-            {name: tuple(self._series[k] for k in keys) for name, keys in self._order.items()},
-        )
+        made = self._snapshotted
+        for name, keys in self._order.items():
+            if name not in made:
+                made[name] = tuple(self._series[k] for k in keys)
+        return MetricsSnapshot(time_unix_nano, {name: made[name] for name in self._order})
 
 
 def _points_of(metric: Any) -> list[SeriesPoint]:
