@@ -162,7 +162,6 @@ class ExportPipeline(SpanProcessor):
         self._enabled = False
         self._busy_until = -float("inf")
         self._stuck: _Job | None = None
-        self._open: set[int] = set()
         self._open_names: dict[int, str] = {}
         self.on_drop: Callable[[str, str, int], None] = _count_drop
 
@@ -176,7 +175,6 @@ class ExportPipeline(SpanProcessor):
             self.stats = PipelineStats()
             for q in self._queues.values():
                 q.clear()
-            self._open.clear()
             self._open_names.clear()
             self._busy_until = -float("inf")
             self._stuck = None  # a batch stuck in an earlier run was counted there
@@ -187,18 +185,20 @@ class ExportPipeline(SpanProcessor):
                 self._enabled = was
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
-        if self._enabled and span.context is not None:
+        context = span.context
+        if self._enabled and context is not None:
             with self._lock:
-                self._open.add(span.context.span_id)
-                self._open_names[span.context.span_id] = span.name
+                self._open_names[context.span_id] = span.name
 
     def on_end(self, span: ReadableSpan) -> None:
         if self._enabled:
-            if span.context is not None:
-                with self._lock:
-                    self._open.discard(span.context.span_id)
-                    self._open_names.pop(span.context.span_id, None)
-            self._offer("traces", span)
+            context = span.context
+            with self._lock:  # once per span: it leaves the open ones and joins the queue
+                if context is not None:
+                    self._open_names.pop(context.span_id, None)
+                queued = self._enqueue("traces", span)
+            if not queued:
+                self._dropped("traces", "queue_full", 1)
 
     def on_emit(self, log_record: Any) -> None:  # LogRecordProcessor
         if self._enabled:
@@ -209,16 +209,19 @@ class ExportPipeline(SpanProcessor):
 
     def _offer(self, signal: str, item: Any) -> None:
         with self._lock:
-            self.stats.accepted[signal] += 1
-            queue = self._queues[signal]
-            if len(queue) >= self.max_queue:
-                dropped = True
-            else:
-                queue.append(item)
-                dropped = False
-                self.stats.max_queued = max(self.stats.max_queued, len(queue))
-        if dropped:
+            queued = self._enqueue(signal, item)
+        if not queued:
             self._dropped(signal, "queue_full", 1)
+
+    def _enqueue(self, signal: str, item: Any) -> bool:
+        """Queue ``item`` unless the queue is full (the caller holds the lock)."""
+        self.stats.accepted[signal] += 1
+        queue = self._queues[signal]
+        if len(queue) >= self.max_queue:
+            return False
+        queue.append(item)
+        self.stats.max_queued = max(self.stats.max_queued, len(queue))
+        return True
 
     def _dropped(self, signal: str, reason: str, n: int) -> None:
         with self._lock:
