@@ -218,15 +218,17 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
 
 class _Series:
     """One series' samples under one selector, oldest first: the scrape times, the series'
-    position among that scrape's matches, and what rates read (the counter's value; the
-    cumulative bucket counts of a histogram, one column per bucket)."""
+    position among that scrape's matches, and what rates read (the counter's value; for a
+    quantile, the cumulative bucket counts of a histogram, one column per bucket, filled
+    when first read)."""
 
-    __slots__ = ("boundaries", "buckets", "columns", "positions", "times", "values")
+    __slots__ = ("boundaries", "buckets", "columns", "points", "positions", "times", "values")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.positions: list[int] = []
         self.values: list[float] = []
+        self.points: list[SeriesPoint] = []
         self.boundaries: list[tuple[float, ...]] = []
         self.buckets: list[int] = []  # each sample's number of buckets (+Inf included)
         self.columns: list[list[float]] = []
@@ -235,16 +237,26 @@ class _Series:
         self.times.append(t_ms)
         self.positions.append(position)
         self.values.append(_counter_value(p))
-        self.boundaries.append(p.boundaries)
-        counts = p.bucket_counts
-        self.buckets.append(len(counts))
-        columns = self.columns
-        while len(columns) < len(counts):  # a bucket first seen now: absent before
-            columns.append([math.nan] * (len(self.times) - 1))
-        for i, running in enumerate(accumulate(counts)):
-            columns[i].append(float(running))
-        for column in columns[len(counts):]:
-            column.append(math.nan)
+        self.points.append(p)
+
+    def fill_buckets(self) -> None:
+        """Bring :attr:`boundaries`, :attr:`buckets` and :attr:`columns` up to date."""
+        points, columns = self.points, self.columns
+        for k in range(len(self.buckets), len(points)):
+            p = points[k]
+            counts = p.bucket_counts
+            self.boundaries.append(p.boundaries)
+            self.buckets.append(len(counts))
+            if k and p is points[k - 1]:  # unchanged since the last scrape
+                for column in columns:
+                    column.append(column[-1])
+                continue
+            while len(columns) < len(counts):  # a bucket first seen now: absent before
+                columns.append([math.nan] * k)
+            for i, running in enumerate(accumulate(counts)):
+                columns[i].append(float(running))
+            for column in columns[len(counts):]:
+                column.append(math.nan)
 
     def span(self, start_ms: int, end_ms: int) -> tuple[int, int]:
         lo = bisect.bisect_left(self.times, start_ms)
@@ -425,6 +437,7 @@ def _quantile(v: Quantile, history: _History, t_ms: int) -> float | None:
             entering.append(((series.times[lo], series.positions[lo]), series, lo, hi))
     entering.sort(key=lambda e: e[0])
     for _, series, lo, hi in entering:
+        series.fill_buckets()
         bounds = (*series.boundaries[hi - 1], math.inf)  # the last sample's
         n = len(bounds)
         times = series.times[lo:hi]
