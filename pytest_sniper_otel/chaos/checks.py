@@ -189,8 +189,9 @@ def retries_are_error_siblings(run: ScenarioRun) -> CheckResult:
 def circuit_breaker(run: ScenarioRun) -> CheckResult:
     want = run.scenario.breaker
     halts = run.bot.halts
-    opened_events = sum(e.name == "circuit_breaker.opened" for s in run.spans for e in s.events)
-    closed_events = sum(e.name == "circuit_breaker.closed" for s in run.spans for e in s.events)
+    events = Counter(e.name for s in run.spans for e in s.events)  # one pass over the spans
+    opened_events = events["circuit_breaker.opened"]
+    closed_events = events["circuit_breaker.closed"]
     problems: list[str] = []
     if opened_events != len(halts):
         problems.append(f"{len(halts)} halts but {opened_events} circuit_breaker.opened events")
