@@ -141,12 +141,26 @@ class Forest:
         added by an earlier call. A span missing from ``start_seq`` (span id -> start
         sequence) gets ``unknown_seq`` + its index: after every span that started here."""
         with self._lock:
-            fed, ended = self._fed, len(spans)
-            for i in range(fed, ended):
+            fed = self._fed
+            for i in range(fed, len(spans)):
                 span = spans[i]
                 span_id = span.context.span_id if span.context is not None else 0
                 self._add(span, start_seq.get(span_id, unknown_seq + i), span_id)
-            self._fed = max(fed, ended)
+                fed = i + 1
+            self._fed = fed
+
+    def add_last(
+        self, spans: Sequence[ReadableSpan], index: int, seq: int, span_id: int
+    ) -> bool:
+        """As a span ends: add ``spans[index]`` (its start sequence and id read already) if
+        every span before it is in the trees. False when not (spans ended in other threads
+        meanwhile): :meth:`add_ended` catches up."""
+        with self._lock:
+            if self._fed != index:
+                return False
+            self._add(spans[index], seq, span_id)
+            self._fed = index + 1
+            return True
 
     def _add(self, span: ReadableSpan, seq: int, span_id: int) -> None:
         node = SpanNode(span, seq)

@@ -108,7 +108,10 @@ class Telemetry:
         self._open.pop(span_id, None)
         forest = self._forest
         if forest is not None:
-            forest.add_ended(spans, self._start_seq, _NOT_STARTED_HERE)
+            index = len(spans) - 1  # s, unless another thread's span ended just after it
+            seq = self._start_seq.get(span_id, _NOT_STARTED_HERE + index)
+            if spans[index] is not s or not forest.add_last(spans, index, seq, span_id):
+                forest.add_ended(spans, self._start_seq, _NOT_STARTED_HERE)
         elif len(spans) >= _TREES_AS_SPANS_END_FROM:
             self._trees()
 
