@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,10 @@ def test_a_tiny_run_reports_every_figure(tmp_path: Path) -> None:
     ops = result["ops_per_cycle"]
     # the bot traces every cycle: a safety check at least, with its children
     assert ops["span"] > 1 and ops["span_attributes"] > 0
-    assert result["ratio"] > 0 and len(result["ratios"]) == 1
-    assert result["cycle_ratio"] > 0 and len(result["cycle_ratios"]) == 1
+    # five cycles measure noise more than cost: a busy machine can make the added cost, and
+    # so a ratio, negative; that every figure is there and a number is what this checks
+    assert math.isfinite(result["ratio"]) and len(result["ratios"]) == 1
+    assert math.isfinite(result["cycle_ratio"]) and len(result["cycle_ratios"]) == 1
     assert result["cycle_floor_us"][0] > 0
     assert len(result["interleaved_floor_us"]) == len(result["interleaved_ratios"]) == 1
     assert set(result["collector_us"]) == {"none", "all", "all-redis-uninstrumented",
