@@ -105,9 +105,12 @@ def live_sources() -> list[GaugeSource]:
 
 def _gauge_callback(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
+        sources = live_sources()
+        if len(sources) == 1:  # one bot (the usual case): its attribute sets are distinct
+            return [Observation(value, attrs) for value, attrs in sources[0].gauge_values(name)]
         # Same attribute set from two sources (model_version_info): one observation.
         seen: dict[tuple[tuple[str, AttrValue], ...], Observation] = {}
-        for source in live_sources():
+        for source in sources:
             for value, attrs in source.gauge_values(name):
                 seen[tuple(sorted(attrs.items()))] = Observation(value, dict(attrs))
         return list(seen.values())
