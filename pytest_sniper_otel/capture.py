@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .environment import environment_notes
 from .errors import CaptureUnavailable, SniperOtelWarning
 
 if TYPE_CHECKING:
@@ -701,20 +702,7 @@ def _install_notes(signal: str, metric_views: int) -> str:
         parts.append("DELTA reader")
         if metric_views:
             parts.append(f"{metric_views} view{'' if metric_views == 1 else 's'}")
-    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        parts.append("ignoring OTEL_SDK_DISABLED=true")
-    sampler = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
-    if signal == "traces" and sampler and sampler.lower() != "always_on":
-        parts.append(f"sampling every span, not OTEL_TRACES_SAMPLER={sampler}")
-    # Limits still apply: a truncated or dropped attribute would otherwise look like a bug.
-    prefixes = {"traces": ("OTEL_SPAN_", "OTEL_EVENT_", "OTEL_LINK_", "OTEL_ATTRIBUTE_"),
-                "logs": ("OTEL_LOGRECORD_", "OTEL_ATTRIBUTE_")}.get(signal, ())
-    limits = sorted(
-        f"{name}={value}" for name, value in os.environ.items()
-        if name.endswith("_LIMIT") and name.startswith(prefixes)
-    ) if prefixes else []
-    if limits:
-        parts.append(f"limits {', '.join(limits)} apply")
+    parts += environment_notes(signal)
     return f" ({', '.join(parts)})" if parts else ""
 
 

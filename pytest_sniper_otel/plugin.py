@@ -117,8 +117,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         from .capture import preview
 
         return [f"sniper-otel: {preview(metric_views=len(_metric_views(config)))}", *lines]
-    return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture",
-            *lines]
+    from .environment import environment_notes
+
+    # what of the OTEL_* environment the providers will ignore, said before any test runs
+    notes = "; ".join(
+        f"{signal}: {', '.join(found)}"
+        for signal in ("traces", "metrics", "logs")
+        if (found := environment_notes(signal))
+    )
+    return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
+            + (f" ({notes})" if notes else ""), *lines]
 
 
 def _asyncio_header(config: pytest.Config) -> list[str]:

@@ -23,7 +23,7 @@ from pytest_sniper_otel.capture import install_session
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "pytest_sniper_otel"
 CORE = {"__init__", "capture", "telemetry", "spans", "render", "metrics", "logs", "clock",
-        "clock_asyncio", "matchers", "errors", "durations", "plugin"}
+        "clock_asyncio", "matchers", "errors", "durations", "environment", "plugin"}
 LAB_DEPENDENCIES = ("fakeredis", "redis", "hypothesis", "opentelemetry.instrumentation.redis",
                     "yaml", "re2")
 # distribution name in the `lab` extra -> the module it provides

@@ -4,6 +4,8 @@ real third-party package in a fresh interpreter (the header reads the process's 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from .pytester_helpers import (
@@ -300,6 +302,37 @@ def test_providers_the_plugin_installs_ignore_the_environment(
             )
         ]
     )
+
+
+def test_the_header_names_the_environment_before_opentelemetry_is_imported(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    pytester.makepyfile(test_env=ENV_TESTS)  # no conftest: nothing imports OpenTelemetry first
+    result = run_subprocess(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([literal(
+        "sniper-otel: SDK providers will be installed on first use of the telemetry fixture "
+        "(traces: ignoring OTEL_SDK_DISABLED=true, sampling every span, not "
+        "OTEL_TRACES_SAMPLER=always_off, limits OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT=2 apply; "
+        "metrics: ignoring OTEL_SDK_DISABLED=true; logs: ignoring OTEL_SDK_DISABLED=true)"
+    )])
+
+
+def test_the_lazy_header_is_plain_without_such_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    pytester.makepyfile(test_env=ENV_TESTS)
+    result = run_subprocess(pytester, "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([literal(
+        "sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
+    )])
+    result.stdout.no_fnmatch_line("*installed on first use of the telemetry fixture (*")
 
 
 @pytest.mark.parametrize(
