@@ -28,14 +28,16 @@ def test_free():
 """
 SCENARIOS = """
 import pytest
+from pytest_sniper_otel.chaos import Scenario, fault
 
 @pytest.mark.sniper_otel_real_redis
 def test_pause():
     pass
 
 @pytest.mark.sniper_otel_real_redis
-def test_outage():
-    pass
+def test_outage(chaos):  # on fakeredis: the marker only groups it
+    chaos.run(Scenario(name="outage", title="t", warmup=10.0, duration=30.0, recovery=10.0,
+                       baseline=False, faults=[fault("redis.outage", start=10)]))
 
 def test_offline():
     pass
@@ -64,7 +66,8 @@ def _workers_by_test(result: pytest.RunResult) -> dict[str, str]:
 
 
 def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pytester) -> None:
-    result = suite.runpytest_inprocess(*ARGS, "--dist", "loadgroup")
+    result = suite.runpytest_inprocess(*ARGS, "--dist", "loadgroup",
+                                       "--sniper-otel-chaos-journal=journals")
     result.stdout.fnmatch_lines([
         "created: 2/2 workers",
         "2 workers [8 items]",
@@ -83,6 +86,9 @@ def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pyteste
     assert len(shared) == 1, ran  # both modules' shared tests, one worker
     assert set(ran.values()) == {"gw0", "gw1"}, ran  # the others go to the other one too
     result.stdout.no_fnmatch_line("*SniperOtelWarning*")
+    # the journal is named after the test, not after its id with the group xdist adds
+    journals = suite.path / "journals"
+    assert [p.name for p in journals.iterdir()] == ["test_scenarios.py_test_outage--outage.json"]
 
 
 @pytest.mark.slow  # two more workers
