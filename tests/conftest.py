@@ -51,3 +51,18 @@ def _inner_run_options(request: pytest.FixtureRequest) -> None:
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS: set ours after
         request.getfixturevalue("monkeypatch").setenv("PYTEST_ADDOPTS", INNER_RUN_ADDOPTS)
+
+
+REDIS_URL_ENV = "SNIPER_OTEL_REDIS_URL"
+
+
+@pytest.fixture
+def real_redis_url() -> str:
+    """The real Redis server's URL (``SNIPER_OTEL_REDIS_URL``). Without it the test skips;
+    in CI (``CI`` set) that is a failure instead: the real-Redis leg must run there."""
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI is set but {REDIS_URL_ENV} is not: the real-Redis leg must run in CI")
+        pytest.skip(f"set {REDIS_URL_ENV}=redis://host:port/db to run against a real Redis")
+    return url

@@ -6,7 +6,6 @@ No traceback, no silent acceptance, and no password or token from a URL in what 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from pytest_sniper_otel.cli import main, redact_url
 
 SCENARIOS = str(Path(__file__).resolve().parents[1] / "scenarios")
-REDIS_URL_ENV = "SNIPER_OTEL_REDIS_URL"
 
 RUN_AND_CHAOS: list[tuple[list[str], str]] = [
     (["--redis-url", "garbage"], "--redis-url: garbage: Redis URL must specify one of the "
@@ -103,16 +101,6 @@ def test_chaos_refuses_bad_input_before_the_suite(
     _assert_clear_error(code, out, err, message.replace("{tmp}", str(tmp_path)),
                         command="chaos")
     assert out == ""
-
-
-@pytest.fixture
-def real_redis_url() -> str:
-    url = os.environ.get(REDIS_URL_ENV)
-    if not url:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"CI is set but {REDIS_URL_ENV} is not")
-        pytest.skip(f"set {REDIS_URL_ENV}=redis://host:port/db to run against a real Redis")
-    return url
 
 
 @pytest.mark.sniper_otel_real_redis

@@ -8,7 +8,6 @@ interrupted, the exit status is 130 (SIGINT) or 143 (SIGTERM), and there is no t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -101,24 +100,17 @@ def test_chaos_interrupted_rolls_back_and_writes_a_partial_journal(
     assert len(injected) == 2 and len(rolled) == 2  # both faults were on, both rolled back
 
 
-def _redis_url() -> str:
-    url = os.environ.get("SNIPER_OTEL_REDIS_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail("CI is set but SNIPER_OTEL_REDIS_URL is not")
-        pytest.skip("set SNIPER_OTEL_REDIS_URL=redis://host:port/db to run against a real Redis")
-    return url
-
-
 def _sniper_keys(client: Any) -> set[bytes]:
     return set(client.scan_iter(match="sniper:*", count=1000))
 
 
 @pytest.mark.sniper_otel_real_redis
-def test_a_real_servers_client_pause_is_lifted_and_the_keys_removed(tmp_path: Path) -> None:
+def test_a_real_servers_client_pause_is_lifted_and_the_keys_removed(
+    tmp_path: Path, real_redis_url: str
+) -> None:
     import redis
 
-    url = _redis_url()
+    url = real_redis_url
     client = redis.Redis.from_url(url, socket_timeout=1.0)
     before = _sniper_keys(client)
     suite = _suite(tmp_path / "suite", "fault('redis.client_pause', start=10)",

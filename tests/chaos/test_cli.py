@@ -128,15 +128,9 @@ def test_the_repository_suite_is_found_and_valid() -> None:
 
 @pytest.mark.sniper_otel_real_redis
 def test_redis_url_runs_the_suite_on_a_real_server(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], real_redis_url: str
 ) -> None:
-    import os
-
-    url = os.environ.get("SNIPER_OTEL_REDIS_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail("CI is set but SNIPER_OTEL_REDIS_URL is not")
-        pytest.skip("set SNIPER_OTEL_REDIS_URL=redis://host:port/db to run against a real Redis")
+    url = real_redis_url
     suite = tmp_path / "suite"
     _module(suite, "outage", _scenario(
         "outage", "fault('redis.outage', start=30, duration=180)",

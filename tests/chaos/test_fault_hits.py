@@ -11,7 +11,6 @@ per step, at every step or only outside the fault's window, and logs when it wor
 from __future__ import annotations
 
 import dataclasses
-import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -212,15 +211,6 @@ def test_a_window_without_work_fails_the_scenario_naming_the_fault(
 
 
 # -- a real Redis pause ----------------------------------------------------------------------
-def _redis_url() -> str:
-    url = os.environ.get("SNIPER_OTEL_REDIS_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail("CI is set but SNIPER_OTEL_REDIS_URL is not")
-        pytest.skip("set SNIPER_OTEL_REDIS_URL=redis://host:port/db to run against a real Redis")
-    return url
-
-
 class _RedisSystem(_System):
     """Per unit: a SET (held by a WRITE pause) and a GET (answered through it)."""
 
@@ -247,12 +237,12 @@ class _RedisSystem(_System):
 
 @pytest.mark.sniper_otel_real_redis
 @pytest.mark.parametrize("everywhere", [True, False], ids=["work", "no_work"])
-def test_a_redis_pause_counts_the_commands_it_held(everywhere: bool) -> None:
+def test_a_redis_pause_counts_the_commands_it_held(everywhere: bool, real_redis_url: str) -> None:
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    client = redis.Redis.from_url(_redis_url(), socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
+    client = redis.Redis.from_url(real_redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
     spec = fault("redis.client_pause", start=START, duration=DURATION)
     try:
         run, built = _run(spec, _RedisSystem, everywhere=everywhere, redis=client)

@@ -30,12 +30,7 @@ def redis_client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     if request.param == "fakeredis":
         yield fakeredis.FakeRedis()
         return
-    url = os.environ.get(REDIS_URL_ENV)
-    in_ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-    if not url:
-        if in_ci:
-            pytest.fail(f"CI is set but {REDIS_URL_ENV} is not: the real-Redis leg must run in CI")
-        pytest.skip(f"set {REDIS_URL_ENV}=redis://host:port/db to run against a real Redis")
+    url = request.getfixturevalue("real_redis_url")
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
