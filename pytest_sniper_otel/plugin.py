@@ -5,6 +5,7 @@ come from a second plugin, :mod:`pytest_sniper_otel.lab_plugin`."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -117,16 +118,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         from .capture import preview
 
         return [f"sniper-otel: {preview(metric_views=len(_metric_views(config)))}", *lines]
+    return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
+            + _environment_notes(), *lines]
+
+
+def _environment_notes() -> str:
+    """What of the OTEL_* environment the providers will ignore, said before any test runs."""
+    if not any(name.startswith("OTEL_") for name in os.environ):
+        return ""  # the usual case, without loading anything more
     from .environment import environment_notes
 
-    # what of the OTEL_* environment the providers will ignore, said before any test runs
     notes = "; ".join(
         f"{signal}: {', '.join(found)}"
         for signal in ("traces", "metrics", "logs")
         if (found := environment_notes(signal))
     )
-    return ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
-            + (f" ({notes})" if notes else ""), *lines]
+    return f" ({notes})" if notes else ""
 
 
 def _asyncio_header(config: pytest.Config) -> list[str]:
