@@ -275,8 +275,10 @@ class _Otlp:
         self._metrics = PeriodicExportingMetricReader(
             self.metric_points, export_interval_millis=60_000,
             export_timeout_millis=self.EXPORT_TIMEOUT * 1000)
-        metrics.set_meter_provider(
-            MeterProvider(metric_readers=[metric_reader(), self._metrics]))
+        # no atexit shutdown: finish() shuts the OTLP reader down within the budget, and a
+        # second shutdown at exit would only log "Can't shutdown multiple times"
+        metrics.set_meter_provider(MeterProvider(
+            metric_readers=[metric_reader(), self._metrics], shutdown_on_exit=False))
         self.shutdown_seconds = 0.0
 
     def attach(self, session: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,11 @@ def test_otlp_endpoint_receives_spans_logs_and_metrics() -> None:
     assert done.returncode == 0, done.stderr
     assert f"OTLP export to {endpoint} (shutdown budget 7 s, took " in done.stdout
     assert set(collector.requests) == {"/v1/traces", "/v1/logs", "/v1/metrics"}
+    # nothing on stderr but progress lines (a slow machine): no SDK warning at exit either
+    assert [line for line in done.stderr.splitlines() if not PROGRESS.fullmatch(line)] == []
+
+
+PROGRESS = re.compile(r"sniper-otel run: \d+/\d+ simulated seconds \(\d+%\)")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
