@@ -36,10 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--otlp-endpoint", metavar="URL",
                         help="export spans, logs and metrics over OTLP/HTTP to URL "
                         "(needs opentelemetry-exporter-otlp-proto-http)")
+    parser.add_argument("--otlp-timeout", metavar="DURATION",
+                        help="real time an OTLP export may take before it counts as failed: "
+                        "500ms, 2s, 1m... (default 2s); shutdown waits at most "
+                        f"{_Otlp.SHUTDOWN_BUDGET_PER_TIMEOUT:g}x it to drain spans and logs "
+                        "plus 1x for the last metric export")
     return parser
 
 
 MAX_DURATION = 86_400.0  # a day of simulated time is about 45 s of wall time
+MAX_OTLP_TIMEOUT = 300.0  # shutdown could otherwise wait hours on a hung collector
 
 
 def check_otlp_endpoint(url: str) -> str | None:
@@ -78,6 +84,17 @@ def main(argv: Sequence[str]) -> int:
         if duration > MAX_DURATION:
             parser.error(f"--duration: at most {MAX_DURATION / 3600:g}h of simulated time, "
                          f"got {args.duration!r}")
+        if args.otlp_timeout is not None and args.otlp_endpoint is None:
+            parser.error("--otlp-timeout bounds OTLP exports: it needs --otlp-endpoint")
+        try:
+            otlp_timeout = parse_duration(args.otlp_timeout or "2s", what="--otlp-timeout")
+        except SpecError as exc:
+            parser.error(str(exc))
+        if otlp_timeout <= 0:
+            parser.error(f"--otlp-timeout must be positive, got {args.otlp_timeout!r}")
+        if otlp_timeout > MAX_OTLP_TIMEOUT:
+            parser.error(f"--otlp-timeout: at most {MAX_OTLP_TIMEOUT / 60:g}m, "
+                         f"got {args.otlp_timeout!r}")
         problem = args.otlp_endpoint is not None and check_otlp_endpoint(args.otlp_endpoint)
         if problem:
             parser.error(f"--otlp-endpoint: {problem}")
@@ -89,11 +106,11 @@ def main(argv: Sequence[str]) -> int:
             parser.error(f"--json: {problem}")
     except SystemExit as exc:  # argparse reports usage errors (2) and --help (0) this way
         return int(exc.code or 0)
-    return _run(args.seed, duration, args.redis_url, args.json, args.otlp_endpoint)
+    return _run(args.seed, duration, args.redis_url, args.json, args.otlp_endpoint, otlp_timeout)
 
 
 def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | None,
-         otlp_endpoint: str | None) -> int:
+         otlp_endpoint: str | None, otlp_timeout: float) -> int:
     from ..capture import install_session
     from ..catalog import METRICS
     from ..cli import connect_redis, redact_url
@@ -118,7 +135,7 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
     if otlp_endpoint:
         try:
             # before the session: the OTLP metric reader must be in the MeterProvider it reads
-            otlp = _Otlp(otlp_endpoint.rstrip("/"))
+            otlp = _Otlp(otlp_endpoint.rstrip("/"), otlp_timeout)
         except ImportError:
             print("sniper-otel run: --otlp-endpoint needs opentelemetry-exporter-otlp-proto-http "
                   "(pip install 'pytest-sniper-otel[otlp]')", file=sys.stderr)
@@ -247,20 +264,20 @@ class _Otlp:
 
     Spans and log records go through the chaos harness's :class:`ExportPipeline`: a bounded
     queue, one export at a time in a worker thread that the run never waits on (an export
-    still unanswered after ``EXPORT_TIMEOUT`` + 0.5 real seconds is given up), drops counted
+    still unanswered after ``export_timeout`` + 0.5 real seconds is given up), drops counted
     as ``queue_full``, ``export_failed``, ``export_timeout`` or ``shutdown``. Metric points
     go through a periodic reader whose exporter counts what it
-    could not deliver. Shutdown takes at most ``SHUTDOWN_BUDGET`` real seconds for spans and
-    logs plus one ``EXPORT_TIMEOUT`` for the last metric export.
+    could not deliver. Shutdown takes at most ``SHUTDOWN_BUDGET_PER_TIMEOUT`` export timeouts
+    for spans and logs plus one for the last metric export.
 
     A MeterProvider takes readers only when it is built, so this builds the global one with
     both the plugin's reader and the OTLP reader before the session is installed.
     """
 
-    EXPORT_TIMEOUT = 2.0
-    SHUTDOWN_BUDGET = 5.0
+    # 5 s at the default 2 s timeout: the span and log exports in flight and a few more
+    SHUTDOWN_BUDGET_PER_TIMEOUT = 2.5
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, export_timeout: float = 2.0) -> None:
         from opentelemetry import metrics
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.sdk.metrics import MeterProvider
@@ -269,12 +286,14 @@ class _Otlp:
         from ..capture import metric_reader
 
         self.endpoint = endpoint
+        self.export_timeout = export_timeout
+        self.shutdown_budget = self.SHUTDOWN_BUDGET_PER_TIMEOUT * export_timeout
         self.metric_points = _counting_metric_exporter(OTLPMetricExporter(
-            endpoint=f"{endpoint}/v1/metrics", timeout=self.EXPORT_TIMEOUT))
+            endpoint=f"{endpoint}/v1/metrics", timeout=export_timeout))
         # exported at the end of the run; the interval only bounds a long run's gaps
         self._metrics = PeriodicExportingMetricReader(
             self.metric_points, export_interval_millis=60_000,
-            export_timeout_millis=self.EXPORT_TIMEOUT * 1000)
+            export_timeout_millis=export_timeout * 1000)
         # no atexit shutdown: finish() shuts the OTLP reader down within the budget, and a
         # second shutdown at exit would only log "Can't shutdown multiple times"
         metrics.set_meter_provider(MeterProvider(
@@ -287,7 +306,7 @@ class _Otlp:
 
         from ..chaos.export import ExportPipeline, _LogAdapter
 
-        timeout = self.EXPORT_TIMEOUT
+        timeout = self.export_timeout
         self.pipeline = ExportPipeline(
             exporter=OTLPSpanExporter(endpoint=f"{self.endpoint}/v1/traces", timeout=timeout),
             log_exporter=OTLPLogExporter(endpoint=f"{self.endpoint}/v1/logs", timeout=timeout),
@@ -307,8 +326,8 @@ class _Otlp:
     def finish(self, now: float) -> None:
         real = real_monotonic
         started = real()
-        self.pipeline.drain(now, rounds=1024, budget=self.SHUTDOWN_BUDGET)
-        self._metrics.shutdown(timeout_millis=self.EXPORT_TIMEOUT * 1000)
+        self.pipeline.drain(now, rounds=1024, budget=self.shutdown_budget)
+        self._metrics.shutdown(timeout_millis=self.export_timeout * 1000)
         self.shutdown_seconds = real() - started
 
     def accounting(self) -> dict[str, Any]:
@@ -322,8 +341,8 @@ class _Otlp:
         m = self.metric_points
         signals["metrics"] = {"accepted": m.accepted, "exported": m.exported,
                               "dropped": {"export_failed": m.failed} if m.failed else {}}
-        return {"signals": signals, "shutdown_budget_s": self.SHUTDOWN_BUDGET
-                + self.EXPORT_TIMEOUT, "shutdown_s": round(self.shutdown_seconds, 3)}
+        return {"signals": signals, "shutdown_budget_s": self.shutdown_budget
+                + self.export_timeout, "shutdown_s": round(self.shutdown_seconds, 3)}
 
 
 def _counting_metric_exporter(inner: Any) -> Any:

@@ -58,6 +58,37 @@ def test_otlp_endpoint_receives_spans_logs_and_metrics() -> None:
 PROGRESS = re.compile(r"sniper-otel run: \d+/\d+ simulated seconds \(\d+%\)")
 
 
+@pytest.mark.parametrize(("value", "error"), [
+    ("0", "--otlp-timeout must be positive, got '0'"),
+    ("-1s", "--otlp-timeout must be positive, got '-1s'"),
+    ("abc", "--otlp-timeout must be a number of seconds or a string like '2m', got 'abc' "
+            "(units ms, s, m, h, d: 250ms, 90s, 1m30s)"),
+    ("inf", "--otlp-timeout must be a number of seconds or a string like '2m', got 'inf' "
+            "(units ms, s, m, h, d: 250ms, 90s, 1m30s)"),
+    ("10m", "--otlp-timeout: at most 5m, got '10m'"),
+])
+def test_a_bad_otlp_timeout_is_a_usage_error(
+    value: str, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = sniper_otel(["run", "--otlp-endpoint", "http://127.0.0.1:4318",
+                        f"--otlp-timeout={value}"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.startswith("usage: sniper-otel run ")
+    assert err.splitlines()[-1] == f"sniper-otel run: error: {error}"
+
+
+def test_an_otlp_timeout_without_an_endpoint_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert sniper_otel(["run", "--otlp-timeout", "1s"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == ("sniper-otel run: error: --otlp-timeout bounds OTLP exports: "
+                                    "it needs --otlp-endpoint")
+
+
 @pytest.mark.parametrize(("text", "seconds"), [
     ("10m", 600), ("90s", 90), ("1h30m", 5400), ("250ms", 0.25), ("600", 600), ("1.5m", 90),
 ])

@@ -20,6 +20,9 @@ import pytest
 from pytest_sniper_otel.flow.collector import MODES, OtlpCollector
 
 SIGNALS = ("traces", "logs", "metrics")
+# A collector that never delivers is waited on for whole timeouts, so those runs get a short
+# one; one that delivers gets the default, far above slow's 0.3 s delay even on a busy machine.
+TIMEOUTS = {"ok": "2s", "slow": "2s", "hung": "500ms", "reset": "500ms", "closed": "500ms"}
 
 
 def _closed_port() -> str:
@@ -44,13 +47,15 @@ def test_every_item_not_delivered_is_counted(
     out = tmp_path / "summary.json"
     done = subprocess.run(
         [sys.executable, "-m", "pytest_sniper_otel.cli", "run", "--seed", "1", "--duration",
-         "2m", "--otlp-endpoint", url, "--json", str(out)],
+         "2m", "--otlp-endpoint", url, "--otlp-timeout", TIMEOUTS[mode], "--json", str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     # the CLI shuts down what it exports itself; the SDK's atexit shutdown must not run again
     assert "Can't shutdown multiple times" not in done.stderr
+    budget = {"2s": 7, "500ms": 1.75}[TIMEOUTS[mode]]  # 3.5 timeouts: 2.5 drain + 1 metrics
+    assert f"(shutdown budget {budget:g} s, took " in done.stdout
     summary = json.loads(out.read_text())
     signals = summary["otlp"]["signals"]
     received = collector.items if collector is not None else Counter()
