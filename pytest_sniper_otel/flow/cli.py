@@ -48,6 +48,22 @@ MAX_DURATION = 86_400.0  # a day of simulated time is about 45 s of wall time
 MAX_OTLP_TIMEOUT = 300.0  # shutdown could otherwise wait hours on a hung collector
 
 
+def _positive_duration(parser: argparse.ArgumentParser, option: str, text: str,
+                       maximum: float, maximum_text: str, given: str | None = None) -> float:
+    """``text`` in seconds, or a usage error naming ``option`` (``given``: what the user
+    typed, when ``text`` is a default standing in for it)."""
+    shown = text if given is None else given
+    try:
+        seconds = parse_duration(text, what=option)
+    except SpecError as exc:
+        parser.error(str(exc))
+    if seconds <= 0:
+        parser.error(f"{option} must be positive, got {shown!r}")
+    if seconds > maximum:
+        parser.error(f"{option}: at most {maximum_text}, got {shown!r}")
+    return seconds
+
+
 def check_otlp_endpoint(url: str) -> str | None:
     """What is wrong with an ``--otlp-endpoint``, or None."""
     from ..cli import redact_url
@@ -75,26 +91,13 @@ def main(argv: Sequence[str]) -> int:
         args = parser.parse_args(list(argv))
         if args.seed < 0:
             parser.error(f"--seed must be >= 0, got {args.seed}")
-        try:
-            duration = parse_duration(args.duration, what="--duration")
-        except SpecError as exc:
-            parser.error(str(exc))
-        if duration <= 0:
-            parser.error(f"--duration must be positive, got {args.duration!r}")
-        if duration > MAX_DURATION:
-            parser.error(f"--duration: at most {MAX_DURATION / 3600:g}h of simulated time, "
-                         f"got {args.duration!r}")
+        duration = _positive_duration(parser, "--duration", args.duration, MAX_DURATION,
+                                      f"{MAX_DURATION / 3600:g}h of simulated time")
         if args.otlp_timeout is not None and args.otlp_endpoint is None:
             parser.error("--otlp-timeout bounds OTLP exports: it needs --otlp-endpoint")
-        try:
-            otlp_timeout = parse_duration(args.otlp_timeout or "2s", what="--otlp-timeout")
-        except SpecError as exc:
-            parser.error(str(exc))
-        if otlp_timeout <= 0:
-            parser.error(f"--otlp-timeout must be positive, got {args.otlp_timeout!r}")
-        if otlp_timeout > MAX_OTLP_TIMEOUT:
-            parser.error(f"--otlp-timeout: at most {MAX_OTLP_TIMEOUT / 60:g}m, "
-                         f"got {args.otlp_timeout!r}")
+        otlp_timeout = _positive_duration(parser, "--otlp-timeout", args.otlp_timeout or "2s",
+                                          MAX_OTLP_TIMEOUT, f"{MAX_OTLP_TIMEOUT / 60:g}m",
+                                          given=args.otlp_timeout)
         problem = args.otlp_endpoint is not None and check_otlp_endpoint(args.otlp_endpoint)
         if problem:
             parser.error(f"--otlp-endpoint: {problem}")
