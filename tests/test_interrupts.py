@@ -20,6 +20,8 @@ import pytest
 
 from pytest_sniper_otel.interrupts import Terminated, raise_if_interrupted, terminable
 
+from .plugin.pytester_helpers import FOREIGN_OTEL_PLUGINS
+
 # its fault must strike in 50 s: no market order settles that early (partial_fills would not)
 QUICK = ("SCENARIO = Scenario(name='quick', title='t', warmup=30.0, duration=60.0, "
          "recovery=10.0, baseline=False, faults=[fault('redis.latency', start=10)])\n")
@@ -63,6 +65,15 @@ def _interrupt_when(proc: subprocess.Popen[str], marker: str, signum: int) -> tu
         pytest.fail(f"still running 120 s after {signal.Signals(signum).name}; stacks:\n"
                     f"{(seen + err)[-6000:]}")
     return out, seen + err
+
+
+def _pytest_child(directory: Path, journals: Path, *args: str) -> subprocess.Popen[str]:
+    """pytest on ``directory``'s test_long.py, journals written to ``journals``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+         *FOREIGN_OTEL_PLUGINS.split(), "-q", *args, "test_long.py",
+         f"--sniper-otel-chaos-journal={journals}"],
+        cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _chaos(args: list[str]) -> subprocess.Popen[str]:
@@ -170,11 +181,7 @@ def test_a_pytest_chaos_test_interrupted_rolls_back_and_keeps_its_journal(
         "                       faults=[fault('redis.outage', start=10)]))\n",
         encoding="utf-8")
     journals = tmp_path / "journals"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p",
-         "no:pytest_opentelemetry", "-p", "no:logfire", "-p", "no:pytest_logfire", "-s", "-q",
-         "test_long.py", f"--sniper-otel-chaos-journal={journals}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _pytest_child(tmp_path, journals, "-s")
     out, err = _interrupt_when(proc, "started", signum)
     assert proc.returncode == status, out + err
     [journal] = journals.glob("*.json")
@@ -286,11 +293,7 @@ def test_a_pytest_chaos_test_stops_at_the_next_step_when_a_finaliser_drops_the_s
         "                       faults=[fault('redis.outage', start=1)]))\n",
         encoding="utf-8")
     journals = tmp_path / "journals"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", "-p",
-         "no:pytest_opentelemetry", "-p", "no:logfire", "-p", "no:pytest_logfire", "-q",
-         "test_long.py", f"--sniper-otel-chaos-journal={journals}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _pytest_child(tmp_path, journals)
     out, err = _finish(proc)
     assert proc.returncode == status, out + err
     [journal] = journals.glob("*.json")
