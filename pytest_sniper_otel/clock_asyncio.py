@@ -37,9 +37,11 @@ from __future__ import annotations
 import asyncio
 import asyncio.selector_events
 import selectors
+import socket
+import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,7 @@ class _LoopOnClock:
         self.offset_ns = 0
         self.executor_futures: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
         self.in_flight: dict[int, _Flight] = {}
+        self.transit_since_ns: int | None = None  # real ns bytes in transit were first seen
         self.loop = weakref.ref(loop)
         self_pipe = getattr(loop, "_ssock", None)  # call_soon_threadsafe's wake-up socket
         self.self_pipe_fd = self_pipe.fileno() if self_pipe is not None else -1
@@ -140,6 +143,27 @@ class _LoopOnClock:
                 latest = max(latest or 0, flight.until_ns)
         return latest
 
+    def _bytes_in_transit_to_servers(self) -> bool:
+        """Whether a connection between this loop and an in-process server has bytes one
+        side wrote that the other side's kernel has not received yet. Waited for at most
+        ``ANSWER_WAIT`` real seconds in a row, should the counts never meet."""
+        servers = [s for s in list(_SHARED.in_process_servers) if s.connections is not None]
+        if not servers:
+            return False
+        for transport in list(getattr(self.loop(), "_transports", {}).values()):
+            server = _in_process_server_at(transport.get_extra_info("peername"), servers)
+            if server is None or server.connections is None:
+                continue
+            ours = transport.get_extra_info("socket")
+            if ours is None or not _in_transit(ours, server.connections(),
+                                               transport.get_extra_info("sockname")):
+                continue
+            now = real_monotonic_ns()
+            if self.transit_since_ns is None:
+                self.transit_since_ns = now
+            return now - self.transit_since_ns < round(ANSWER_WAIT * _NS)
+        return False
+
     def _own_addresses(self) -> set[Any]:
         transports = getattr(self.loop(), "_transports", {})
         return {t.get_extra_info("sockname") for t in list(transports.values())} - {None}
@@ -152,13 +176,23 @@ class _LoopOnClock:
         if ready or timeout == 0:
             self.received(ready)
             return ready
-        if any(server.is_busy() for server in list(_SHARED.in_process_servers)):
-            # An in-process server is answering: poll for its bytes without moving time;
-            # the loop calls select() again with the same timeout.
+        if (any(server.is_busy() for server in list(_SHARED.in_process_servers))
+                or self._bytes_in_transit_to_servers()):
+            # An in-process server is answering, or bytes between it and this loop are
+            # still inside the kernel (on a loaded machine loopback delivery can lag the
+            # send): poll for them without moving time; the loop calls select() again.
             ready = self.original_select(_SERVER_POLL if timeout is None
                                          else min(timeout, _SERVER_POLL))
             self.received(ready)
             return ready
+        if self.transit_since_ns is not None or _SHARED.in_process_servers:
+            # What arrived after the first look: a kernel makes bytes readable before its
+            # counters show them received, so this look sees every byte they counted.
+            self.transit_since_ns = None
+            ready = self.original_select(0)
+            if ready:
+                self.received(ready)
+                return ready
         if timeout is None or any(not f.done() for f in self.executor_futures):
             # Waiting on the outside world with no timer pending, or on another thread:
             # simulated time moves with real time, so a timeout keeps its real meaning.
@@ -193,19 +227,23 @@ class _LoopOnClock:
 class _InProcessServer:
     is_busy: Callable[[], bool]
     address: tuple[str, int] | None
+    connections: Callable[[], Iterable[socket.socket]] | None = None
 
 
 def register_in_process_server(
-    is_busy: Callable[[], bool], address: tuple[str, int] | None = None
+    is_busy: Callable[[], bool], address: tuple[str, int] | None = None,
+    connections: Callable[[], Iterable[socket.socket]] | None = None,
 ) -> Callable[[], None]:
     """Tell loops on a simulated clock about a server in this process: ``is_busy()`` is true
-    from the moment a request reaches it until its answer is on the wire (and false while
-    it deliberately withholds one); "on the wire" means in the client's socket, so such a
-    server sends with TCP_NODELAY. With its ``address`` (host, port), a socket connected to
-    it is in flight only while it is busy; without, the loop waits ``ANSWER_WAIT`` real
-    seconds for the answer to a request before a timer may jump. Returns the function that
+    from the moment a request reaches it until its answer is written (and false while it
+    deliberately withholds one), so such a server sends with TCP_NODELAY. With its
+    ``address`` (host, port), a socket connected to it is in flight only while it is busy;
+    without, the loop waits ``ANSWER_WAIT`` real seconds for the answer to a request before
+    a timer may jump. With ``connections()`` (its accepted sockets), the loop also waits
+    while bytes written on one end have not reached the other end's kernel (Linux's TCP
+    counters; elsewhere writing is taken as arrival). Returns the function that
     unregisters it."""
-    server = _InProcessServer(is_busy, address)
+    server = _InProcessServer(is_busy, address, connections)
     servers = _SHARED.in_process_servers
     servers.append(server)
 
@@ -214,6 +252,61 @@ def register_in_process_server(
             servers.remove(server)
 
     return unregister
+
+
+def _in_process_server_at(peer: Any, servers: list[_InProcessServer]) -> _InProcessServer | None:
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return None
+    for server in servers:
+        if server.address is not None and server.address == (peer[0], peer[1]):
+            return server
+    return None
+
+
+def _in_transit(ours: Any, theirs: Iterable[socket.socket], our_name: Any) -> bool:
+    """Whether bytes between socket ``ours`` (which connected) and its peer among
+    ``theirs`` (the one whose peer name is ``our_name``, which accepted) were written by one
+    and not yet received by the other."""
+    for peer in list(theirs):
+        try:
+            if peer.getpeername() != our_name:
+                continue
+        except OSError:  # closed meanwhile
+            continue
+        ours_counts, theirs_counts = _tcp_counts(ours), _tcp_counts(peer)
+        if ours_counts is None or theirs_counts is None:
+            return False
+        # The connecting side's kernel counts its SYN as one acknowledged byte; where one
+        # does not, a lone byte in transit goes unseen, never a wait for nothing.
+        return (ours_counts[0] - 1 > theirs_counts[1]
+                or theirs_counts[0] > ours_counts[1])
+    return False
+
+
+def _tcp_counts(sock: Any) -> tuple[int, int] | None:
+    """(bytes written, bytes received) of a TCP socket as its kernel counts them: written
+    is acknowledged plus still queued (TIOCOUTQ); None where Linux's TCP_INFO is missing."""
+    if _TCP_INFO is None:
+        return None
+    import fcntl  # POSIX only, as _TCP_INFO is Linux only
+    import struct
+    import termios
+
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return None
+    if len(info) < _TCP_INFO_SIZE:  # a kernel older than 4.1: no byte counts
+        return None
+    acked, received = struct.unpack_from("=QQ", info, _TCP_BYTES_ACKED_AT)
+    return acked + struct.unpack("=i", queued)[0], received
+
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked and tcpi_bytes_received (Linux 4.1+)
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+_TCP_BYTES_ACKED_AT = 120
+_TCP_INFO_SIZE = _TCP_BYTES_ACKED_AT + 16
 
 
 def _served_in_process(peer: Any) -> bool:

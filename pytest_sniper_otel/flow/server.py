@@ -157,7 +157,8 @@ class ExchangeServer:
         self._thread.start()
         from ..clock_asyncio import register_in_process_server
 
-        self._unregister = register_in_process_server(self.busy, (self.host, self.port))
+        self._unregister = register_in_process_server(self.busy, (self.host, self.port),
+                                                      self._open_sockets)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -259,6 +260,10 @@ class ExchangeServer:
             return bool(select.select(sockets, [], [], 0)[0])
         except (OSError, ValueError):  # a socket closed meanwhile
             return False
+
+    def _open_sockets(self) -> list[socket.socket]:
+        with self._lock:
+            return [conn for conn in self._connections if conn.fileno() != -1]
 
     # used by the handler -----------------------------------------------------------------
     def _record(self, call: ServedCall) -> None:

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from pytest_sniper_otel.clock import SimClock, real_monotonic
+from pytest_sniper_otel.clock_asyncio import _in_transit, _tcp_counts
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
 BODY = b'{"last": 1.5}'
@@ -322,3 +323,34 @@ def test_a_server_on_the_same_loop_answers_in_simulated_time() -> None:
         durations, real = asyncio.run(three_polls())
     assert durations == [5.0, 5.0, 5.0]
     assert real < 2.0  # waiting for its own sockets would cost 1 s a poll and the sleep
+
+
+@pytest.mark.skipif(_tcp_counts(socket.socket()) is None, reason="Linux's TCP_INFO counts")
+def test_bytes_held_by_a_full_receive_window_are_in_transit_until_read() -> None:
+    """The loop keeps simulated time still while bytes between it and an in-process server
+    are inside the kernel: a peer that reads nothing holds them in the sender's queue."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the accepted one's too
+    with listener, socket.socket() as ours:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.connect(listener.getsockname())
+        theirs, _ = listener.accept()
+        with theirs:
+            assert not _in_transit(ours, [theirs], ours.getsockname())
+            ours.setblocking(False)
+            written = 0
+            with contextlib.suppress(BlockingIOError):
+                while written < 10_000_000:
+                    written += ours.send(b"x" * 4096)
+            assert _tcp_counts(ours) == (written + 1, 0)  # its SYN counts as a byte
+            assert _in_transit(ours, [theirs], ours.getsockname())
+            assert not _in_transit(ours, [theirs], ("127.0.0.1", 1))  # not its peer
+            theirs.settimeout(SERVER_BOUND)
+            received = 0
+            while received < written:
+                received += len(theirs.recv(1 << 20))
+            deadline = real_seconds() + SERVER_BOUND  # the last ACK is on its way back
+            while _in_transit(ours, [theirs], ours.getsockname()) and real_seconds() < deadline:
+                threading.Event().wait(0.001)
+            assert not _in_transit(ours, [theirs], ours.getsockname())
+            assert _tcp_counts(theirs) == (0, written)
