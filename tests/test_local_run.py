@@ -13,7 +13,7 @@ from .plugin.pytester_helpers import QUIET
 REPO = Path(__file__).resolve().parents[1]
 # Imported already (tests/conftest.py), so pytest cannot rewrite its asserts (it has none).
 PLUGIN = ("-p", "tests.local_run", "-W", "ignore::pytest.PytestAssertRewriteWarning",
-          "-p", "no:randomly", *QUIET)
+          *QUIET)
 SUITE = """
 import pytest
 
@@ -203,7 +203,7 @@ def test_this_repositorys_options_stay_out_of_inner_runs(pytester: pytest.Pytest
     """The repository's addopts and its conftest's default workers belong to its own run:
     an inner run (another rootdir) collects in one process, with no `slow` marker known."""
     pytester.makepyfile(test_inner="def test_one():\n    pass\n")
-    result = pytester.runpytest_inprocess(*QUIET, "-p", "no:randomly")
+    result = pytester.runpytest_inprocess(*QUIET)
     result.stdout.fnmatch_lines(["collected 1 item", "=* 1 passed in *"])
     result.stdout.no_fnmatch_line("*workers*")
     result.stdout.no_fnmatch_line("suite depth*")
@@ -229,7 +229,7 @@ def test_after():
 """)
     method = pytestconfig.getini("timeout_method")
     assert method == "thread"
-    result = pytester.runpytest_inprocess(*QUIET, "-p", "no:randomly", "-n", "2",
+    result = pytester.runpytest_inprocess(*QUIET, "-n", "2",
                                           "-o", "timeout=1", "-o", f"timeout_method={method}")
     result.stdout.fnmatch_lines([
         "timeout: 1.0s",

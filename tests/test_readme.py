@@ -22,9 +22,9 @@ SETS_UP_THE_PROCESS = ("set_meter_provider", "set_tracer_provider", "set_logger_
 ALONE = [i for i, source in enumerate(EXAMPLES)
          if any(setup in source for setup in SETS_UP_THE_PROCESS)]
 SHARED = [i for i in range(len(EXAMPLES)) if i not in ALONE]
-# Hypothesis' and pytest-randomly's plugins have nothing to do with these examples and
-# cost most of a run's start-up (~0.7 s: all of Hypothesis, numpy).
-ARGS = (*QUIET, "-p", "no:randomly")
+# QUIET keeps Hypothesis' and pytest-randomly's plugins out: they have nothing to do with
+# these examples and cost most of a run's start-up (~0.7 s: all of Hypothesis, numpy).
+ARGS = QUIET
 
 
 def _tests_in(source: str) -> int:

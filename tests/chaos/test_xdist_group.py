@@ -48,7 +48,7 @@ WARNING = (
     "that pauses the server makes the others time out; --dist loadgroup runs them one after "
     "another on one worker"
 )
-ARGS = (*QUIET, "-p", "no:randomly", "-n", "2", "-v")
+ARGS = (*QUIET, "-n", "2", "-v")
 
 
 @pytest.fixture

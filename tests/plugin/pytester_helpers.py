@@ -89,9 +89,10 @@ ASYNCIO_LOOP_SCOPE = "-o asyncio_default_fixture_loop_scope=function"
 INNER_RUN_ADDOPTS = f"{FOREIGN_OTEL_PLUGINS} {ASYNCIO_LOOP_SCOPE}"
 
 # Plugins with nothing to do with ours, kept out of the inner runs that use these helpers:
-# the cache writes files, and Hypothesis' plugin imports all of Hypothesis at session end
-# (~0.5 s a run).
-QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# the cache writes files, Hypothesis' plugin imports all of Hypothesis at session end
+# (~0.5 s a run), and pytest-randomly would shuffle the inner tests whose report order the
+# tests assert (a test that wants it passes "-p randomly" after these).
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly")
 
 
 def run_inprocess(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

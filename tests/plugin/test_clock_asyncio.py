@@ -145,7 +145,7 @@ def test_event_loop_runs_on_the_simulated_clock(
     )
     pytester.makeconftest(ANYIO_ON_ASYNCIO)
     pytester.makepyfile(test_async=ASYNC_TESTS.replace("@MARK\n", decorator))
-    result = run_subprocess(pytester, "-p", "no:randomly", "-rP", timeout=120)
+    result = run_subprocess(pytester, "-rP", timeout=120)
     result.stdout.fnmatch_lines([literal(line) for line in (HEADER, *EXPECTED_PRINTS)])
     assert_failures(
         result, {"test_fails_with_the_simulated_time": "assert (5.0 - 0.0) == 4"}, exc=""
@@ -217,7 +217,7 @@ def test_clock_header_from_the_ini_file(pytester: pytest.Pytester) -> None:
 
 def test_no_clock_header_without_an_async_runner(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sync="def test_nothing():\n    pass\n")
-    result = run_inprocess(pytester, "-p", "no:randomly", "-v", "-p", "no:asyncio",
+    result = run_inprocess(pytester, "-v", "-p", "no:asyncio",
                            "-p", "no:anyio")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("sniper-otel clock:*")

@@ -63,7 +63,7 @@ def test_clock_is_stopped_after_the_test():
 
 def test_clock_fixture_and_marker(app: pytest.Pytester) -> None:
     app.makepyfile(test_clock=CLOCK_TESTS)
-    result = run_inprocess(app, "-p", "no:randomly")
+    result = run_inprocess(app)
     result.assert_outcomes(passed=5)
 
 
@@ -96,7 +96,7 @@ def test_negative_sleep_is_refused_as_by_time_sleep(clock):
 
 def test_time_sleep_under_the_clock(app: pytest.Pytester) -> None:
     app.makepyfile(test_sleep=SLEEP_TESTS)
-    result = run_inprocess(app, "-p", "no:randomly")
+    result = run_inprocess(app)
     assert_failures(
         result,
         {"test_negative_sleep_is_refused_as_by_time_sleep": "sleep length must be non-negative"},
@@ -120,7 +120,7 @@ def test_pytest_timing_stays_on_the_wall_clock(app: pytest.Pytester) -> None:
     """A simulated hour, a frozen 2026 clock: --durations, junit-xml and the session
     duration report wall time (seconds, not 3600 s or 1.77e9 s)."""
     app.makepyfile(test_timing=TIMING_TESTS)
-    result = run_inprocess(app, "-p", "no:randomly", "--durations=0", "-vv", "--junitxml=out.xml")
+    result = run_inprocess(app, "--durations=0", "-vv", "--junitxml=out.xml")
     seconds = r"\d{1,2}\.\d\ds"
     for when in ("setup   ", "call    ", "teardown"):  # sorted by duration: one at a time
         result.stdout.re_match_lines([rf"{seconds} {when} test_timing.py::test_an_hour_of_"])

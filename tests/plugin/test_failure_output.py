@@ -179,7 +179,7 @@ def suite(app: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_large_capture_failure_is_bounded(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-k", "large_capture")
+    result = run_inprocess(suite, "-k", "large_capture")
     result.assert_outcomes(passed=1, failed=1)
     entry = failure(result, "test_large_capture")
     entry.fnmatch_lines(error_lines(LARGE_FAILURE), consecutive=True)
@@ -189,7 +189,7 @@ def test_large_capture_failure_is_bounded(suite: pytest.Pytester) -> None:
 
 
 def test_large_capture_full_trees_under_vv(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-vv", "-k", "test_large_capture")
+    result = run_inprocess(suite, "-vv", "-k", "test_large_capture")
     result.assert_outcomes(failed=1, passed=1)
     entry = failure(result, "test_large_capture")
     entry.fnmatch_lines(
@@ -222,7 +222,7 @@ def test_large_capture_full_trees_under_vv(suite: pytest.Pytester) -> None:
 
 
 def test_status_description_with_newlines_stays_on_one_line(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-k", "multiline")
+    result = run_inprocess(suite, "-k", "multiline")
     result.assert_outcomes(failed=1)
     entry = failure(result, "test_multiline_status")
     line = r"check [ERROR(AssertionError: first line\nsecond line)] 0ms"
@@ -240,7 +240,7 @@ def test_status_description_with_newlines_stays_on_one_line(suite: pytest.Pytest
 
 
 def test_secrets_are_masked_everywhere_we_print(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-k", "secret")
+    result = run_inprocess(suite, "-k", "secret")
     result.assert_outcomes(failed=3)
     leaks = failure(result, "test_secret_leaks")
     leaks.fnmatch_lines(
@@ -294,7 +294,7 @@ def test_secrets_are_masked_everywhere_we_print(suite: pytest.Pytester) -> None:
 
 
 def test_a_5000_level_tree_renders(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-k", "deep_tree")
+    result = run_inprocess(suite, "-k", "deep_tree")
     result.assert_outcomes(failed=2, passed=1)
     assert "INTERNALERROR" not in result.stdout.str()
     assert "RecursionError" not in result.stdout.str()
@@ -335,7 +335,7 @@ def test_a_5000_level_tree_renders(suite: pytest.Pytester) -> None:
 
 
 def test_deep_tree_under_vv_indents_at_most_40_levels(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-vv", "-k", "test_deep_tree and not comp")
+    result = run_inprocess(suite, "-vv", "-k", "test_deep_tree and not comp")
     result.assert_outcomes(failed=1, passed=1)
     failure(result, "test_deep_tree").fnmatch_lines(
         [
@@ -351,7 +351,7 @@ def test_deep_tree_under_vv_indents_at_most_40_levels(suite: pytest.Pytester) ->
 
 
 def test_assert_no_span_on_a_large_capture_is_bounded(suite: pytest.Pytester) -> None:
-    result = run_inprocess(suite, "-p", "no:randomly", "-k", "no_span_among_many")
+    result = run_inprocess(suite, "-k", "no_span_among_many")
     result.assert_outcomes(failed=1)
     entry = failure(result, "test_no_span_among_many")
     entry.fnmatch_lines(

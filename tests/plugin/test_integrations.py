@@ -79,7 +79,7 @@ def test_logfire_with_the_plugins_reader(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.makepyfile(test_logfire=LOGFIRE_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -104,7 +104,7 @@ def test_logfire_without_the_plugins_reader(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.makepyfile(test_logfire=LOGFIRE_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly", "-rA")
+    result = run_subprocess(pytester, "-rA")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -163,7 +163,7 @@ def test_pytest_opentelemetry_spans_are_not_the_tests(
 ) -> None:
     monkeypatch.setenv("PYTEST_ADDOPTS", ASYNCIO_LOOP_SCOPE)  # with pytest-opentelemetry's plugin
     pytester.makepyfile(test_traced_run=PYTEST_OTEL_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1, failed=1)
     failure(result, "test_log_outside_the_codes_spans").fnmatch_lines(
         [
@@ -210,7 +210,7 @@ def test_metrics(telemetry):
     assert telemetry.metric("orders_total").value == 3
 """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -250,7 +250,7 @@ def test_an_app_that_bridged_logging_itself(pytester: pytest.Pytester) -> None:
             assert [r.body for r in telemetry.logs] == ["from app", "from bot"]
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
 
 
@@ -287,7 +287,7 @@ def test_providers_the_plugin_installs_ignore_the_environment(
         monkeypatch.setenv(name, value)
     pytester.makeconftest("import opentelemetry.trace")  # the header reads the providers
     pytester.makepyfile(test_env=ENV_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
     disabled = "OTEL_SDK_DISABLED" in env
     metrics = "DELTA reader, ignoring OTEL_SDK_DISABLED=true" if disabled else "DELTA reader"
@@ -311,7 +311,7 @@ def test_the_header_names_the_environment_before_opentelemetry_is_imported(
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
     pytester.makepyfile(test_env=ENV_TESTS)  # no conftest: nothing imports OpenTelemetry first
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([literal(
         "sniper-otel: SDK providers will be installed on first use of the telemetry fixture "
@@ -327,7 +327,7 @@ def test_the_lazy_header_is_plain_without_such_environment(
     for name in [n for n in os.environ if n.startswith("OTEL_")]:
         monkeypatch.delenv(name)
     pytester.makepyfile(test_env=ENV_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([literal(
         "sniper-otel: SDK providers will be installed on first use of the telemetry fixture"
@@ -374,7 +374,7 @@ def test_a_users_provider_that_drops_spans_is_named(
             telemetry.assert_span_tree(span("flow"))
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(failed=1)
     dropping = f"the global {SDK_TRACER}, which {why}"
     result.stdout.fnmatch_lines(
@@ -459,7 +459,7 @@ def test_views_of_a_users_meter_provider(pytester: pytest.Pytester) -> None:
         f"    MeterProvider(metric_readers=[metric_reader()], views={VIEWS}))\n"
     )
     pytester.makepyfile(test_views=VIEW_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
 
 
@@ -472,7 +472,7 @@ def pytest_sniper_otel_metric_views(config):
 """
     )
     pytester.makepyfile(test_views=VIEW_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["sniper-otel: on first use of the telemetry fixture: traces: install SDK "
@@ -511,7 +511,7 @@ def test_logfire_configured_again_mid_run(pytester: pytest.Pytester) -> None:
             telemetry.metric("orders_total")
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=3, failed=1)
     assert_failures(
         result,
@@ -556,7 +556,7 @@ def pytest_sniper_otel_metric_views(config):
             pass
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [

@@ -169,7 +169,7 @@ def test_max_series_as_a_string(telemetry):
 
 def test_metric_views(app: pytest.Pytester) -> None:
     app.makepyfile(test_metrics=METRICS_PASSING)
-    result = run_inprocess(app, "-p", "no:randomly")
+    result = run_inprocess(app)
     result.assert_outcomes(passed=7)
 
 
@@ -217,7 +217,7 @@ def test_what_was_recorded_between_windows_stays_out(app: pytest.Pytester) -> No
     # or by an observable instrument must still be dropped. A fresh process: the observable
     # instrument stays on the session's MeterProvider.
     app.makepyfile(test_between=METRICS_BETWEEN_WINDOWS)
-    result = run_subprocess(app, "-p", "no:randomly")
+    result = run_subprocess(app)
     result.assert_outcomes(passed=5)
 
 
@@ -481,7 +481,7 @@ def test_severity_not_a_str(telemetry):
 
 def test_logs_correlated_by_logger_and_open_spans(app: pytest.Pytester) -> None:
     app.makepyfile(test_loggers=LOGGER_FILTERS)
-    result = run_inprocess(app, "--sniper-otel-show=never", "-p", "no:randomly")
+    result = run_inprocess(app, "--sniper-otel-show=never")
     result.assert_outcomes(passed=2, failed=6)
     assert_failures(
         result,
@@ -630,7 +630,7 @@ def test_root_logger_is_lowered_for_telemetry_tests_only(app: pytest.Pytester) -
             assert level() == "INFO"
         """
     )
-    result = run_inprocess(app, "-s", "-p", "no:randomly")
+    result = run_inprocess(app, "-s")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*at session end: WARNING"])
 
@@ -685,7 +685,7 @@ def test_root_logger_level_survives_pytest_log_level(app: pytest.Pytester) -> No
             print("test_5_plain sees", level())
         """
     )
-    result = run_inprocess(app, "-s", "-p", "no:randomly", "--log-level=ERROR")
+    result = run_inprocess(app, "-s", "--log-level=ERROR")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
         [
@@ -753,7 +753,7 @@ def test_bridge_left_attached_between_telemetry_tests_bridges_nothing(
             assert bridges() == []
         """
     )
-    result = run_subprocess(app, "-s", "-p", "no:randomly")
+    result = run_subprocess(app, "-s")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["exported: ['one', 'two']", "bridges at the end: []"])
 
@@ -799,5 +799,5 @@ def test_a_second_window_needs_nested(telemetry):
 
 def test_nested_capture_windows(app: pytest.Pytester) -> None:
     app.makepyfile(test_nested=NESTED)
-    result = run_inprocess(app, "-p", "no:randomly")
+    result = run_inprocess(app)
     result.assert_outcomes(passed=2)

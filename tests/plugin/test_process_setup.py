@@ -77,7 +77,7 @@ def test_fails_with_a_section(telemetry):
 def test_import_time_tracer_before_any_provider(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(IMPORT_TIME_CONFTEST)
     pytester.makepyfile(test_isolation=ISOLATION_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=7, failed=1)
     # A conftest imported opentelemetry: the header reads the providers (and installs none).
     result.stdout.fnmatch_lines([literal(WILL_INSTALL)])
@@ -90,7 +90,7 @@ def test_import_time_tracer_before_any_provider(pytester: pytest.Pytester) -> No
 def test_under_xdist_two_workers(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(IMPORT_TIME_CONFTEST)
     pytester.makepyfile(test_isolation=ISOLATION_TESTS)
-    result = run_subprocess(pytester, "-n", "2", "-p", "no:randomly")
+    result = run_subprocess(pytester, "-n", "2")
     result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines(["created: 2/2 workers"])
     # Each worker installs its own providers; the section travels back to the controller.
@@ -135,7 +135,7 @@ def test_header_before_opentelemetry_is_imported(
             assert telemetry.metric("orders_total").value == 2
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         ["sniper-otel: SDK providers will be installed on first use of the telemetry fixture"]
@@ -193,7 +193,7 @@ def test_section_leaves_metrics_out(telemetry):
 def test_providers_installed_by_a_conftest(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(FOREIGN_PROVIDERS)
     pytester.makepyfile(test_foreign=FOREIGN_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=1, failed=2)
     meter_provider = "opentelemetry.sdk.metrics._internal.MeterProvider"
     result.stdout.fnmatch_lines(
@@ -260,7 +260,7 @@ def test_meter_provider_built_with_metric_reader(pytester: pytest.Pytester) -> N
             assert telemetry.metric("orders_total").value == 1
         """
     )
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [

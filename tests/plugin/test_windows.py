@@ -86,7 +86,7 @@ LEAVER_SECTION = [
 
 def test_a_span_belongs_to_the_test_it_started_in(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_outliving=OUTLIVING_TESTS)
-    result = run_inprocess(pytester, "-p", "no:randomly", "-rA", "--sniper-otel-show=always")
+    result = run_inprocess(pytester, "-rA", "--sniper-otel-show=always")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(LEAVER_SECTION)
     # The test that ran while the span ended sees neither the span nor its last log.
@@ -184,7 +184,7 @@ def test_telemetry_requested_in_the_test(teardown_is_captured_too, client, reque
 
 def test_fixtures_set_up_before_telemetry_are_captured(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_order=FIXTURE_ORDER_TESTS)
-    result = run_inprocess(pytester, "-p", "no:randomly", "--sniper-otel-show=always", "-rA")
+    result = run_inprocess(pytester, "--sniper-otel-show=always", "-rA")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
@@ -269,7 +269,7 @@ def test_testbase_resetting_the_globals_does_not_empty_later_captures(
 ) -> None:
     pytester.makeconftest(TESTBASE_CONFTEST)
     pytester.makepyfile(test_mixed=TESTBASE_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=4)
     sdk = {
         "TracerProvider": "opentelemetry.sdk.trace.TracerProvider",
@@ -328,7 +328,7 @@ def test_3_captured_and_still_exported(telemetry):
 
 def test_a_provider_installed_after_a_reset_is_attached_to(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_replaced=REPLACED_TESTS)
-    result = run_subprocess(pytester, "-p", "no:randomly")
+    result = run_subprocess(pytester)
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
