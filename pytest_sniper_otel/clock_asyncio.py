@@ -27,9 +27,10 @@ timer whenever nothing is readable at once (after a few no-op cycles), whatever 
 sockets are waiting for.
 
 A server running in this process (another thread) that a loop's sockets talk to registers
-with :func:`register_in_process_server`: while it is answering, the loop waits for its bytes
-without moving the clock (the server charges its own latency on the clock), and a socket
-connected to it is in flight exactly while it is answering.
+with :func:`register_in_process_server`: while it is answering, or while bytes between it and
+the loop are still inside the kernel (a loaded machine can deliver loopback bytes after the
+send returned), the loop waits for them without moving the clock (the server charges its
+own latency on the clock), and a socket connected to it is in flight exactly then.
 """
 
 from __future__ import annotations
