@@ -224,19 +224,9 @@ def chaos(
         marker_args=faults, marker_kwargs=marker.kwargs if marker else {},
         journal_dir=request.config.getoption("--sniper-otel-chaos-journal"),
         report_dir=request.config.getoption("--sniper-otel-chaos-report"),
-        test_id=_test_id(request.node),
+        test_id=request.node.nodeid,
     ) as ctl:
         yield ctl
-
-
-def _test_id(node: pytest.Item) -> str:
-    """The test's id without the ``@group`` pytest-xdist's loadgroup adds to it: journal and
-    report names stay the same however the run is distributed."""
-    group = node.get_closest_marker("xdist_group")
-    if group is None:
-        return node.nodeid
-    name = group.args[0] if group.args else group.kwargs.get("name", "default")
-    return node.nodeid.removesuffix(f"@{name}")
 
 
 # the exit status of an interrupt, by signal (pytest_keyboard_interrupt is given no config)

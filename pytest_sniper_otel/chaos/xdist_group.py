@@ -6,6 +6,11 @@ another test's SET timed out. Under ``--dist loadgroup`` they get one ``xdist_gr
 they run one after another on one worker while the other tests spread out. Under another
 distribution, with ``SNIPER_OTEL_REDIS_URL`` set, the first worker says once that they may
 run at once.
+
+xdist's scheduler reads each test's group from its id (``<nodeid>@<group>``); once the worker
+has sent those ids, the tests take their own ids back, so reports, ``--lf`` and the terminal
+show the ids the tests were collected with (with the suffix, ``--lf`` never matched a
+grouped test's recorded failure and silently skipped it).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class RealRedisGroup:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        # a grouped test -> (its own id, the id with its group that xdist's scheduler reads)
+        self.grouped: dict[pytest.Item, tuple[str, str]] = {}
 
     @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
@@ -40,16 +47,36 @@ class RealRedisGroup:
         # A wrapper, as xdist registers its hook last on a worker, so it runs before any
         # plain hook of a plugin or conftest.
         loadgroup = bool(getattr(self.config.option, "loadgroup", False))  # set by xdist
-        if loadgroup:
-            group = pytest.mark.xdist_group(REAL_REDIS_GROUP)
-            for item in items:
-                if item.get_closest_marker(REAL_REDIS_MARKER) is not None:
-                    item.add_marker(group)
-        yield
-        if loadgroup:
-            _keep_group_names(items)
-        else:
+        if not loadgroup:
+            yield
             self._warn_if_spread(items)
+            return
+        group = pytest.mark.xdist_group(REAL_REDIS_GROUP)
+        own_ids = {item: item.nodeid for item in items}
+        for item in items:
+            if item.get_closest_marker(REAL_REDIS_MARKER) is not None:
+                item.add_marker(group)
+        yield
+        # xdist's hook named each grouped test "<nodeid>@<group>" in item._nodeid. Until the
+        # worker sends the ids, the tests keep their own: --lf selects by them after this.
+        self.grouped = {}
+        for item, own in own_ids.items():
+            meant = item.__dict__.get("_nodeid")
+            if isinstance(meant, str) and meant != own:
+                self.grouped[item] = (own, meant)
+                _set_nodeid(item, own)  # pytest 9.2 never took xdist's id; an older one did
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection_finish(self) -> Generator[None]:
+        # Around xdist's own hook, which sends the ids: it sends the grouped ones (pytest 9.2
+        # no longer reads item._nodeid, where xdist put them: pytest-xdist issue 1386).
+        for item, (_, grouped) in self.grouped.items():
+            _set_nodeid(item, grouped)
+        try:
+            yield
+        finally:
+            for item, (own, _) in self.grouped.items():
+                _set_nodeid(item, own)
 
     def _warn_if_spread(self, items: list[pytest.Item]) -> None:
         workers = int(self.workerinput.get("workercount", 1))
@@ -67,16 +94,10 @@ class RealRedisGroup:
             "runs them one after another on one worker"), None, path, (line or 0) + 1)
 
 
-def _keep_group_names(items: list[pytest.Item]) -> None:
-    """pytest-xdist 3.8 groups a test by assigning ``item._nodeid``, which pytest 9.2 no longer
-    reads (its node ids are structured, ``item._id``): the test would lose its group and be
-    scheduled alone (pytest-xdist issue 1386). Give it the id xdist meant."""
-    for item in items:
-        meant = item.__dict__.get("_nodeid")
-        if not isinstance(meant, str) or meant == item.nodeid:
-            continue
-        try:
-            from _pytest.nodeid import coerce_node_id
-        except ImportError:  # an older pytest reads _nodeid itself
-            return
-        item._id = coerce_node_id(meant)
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest: the id is the string itself
+        vars(item)["_nodeid"] = nodeid
+        return
+    item._id = coerce_node_id(nodeid)

@@ -9,7 +9,8 @@ import pytest
 
 from ..plugin.pytester_helpers import QUIET
 
-GROUP = "@sniper_otel_real_redis"
+SHARED = {"test_cache.py::test_cache[real-1]", "test_cache.py::test_cache[real-2]",
+          "test_scenarios.py::test_pause", "test_scenarios.py::test_outage"}
 # Two modules, as in a real suite: a cache test with a fakeredis and a real-server leg (the
 # marker on the fixture's param), and scenario-like tests marked themselves.
 CACHE = """
@@ -75,18 +76,16 @@ def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pyteste
         "=* 8 passed in *",
     ])
     ran = _workers_by_test(result)
+    # each test under the id it was collected with: xdist's "@group" suffix is its scheduler's
     assert sorted(ran) == sorted([
         "test_cache.py::test_cache[fake-1]", "test_cache.py::test_cache[fake-2]",
-        f"test_cache.py::test_cache[real-1]{GROUP}", f"test_cache.py::test_cache[real-2]{GROUP}",
-        "test_cache.py::test_free",
-        f"test_scenarios.py::test_pause{GROUP}", f"test_scenarios.py::test_outage{GROUP}",
-        "test_scenarios.py::test_offline",
+        "test_cache.py::test_free", "test_scenarios.py::test_offline", *SHARED,
     ])
-    shared = {worker for test, worker in ran.items() if test.endswith(GROUP)}
+    shared = {worker for test, worker in ran.items() if test in SHARED}
     assert len(shared) == 1, ran  # both modules' shared tests, one worker
     assert set(ran.values()) == {"gw0", "gw1"}, ran  # the others go to the other one too
     result.stdout.no_fnmatch_line("*SniperOtelWarning*")
-    # the journal is named after the test, not after its id with the group xdist adds
+    # the journal is named after the test's own id
     journals = suite.path / "journals"
     assert [p.name for p in journals.iterdir()] == ["test_scenarios.py_test_outage--outage.json"]
 
@@ -100,7 +99,10 @@ def test_another_distribution_warns_that_they_may_run_at_once(suite: pytest.Pyte
         f"  test_cache.py:*: {WARNING}",
         "=* 8 passed, 1 warning in *",
     ])
-    assert not any(test.endswith(GROUP) for test in _workers_by_test(result))
+    assert sorted(_workers_by_test(result)) == sorted([
+        "test_cache.py::test_cache[fake-1]", "test_cache.py::test_cache[fake-2]",
+        "test_cache.py::test_free", "test_scenarios.py::test_offline", *SHARED,
+    ])
 
 
 @pytest.mark.slow  # two more workers
@@ -112,3 +114,34 @@ def test_no_warning_without_a_server(
     result = suite.runpytest_inprocess(*ARGS)
     result.stdout.fnmatch_lines(["=* 8 passed in *"])
     result.stdout.no_fnmatch_line("*SniperOtelWarning*")
+
+
+def test_last_failed_reruns_a_failed_test_of_the_group(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_cache="""
+import pytest
+
+@pytest.mark.sniper_otel_real_redis
+def test_shared_fails():
+    assert False
+
+@pytest.mark.sniper_otel_real_redis
+def test_shared_passes():
+    pass
+
+def test_alone_fails():
+    assert False
+""")
+    # the cache is on here: --lf reads what the first run recorded
+    args = ("-p", "no:hypothesispytest", "-p", "no:randomly", "-n", "2", "-v",
+            "--dist", "loadgroup")
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=1, failed=2)
+    result = pytester.runpytest_inprocess(*args, "--lf")
+    result.assert_outcomes(failed=2)
+    assert sorted(_failed(result)) == ["test_cache.py::test_alone_fails",
+                                       "test_cache.py::test_shared_fails"]
+
+
+def _failed(result: pytest.RunResult) -> list[str]:
+    lines = (re.match(r"\[gw\d\] \[ *\d+%\] FAILED (\S+)$", line.strip())
+             for line in result.outlines)
+    return [m.group(1) for m in lines if m]
