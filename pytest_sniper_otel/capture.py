@@ -761,13 +761,19 @@ def _assess(signal: str, provider: object) -> tuple[str, str]:
         getattr(provider, "set_meter_provider", None)
     ):
         return "fill", ""
-    what = f"a {_describe(sdk)}" + (" without any metric reader" if _has_no_reader(sdk) else "")
+    readerless = _has_no_reader(sdk)
+    what = f"a {_describe(sdk)}" + (" without any metric reader" if readerless else "")
+    who = ""
+    if readerless and "pytest_opentelemetry" in sys.modules:
+        # the likely installer, named so the user need not hunt for it
+        who = (". pytest-opentelemetry is loaded and installs one when pytest configures; "
+               "a MeterProvider set in conftest.py comes first")
     return "unavailable", (
         f"{what} was installed before the plugin, and readers can't be added to a "
         "MeterProvider after it is built. Let the plugin install it, or pass "
         "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...] "
         "(logfire: logfire.configure(metrics=logfire.MetricsOptions("
-        "additional_readers=[metric_reader()])))"
+        f"additional_readers=[metric_reader()]))){who}"
     )
 
 

@@ -185,6 +185,36 @@ def test_pytest_opentelemetry_spans_are_not_the_tests(
     )
 
 
+def test_pytest_opentelemetry_is_named_when_its_provider_has_no_reader(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_ADDOPTS", ASYNCIO_LOOP_SCOPE)  # with pytest-opentelemetry's plugin
+    pytester.makepyfile(test_metrics="""
+from opentelemetry import metrics
+
+
+def test_metrics(telemetry):
+    metrics.get_meter("bot").create_counter("orders_total").add(3)
+    assert telemetry.metric("orders_total").value == 3
+""")
+    result = run_subprocess(pytester)
+    result.assert_outcomes(failed=1)
+    assert_failures(
+        result,
+        {
+            "test_metrics": f"sniper-otel cannot capture metrics: a {SDK_METER} without any "
+            "metric reader was installed before the plugin, and readers can't be added to a "
+            "MeterProvider after it is built. Let the plugin install it, or pass "
+            "pytest_sniper_otel.capture.metric_reader() in its metric_readers=[...] "
+            "(logfire: logfire.configure(metrics=logfire.MetricsOptions("
+            "additional_readers=[metric_reader()]))). pytest-opentelemetry is loaded and "
+            "installs one when pytest configures; a MeterProvider set in conftest.py comes "
+            "first"
+        },
+        exc="pytest_sniper_otel.errors.CaptureUnavailable",
+    )
+
+
 def test_pytest_opentelemetry_with_metrics_through_the_plugins_reader(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
