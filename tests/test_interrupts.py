@@ -133,7 +133,8 @@ def test_a_real_servers_client_pause_is_lifted_and_the_keys_removed(
     assert "Traceback" not in out + err
     # writes go through at once: the 30 s pause was lifted, not left to expire
     client.set("sniper-otel-interrupt-probe", "1", ex=5)
-    assert _sniper_keys(client) == before
+    # nothing of the run's left behind; another test's key may have expired meanwhile
+    assert _sniper_keys(client) - before == set()
     client.close()
 
 
