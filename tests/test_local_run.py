@@ -3,12 +3,11 @@ says about it, what CI runs, and the two default workers."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from .plugin.pytester_helpers import QUIET
+from .plugin.pytester_helpers import QUIET, workers_by_test
 
 REPO = Path(__file__).resolve().parents[1]
 # Imported already (tests/conftest.py), so pytest cannot rewrite its asserts (it has none).
@@ -164,15 +163,14 @@ def test_the_real_redis_leg_runs_on_one_of_the_two_workers(
     result = suite.runpytest_inprocess(*PLUGIN, "-v")
     result.stdout.fnmatch_lines([LOCAL_HEADER, WORKERS_HEADER, DIST_HEADER,
                                  "2 workers [9 items]", "=* 9 passed in *"])
-    ran = _workers_by_test(result)
-    group = "@sniper_otel_real_redis"
+    ran = workers_by_test(result)
+    shared = [*(f"test_redis.py::test_cache[real-{n}]" for n in (1, 2, 3)),
+              "test_redis.py::test_pause"]
     assert sorted(ran) == sorted([
         "test_suite.py::test_fast", "test_suite.py::test_also_fast",
-        *(f"test_redis.py::test_cache[fake-{n}]" for n in (1, 2, 3)),
-        *(f"test_redis.py::test_cache[real-{n}]{group}" for n in (1, 2, 3)),
-        f"test_redis.py::test_pause{group}",
+        *(f"test_redis.py::test_cache[fake-{n}]" for n in (1, 2, 3)), *shared,
     ])
-    assert len({worker for test, worker in ran.items() if test.endswith(group)}) == 1
+    assert len({ran[test] for test in shared}) == 1
     assert set(ran.values()) == {"gw0", "gw1"}
     assert result.ret == pytest.ExitCode.OK
 
@@ -181,13 +179,6 @@ def test_an_explicit_dist_is_kept(suite: pytest.Pytester) -> None:
     result = suite.runpytest_inprocess(*PLUGIN, "-n", "2", "--dist", "load")
     result.stdout.fnmatch_lines([LOCAL_HEADER, "created: 2/2 workers", "=* 2 passed in *"])
     result.stdout.no_fnmatch_line("dist:*")
-
-
-def _workers_by_test(result: pytest.RunResult) -> dict[str, str]:
-    """Each test's worker, from pytest-xdist's verbose lines ("[gw1] [ 20%] PASSED id")."""
-    lines = (re.match(r"\[(gw\d)\] \[ *\d+%\] PASSED (\S+)$", line.strip())
-             for line in result.outlines)
-    return {m.group(2): m.group(1) for m in lines if m}
 
 
 @pytest.mark.parametrize("debugger", ["--pdb", "--trace"])

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from ..plugin.pytester_helpers import QUIET
+from ..plugin.pytester_helpers import QUIET, workers_by_test
 
 SHARED = {"test_cache.py::test_cache[real-1]", "test_cache.py::test_cache[real-2]",
           "test_scenarios.py::test_pause", "test_scenarios.py::test_outage"}
@@ -59,13 +57,6 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return pytester
 
 
-def _workers_by_test(result: pytest.RunResult) -> dict[str, str]:
-    """Each test's worker, from pytest-xdist's verbose lines ("[gw1] [ 20%] PASSED id")."""
-    lines = (re.match(r"\[(gw\d)\] \[ *\d+%\] PASSED (\S+)$", line.strip())
-             for line in result.outlines)
-    return {m.group(2): m.group(1) for m in lines if m}
-
-
 def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pytester) -> None:
     result = suite.runpytest_inprocess(*ARGS, "--dist", "loadgroup",
                                        "--sniper-otel-chaos-journal=journals")
@@ -75,7 +66,7 @@ def test_loadgroup_runs_the_real_redis_tests_on_one_worker(suite: pytest.Pyteste
         "scheduling tests via LoadGroupScheduling",
         "=* 8 passed in *",
     ])
-    ran = _workers_by_test(result)
+    ran = workers_by_test(result)
     # each test under the id it was collected with: xdist's "@group" suffix is its scheduler's
     assert sorted(ran) == sorted([
         "test_cache.py::test_cache[fake-1]", "test_cache.py::test_cache[fake-2]",
@@ -99,7 +90,7 @@ def test_another_distribution_warns_that_they_may_run_at_once(suite: pytest.Pyte
         f"  test_cache.py:*: {WARNING}",
         "=* 8 passed, 1 warning in *",
     ])
-    assert sorted(_workers_by_test(result)) == sorted([
+    assert sorted(workers_by_test(result)) == sorted([
         "test_cache.py::test_cache[fake-1]", "test_cache.py::test_cache[fake-2]",
         "test_cache.py::test_free", "test_scenarios.py::test_offline", *SHARED,
     ])
@@ -137,11 +128,6 @@ def test_alone_fails():
     pytester.runpytest_inprocess(*args).assert_outcomes(passed=1, failed=2)
     result = pytester.runpytest_inprocess(*args, "--lf")
     result.assert_outcomes(failed=2)
-    assert sorted(_failed(result)) == ["test_cache.py::test_alone_fails",
+    assert sorted(workers_by_test(result, "FAILED")) == ["test_cache.py::test_alone_fails",
                                        "test_cache.py::test_shared_fails"]
 
-
-def _failed(result: pytest.RunResult) -> list[str]:
-    lines = (re.match(r"\[gw\d\] \[ *\d+%\] FAILED (\S+)$", line.strip())
-             for line in result.outlines)
-    return [m.group(1) for m in lines if m]

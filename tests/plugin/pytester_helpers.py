@@ -103,3 +103,11 @@ def run_subprocess(
     pytester: pytest.Pytester, *args: str, timeout: float | None = None
 ) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*QUIET, *args, timeout=timeout)
+
+
+def workers_by_test(result: pytest.RunResult, outcome: str = "PASSED") -> dict[str, str]:
+    """The worker of each test with ``outcome``, from pytest-xdist's verbose lines
+    ("[gw1] [ 20%] PASSED id")."""
+    lines = (re.match(rf"\[(gw\d+)\] \[ *\d+%\] {outcome} (\S+)$", line.strip())
+             for line in result.outlines)
+    return {m.group(2): m.group(1) for m in lines if m}
