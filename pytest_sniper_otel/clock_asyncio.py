@@ -147,22 +147,21 @@ class _LoopOnClock:
     def _bytes_in_transit_to_servers(self) -> bool:
         """Whether a connection between this loop and an in-process server has bytes one
         side wrote that the other side's kernel has not received yet. Waited for at most
-        ``ANSWER_WAIT`` real seconds in a row, should the counts never meet."""
+        ``ANSWER_WAIT`` real seconds until none is, should the counts never meet."""
         servers = [s for s in list(_SHARED.in_process_servers) if s.connections is not None]
-        if not servers:
-            return False
-        for transport in list(getattr(self.loop(), "_transports", {}).values()):
+        transports = list(getattr(self.loop(), "_transports", {}).values()) if servers else []
+        for transport in transports:
             server = _in_process_server_at(transport.get_extra_info("peername"), servers)
             if server is None or server.connections is None:
                 continue
             ours = transport.get_extra_info("socket")
-            if ours is None or not _in_transit(ours, server.connections(),
-                                               transport.get_extra_info("sockname")):
-                continue
-            now = real_monotonic_ns()
-            if self.transit_since_ns is None:
-                self.transit_since_ns = now
-            return now - self.transit_since_ns < round(ANSWER_WAIT * _NS)
+            if ours is not None and _in_transit(ours, server.connections(),
+                                                transport.get_extra_info("sockname")):
+                now = real_monotonic_ns()
+                if self.transit_since_ns is None:
+                    self.transit_since_ns = now
+                return now - self.transit_since_ns < round(ANSWER_WAIT * _NS)
+        self.transit_since_ns = None
         return False
 
     def _own_addresses(self) -> set[Any]:
@@ -186,10 +185,9 @@ class _LoopOnClock:
                                          else min(timeout, _SERVER_POLL))
             self.received(ready)
             return ready
-        if self.transit_since_ns is not None or _SHARED.in_process_servers:
+        if _SHARED.in_process_servers:
             # What arrived after the first look: a kernel makes bytes readable before its
             # counters show them received, so this look sees every byte they counted.
-            self.transit_since_ns = None
             ready = self.original_select(0)
             if ready:
                 self.received(ready)
