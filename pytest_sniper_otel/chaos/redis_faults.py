@@ -46,26 +46,45 @@ class _PoolHook:
 
 
 class _CommandHook:
-    """Replaces ``execute_command`` on one client instance, to count the commands that
-    active pauses hold; pauses join and leave it."""
+    """Replaces ``execute_command`` and ``pipeline`` on one client instance, to count the
+    commands that active pauses hold, one by one or in a pipeline; pauses join and leave
+    it."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.original = client.execute_command
+        self.original_pipeline = client.pipeline
         self.pauses: list[ClientPause] = []
         client.execute_command = self
+        client.pipeline = self.pipeline
 
     def __call__(self, *args: Any, **options: Any) -> Any:
-        for pause in self.pauses:
-            if pause.holds(args[0] if args else ""):
-                pause.struck()
+        self._count(args)
         return self.original(*args, **options)
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        pipe = self.original_pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def counted_execute(*execute_args: Any, **execute_kwargs: Any) -> Any:
+            for command_args, _ in pipe.command_stack:
+                self._count(command_args)
+            return execute(*execute_args, **execute_kwargs)
+
+        pipe.execute = counted_execute
+        return pipe
+
+    def _count(self, command_args: Any) -> None:
+        for pause in self.pauses:
+            if pause.holds(command_args[0] if command_args else ""):
+                pause.struck()
 
     def remove(self, pause: ClientPause) -> None:
         if pause in self.pauses:
             self.pauses.remove(pause)
         if not self.pauses and vars(self.client).get("execute_command") is self:
-            del self.client.execute_command  # back to the class's method
+            del self.client.execute_command  # back to the class's methods
+            del self.client.pipeline
 
 
 @dataclass
@@ -193,8 +212,8 @@ class ClientPause(Fault):
 
     Its hits are the commands the pause held: each command the client sent while paused
     that the server pauses (in WRITE mode those it flags ``write`` or ``may_replicate``,
-    asked once per command name with ``COMMAND INFO``; in ALL mode every one). Commands
-    sent in a pipeline are not seen.
+    asked once per command name with ``COMMAND INFO``; in ALL mode every one), sent one by
+    one or in a pipeline the client made while the pause was on.
     """
 
     mode: str = "WRITE"

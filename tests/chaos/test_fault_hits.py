@@ -214,6 +214,8 @@ def test_a_window_without_work_fails_the_scenario_naming_the_fault(
 class _RedisSystem(_System):
     """Per unit: a SET (held by a WRITE pause) and a GET (answered through it)."""
 
+    pipelined = False
+
     def __init__(self, context: SystemContext, *, everywhere: bool) -> None:
         super().__init__(context, everywhere=everywhere)
         self.client = context.redis
@@ -223,7 +225,12 @@ class _RedisSystem(_System):
         import redis
 
         try:
-            self.client.set("sniper-otel-test:fault-hits", "1", ex=60)
+            if self.pipelined:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.set("sniper-otel-test:fault-hits", "1", ex=60)
+                pipe.execute()
+            else:
+                self.client.set("sniper-otel-test:fault-hits", "1", ex=60)
         except redis.TimeoutError:
             self.timeouts += 1
         self.client.get("sniper-otel-test:fault-hits")
@@ -235,9 +242,19 @@ class _RedisSystem(_System):
         self.client.delete("sniper-otel-test:fault-hits")
 
 
+class _PipelinedRedisSystem(_RedisSystem):
+    """The same, with the SET sent in a pipeline of one."""
+
+    pipelined = True
+
+
 @pytest.mark.sniper_otel_real_redis
-@pytest.mark.parametrize("everywhere", [True, False], ids=["work", "no_work"])
-def test_a_redis_pause_counts_the_commands_it_held(everywhere: bool, real_redis_url: str) -> None:
+@pytest.mark.parametrize(("everywhere", "system"), [
+    (True, _RedisSystem), (False, _RedisSystem), (True, _PipelinedRedisSystem)],
+    ids=["work", "no_work", "pipelined"])
+def test_a_redis_pause_counts_the_commands_it_held(
+    everywhere: bool, system: type[_RedisSystem], real_redis_url: str,
+) -> None:
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -245,10 +262,11 @@ def test_a_redis_pause_counts_the_commands_it_held(everywhere: bool, real_redis_
     client = redis.Redis.from_url(real_redis_url, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
     spec = fault("redis.client_pause", start=START, duration=DURATION)
     try:
-        run, built = _run(spec, _RedisSystem, everywhere=everywhere, redis=client)
+        run, built = _run(spec, system, everywhere=everywhere, redis=client)
     finally:
         client.close()
-    assert "execute_command" not in vars(client)  # the counting hook is gone
+    # the counting hooks are gone
+    assert "execute_command" not in vars(client) and "pipeline" not in vars(client)
     units = _in_window(run, built)
     if everywhere:
         assert run.ok, run.failure_message()
