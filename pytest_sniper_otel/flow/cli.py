@@ -167,6 +167,11 @@ def _run(seed: int, duration: float, redis_url: str | None, json_path: Path | No
         except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: a partial, marked summary
             interrupted = exc
             interrupted_by = handled(exc)
+        except BaseException:
+            # The bot crashed: still deliver what it recorded, which is what explains it.
+            if otlp is not None:
+                otlp.finish(clock.time() - start)
+            raise
         summary = bot.summary()
         problems = bot.reconcile()
         recorded = set(telemetry.metric_names())  # while the bot still reports its gauges

@@ -55,6 +55,29 @@ def test_otlp_endpoint_receives_spans_logs_and_metrics() -> None:
     assert [line for line in done.stderr.splitlines() if not PROGRESS.fullmatch(line)] == []
 
 
+def test_a_crashed_run_still_exports_what_it_recorded() -> None:
+    with OtlpCollector(count_items=True) as collector:
+        crash = (
+            "import sys, pytest_sniper_otel.flow.bot as b\n"
+            "orig, steps = b.SniperBot.run_for, []\n"
+            "def run_for(self, s):\n"
+            "    steps.append(s)\n"
+            "    if len(steps) == 3:\n"
+            "        raise RuntimeError('the bot broke')\n"
+            "    return orig(self, s)\n"
+            "b.SniperBot.run_for = run_for\n"
+            "from pytest_sniper_otel.cli import main\n"
+            f"sys.exit(main(['run', '--duration', '10m', '--otlp-endpoint', {collector.url!r}]))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "RuntimeError: the bot broke"
+    # the spans, logs and metric points of the steps before the crash reached the collector
+    assert collector.items["traces"] > 0 and collector.items["metrics"] > 0
+    assert collector.requests["/v1/logs"] > 0
+
+
 PROGRESS = re.compile(r"sniper-otel run: \d+/\d+ simulated seconds \(\d+%\)")
 
 
