@@ -309,10 +309,7 @@ _TCP_INFO_SIZE = _TCP_BYTES_ACKED_AT + 16
 
 
 def _served_in_process(peer: Any) -> bool:
-    if not isinstance(peer, tuple) or len(peer) < 2:
-        return False
-    return any(server.address is not None and server.address == (peer[0], peer[1])
-               for server in list(_SHARED.in_process_servers))
+    return _in_process_server_at(peer, list(_SHARED.in_process_servers)) is not None
 
 
 def _ns_from_seconds(seconds: float) -> int:
