@@ -128,6 +128,6 @@ def test_alone_fails():
     pytester.runpytest_inprocess(*args).assert_outcomes(passed=1, failed=2)
     result = pytester.runpytest_inprocess(*args, "--lf")
     result.assert_outcomes(failed=2)
-    assert sorted(workers_by_test(result, "FAILED")) == ["test_cache.py::test_alone_fails",
-                                       "test_cache.py::test_shared_fails"]
+    failed = sorted(workers_by_test(result, "FAILED"))
+    assert failed == ["test_cache.py::test_alone_fails", "test_cache.py::test_shared_fails"]
 
