@@ -204,6 +204,9 @@ class RedisCache:
         self.errors = 0
         self._sizes: dict[str, int] = {}
         self._expiry: dict[str, float] = {}  # key -> simulated expiry of what we last wrote
+        # every key a write was sent for, answered or not: a server can apply a write whose
+        # answer the client gave up on (a socket timeout on a loaded machine)
+        self._sent: set[str] = set()
         if instrument_commands and not getattr(client, "_is_instrumented_by_opentelemetry", False):
             RedisInstrumentor.instrument_client(client)
 
@@ -233,6 +236,7 @@ class RedisCache:
     def set(self, key: str, value: Any, ttl: float | None = None) -> bool:
         with self._operation("set", key) as (_, result):
             payload = self._envelope(value, ttl)
+            self._sent.add(key)
             self._redis().set(self._key(key), payload, ex=SERVER_TTL_CAP)
             self._sizes[key] = len(payload)
             self._expiry[key] = self._expires(ttl)
@@ -255,6 +259,7 @@ class RedisCache:
                 pipe = self._redis().pipeline(transaction=False)
                 for key, value in entries.items():
                     payload = self._envelope(value, strategy.ttl)
+                    self._sent.add(key)
                     pipe.set(self._key(key), payload, ex=SERVER_TTL_CAP)
                     self._sizes[key] = len(payload)
                     self._expiry[key] = self._expires(strategy.ttl)
@@ -265,11 +270,12 @@ class RedisCache:
         return WarmupMetrics(warmed, (monotonic() - started) * 1000.0, bool(result))
 
     def close(self) -> None:
-        """Delete this cache's keys (a real server outlives the bot). Housekeeping, not
-        trading: no span, no metric."""
-        keys = [self._key(k) for k in self._sizes]
+        """Delete this cache's keys (a real server outlives the bot), those of writes never
+        answered too. Housekeeping, not trading: no span, no metric."""
+        keys = [self._key(k) for k in sorted(self._sent | self._sizes.keys())]
         self._sizes.clear()
         self._expiry.clear()
+        self._sent.clear()
         if not keys:
             return
         try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import fakeredis
 import pytest
 import redis
 
@@ -91,3 +93,26 @@ def test_the_bot_trades_on_this_redis(redis_client: redis.Redis, clock: SimClock
         assert bot.reconcile() == []
     finally:
         bot.close()
+
+
+
+def test_close_removes_a_write_the_server_applied_but_never_answered(
+    clock: SimClock, telemetry: Telemetry
+) -> None:
+    """A SET whose answer came too late (a loaded machine, a socket timeout): the server
+    has the key, the cache counted an error and does not know it. close() removes it."""
+    client = fakeredis.FakeRedis()
+    execute: Callable[..., Any] = client.execute_command
+
+    def applied_then_lost(*args: Any, **options: Any) -> Any:
+        answer = execute(*args, **options)
+        if args[0] == "SET":
+            raise redis.TimeoutError("Timeout reading from socket")
+        return answer
+
+    client.execute_command = applied_then_lost  # type: ignore[method-assign]
+    cache = RedisCache(client, clock=clock, seed=0, instrument_commands=False)
+    assert not cache.set("listing:LATE", {"symbol": "LATE"})  # an error, not raised
+    assert client.keys(f"{cache.namespace}:*") == [f"{cache.namespace}:listing:LATE".encode()]
+    cache.close()
+    assert client.keys(f"{cache.namespace}:*") == []
