@@ -159,20 +159,20 @@ def _never_struck(run: ScenarioRun) -> str:
     return check.detail
 
 
+def _case(name: str, system: type[_System], per_unit: int, case_id: str) -> Any:
+    """A fault active from START for DURATION, the system whose work it touches, and how
+    many occurrences it changes per unit of that work."""
+    return pytest.param(fault(name, start=START, duration=DURATION), system, per_unit,
+                        id=case_id)
+
+
 CASES = [
-    # (fault, system, occurrences per unit of work)
-    pytest.param(fault("model.confidence_drift", start=START, duration=DURATION),
-                 _ModelSystem, 3, id="confidence_drift"),
-    pytest.param(fault("model.inference_slowdown", start=START, duration=DURATION),
-                 _ModelSystem, 1, id="inference_slowdown"),
-    pytest.param(fault("model.false_positive_burst", start=START, duration=DURATION),
-                 _ModelSystem, 2, id="false_positive_burst"),
-    pytest.param(fault("market.partial_fills", start=START, duration=DURATION),
-                 _ExchangeSystem, 1, id="partial_fills"),
-    pytest.param(fault("clock.skew", start=START, duration=DURATION),
-                 _TickerSystem, 1, id="clock_skew"),
-    pytest.param(fault("telemetry.queue_overflow", start=START, duration=DURATION),
-                 _SpanSystem, 3, id="queue_overflow"),
+    _case("model.confidence_drift", _ModelSystem, 3, "confidence_drift"),
+    _case("model.inference_slowdown", _ModelSystem, 1, "inference_slowdown"),
+    _case("model.false_positive_burst", _ModelSystem, 2, "false_positive_burst"),
+    _case("market.partial_fills", _ExchangeSystem, 1, "partial_fills"),
+    _case("clock.skew", _TickerSystem, 1, "clock_skew"),
+    _case("telemetry.queue_overflow", _SpanSystem, 3, "queue_overflow"),
 ]
 
 
